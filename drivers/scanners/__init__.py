@@ -1,0 +1,1 @@
+"""traceway drivers/scanners."""

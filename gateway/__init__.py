@@ -1,0 +1,3 @@
+"""traceway: edge gateway for warehouse traceability."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""traceway mqtt_topics."""
