@@ -1,0 +1,108 @@
+"""Configuration models for scanner readers (validated by pydantic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FramerConfig(_Strict):
+    """How a byte stream is cut into frames and a frame into codes."""
+
+    terminator: str = Field(
+        default="\r\n|\r|\n",
+        description="Frame terminators, '|'-separated alternatives; escapes like \\r allowed. "
+        "Empty string: no terminator (use stx_etx or idle_timeout).",
+    )
+    stx_etx: bool = Field(default=False, description="Frames are STX (0x02) ... ETX (0x03).")
+    idle_timeout: float = Field(
+        default=0.0, ge=0.0, description="Seconds of silence that end a frame; 0 disables."
+    )
+    max_length: int = Field(default=4096, ge=16, description="Longest frame in bytes.")
+    no_read: str = Field(default="", description="Token a reader sends when it read nothing.")
+    separator: str = Field(
+        default="", description="Separates several codes in one frame (e.g. ';'); empty: one code."
+    )
+    heartbeat: str = Field(default="", description="A frame equal to this is a heartbeat.")
+    heartbeat_interval: float = Field(
+        default=0.0, ge=0.0, description="Expected heartbeat period in s; 0: none expected."
+    )
+    encoding: str = Field(default="latin-1", description="Byte to text decoding.")
+
+
+class _ScannerBase(_Strict):
+    station: str = Field(description="Name of the station this scanner belongs to.")
+    enabled: bool = True
+
+
+class ReplayScanner(_ScannerBase):
+    """Replays a file, one scan per line (escapes like \\x1d and an AIM prefix allowed)."""
+
+    type: Literal["replay"]
+    path: Path
+    interval: float = Field(default=0.2, ge=0.0, description="Seconds between scans.")
+    loop: bool = False
+    start_delay: float = Field(default=0.0, ge=0.0)
+
+
+class SerialScanner(_ScannerBase):
+    """A scanner on a serial port (RS-232 or USB CDC-ACM)."""
+
+    type: Literal["serial"]
+    port: str = Field(description="Prefer /dev/serial/by-id/... names.")
+    baudrate: int = 9600
+    bytesize: Literal[5, 6, 7, 8] = 8
+    parity: Literal["N", "E", "O", "M", "S"] = "N"
+    stopbits: Literal[1, 2] = 1
+    rtscts: bool = False
+    framing: FramerConfig = FramerConfig()
+    good_read_bytes: str = Field(default="", description="Bytes sent to the scanner on accept.")
+    bad_read_bytes: str = Field(default="", description="Bytes sent to the scanner on reject.")
+
+
+class TcpScanner(_ScannerBase):
+    """A fixed-mount reader speaking TCP: we connect to it, or it connects to us."""
+
+    type: Literal["tcp"]
+    mode: Literal["connect", "listen"] = "connect"
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    framing: FramerConfig = FramerConfig()
+    connect_timeout: float = 5.0
+
+
+class EvdevScanner(_ScannerBase):
+    """A USB keyboard-wedge scanner read through Linux evdev."""
+
+    type: Literal["evdev"]
+    device: str = Field(
+        default="", description="/dev/input/by-id/... or by-path link, or a /dev/input/eventN."
+    )
+    name: str = Field(default="", description="Match by device name (substring).")
+    vendor_product: str = Field(default="", description="Match by 'vvvv:pppp' (hex).")
+    layout: Literal["us", "de", "fr", "uk"] = "us"
+    gs_substitute: str = Field(default="", description="A character the scanner sends for GS.")
+    terminators: list[Literal["enter", "kp_enter", "tab"]] = ["enter", "kp_enter"]
+    idle_timeout: float = Field(default=0.0, ge=0.0)
+    max_length: int = 4096
+    grab: bool = True
+
+
+class HidPosScanner(_ScannerBase):
+    """A scanner in USB HID POS mode (usage page 0x8C), read from hidraw."""
+
+    type: Literal["hidpos"]
+    device: str = Field(default="", description="/dev/hidrawN or a udev symlink.")
+    vendor_product: str = Field(default="")
+
+
+ScannerConfig = Annotated[
+    ReplayScanner | SerialScanner | TcpScanner | EvdevScanner | HidPosScanner,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,317 @@
+"""Gateway configuration: TOML validated by pydantic; errors name the file and the key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drivers.printers.config import PrinterConfig
+from drivers.scanners.config import ScannerConfig
+
+BIZ_STEPS = (
+    "receiving",
+    "storing",
+    "picking",
+    "packing",
+    "shipping",
+    "commissioning",
+    "consuming",
+    "destroying",
+    "holding",
+    "cycle_counting",
+    "returning",
+    "inspecting",
+)
+BizStep = Literal[
+    "receiving",
+    "storing",
+    "picking",
+    "packing",
+    "shipping",
+    "commissioning",
+    "consuming",
+    "destroying",
+    "holding",
+    "cycle_counting",
+    "returning",
+    "inspecting",
+]
+Policy = Literal["accept", "warn", "reject"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, naming the file and the key path."""
+
+    def __init__(self, file: str, key: str, message: str) -> None:
+        self.file = file
+        self.key = key
+        self.message = message
+        where = f"{file}: {key}: " if key else f"{file}: "
+        super().__init__(where + message)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewayIdentity(_Strict):
+    """Who this gateway is: site and gateway id appear in every topic and event."""
+
+    site: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    gln: str = Field(default="", pattern=r"^(\d{13})?$", description="GLN of the site.")
+
+
+class TlsConfig(_Strict):
+    """MQTT TLS. Verification is always on when TLS is enabled; there is no plaintext fallback."""
+
+    enabled: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_hostname: str = ""
+
+
+class BrokerConfig(_Strict):
+    """The MQTT broker the gateway publishes to."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: TlsConfig = TlsConfig()
+    username: str = ""
+    password_file: Path | None = None
+    password_env: str = Field(default="", description="Name of an env var holding the password.")
+    client_id: str = Field(default="", description="Default: traceway-{site}-{gateway id}.")
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    session_expiry: int = Field(default=7 * 24 * 3600, ge=0, description="Seconds.")
+    max_inflight: int = Field(default=100, ge=1, le=1000)
+    topic_prefix: str = "traceway/v1"
+
+    def password(self) -> str | None:
+        """The broker password from the environment or a file; never from the config itself."""
+        if self.password_env and self.password_env in os.environ:
+            return os.environ[self.password_env]
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return None
+
+
+class StorageConfig(_Strict):
+    """Where the gateway keeps its state (SQLite)."""
+
+    path: Path = Path("/var/lib/traceway/traceway.db")
+    synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    outbox_capacity: int = Field(default=1_000_000, ge=100)
+    outbox_high_watermark: float = Field(default=0.8, gt=0, lt=1)
+    outbox_low_watermark: float = Field(default=0.6, gt=0, lt=1)
+    max_group: int = Field(default=256, ge=1, description="Most scans in one group commit.")
+
+    @model_validator(mode="after")
+    def _watermarks(self) -> StorageConfig:
+        if self.outbox_low_watermark >= self.outbox_high_watermark:
+            raise ValueError("outbox_low_watermark must be below outbox_high_watermark")
+        return self
+
+
+class StationConfig(_Strict):
+    """A place where scans happen: binds scanners to a business step and location."""
+
+    step: BizStep
+    read_point: str = Field(default="", description="GLN or id of the read point.")
+    biz_location: str = Field(default="", description="GLN or id of the business location.")
+    location: str = Field(default="", description="Initial storage location for movements.")
+    unknown_gtin: Policy = "reject"
+    fefo: Policy = "warn"
+    near_expiry: Policy = "warn"
+    duplicate_window: float = Field(default=5.0, ge=0, description="Seconds.")
+    default_quantity: int = Field(default=1, ge=1)
+    destination: str = ""
+    source: str = ""
+    print_on_accept: str = Field(default="", description="Template to print on accepted scans.")
+    printer: str = Field(default="", description="Printer for print_on_accept.")
+
+
+class PatternConfig(_Strict):
+    """A regex that turns a non-GS1 barcode into a location or command."""
+
+    kind: Literal["location", "command"]
+    regex: str
+    name: str = ""
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return v
+
+
+class CacheConfig(_Strict):
+    """Master data: CSV files imported at first start when the cache is empty (demo)."""
+
+    seed_products: Path | None = None
+    seed_lots: Path | None = None
+    seed_serials: Path | None = None
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class GatewayConfig(_Strict):
+    """The whole gateway configuration."""
+
+    gateway: GatewayIdentity
+    broker: BrokerConfig = BrokerConfig()
+    storage: StorageConfig = StorageConfig()
+    stations: dict[str, StationConfig]
+    scanners: dict[str, ScannerConfig] = {}
+    printers: dict[str, PrinterConfig] = {}
+    patterns: list[PatternConfig] = []
+    cache: CacheConfig = CacheConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        for name, sc in self.scanners.items():
+            if sc.station not in self.stations:
+                raise ValueError(
+                    f"scanners.{name}.station: unknown station {sc.station!r} "
+                    f"(known: {', '.join(sorted(self.stations)) or 'none'})"
+                )
+        for name, st in self.stations.items():
+            if st.printer and st.printer not in self.printers:
+                raise ValueError(f"stations.{name}.printer: unknown printer {st.printer!r}")
+            if st.print_on_accept and not st.printer:
+                raise ValueError(f"stations.{name}.printer: required with print_on_accept")
+        return self
+
+    @property
+    def client_id(self) -> str:
+        return self.broker.client_id or f"traceway-{self.gateway.site}-{self.gateway.id}"
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p in ("replay", "serial", "tcp", "evdev", "hidpos") and parts:
+            continue  # discriminator tag that pydantic adds to the location
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts)
+
+
+
+
+def parse_config(text: str, file: str = "<config>", base: Path | None = None) -> GatewayConfig:
+    """Parse and validate TOML text. Relative paths are resolved against ``base``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "", f"not valid TOML: {exc}") from exc
+    try:
+        cfg = GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = _loc(tuple(err["loc"]))
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+            if ": " in msg and msg.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
+                key, msg = msg.split(": ", 1)
+        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+        raise ConfigError(file, key, msg + more) from exc
+    return _with_base(cfg, base) if base is not None else cfg
+
+
+def _abs(p: Path | None, base: Path) -> Path | None:
+    if p is None:
+        return None
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _with_base(cfg: GatewayConfig, base: Path) -> GatewayConfig:
+    """Resolve every relative path in ``cfg`` against ``base`` (the config file's folder)."""
+    storage = cfg.storage.model_copy(update={"path": _abs(cfg.storage.path, base)})
+    cache = cfg.cache.model_copy(
+        update={
+            "seed_products": _abs(cfg.cache.seed_products, base),
+            "seed_lots": _abs(cfg.cache.seed_lots, base),
+            "seed_serials": _abs(cfg.cache.seed_serials, base),
+        }
+    )
+    tls = cfg.broker.tls.model_copy(
+        update={
+            "ca_file": _abs(cfg.broker.tls.ca_file, base),
+            "cert_file": _abs(cfg.broker.tls.cert_file, base),
+            "key_file": _abs(cfg.broker.tls.key_file, base),
+        }
+    )
+    broker = cfg.broker.model_copy(
+        update={"tls": tls, "password_file": _abs(cfg.broker.password_file, base)}
+    )
+    scanners = {}
+    for name, sc in cfg.scanners.items():
+        if sc.type == "replay":
+            sc = sc.model_copy(update={"path": _abs(sc.path, base)})
+        scanners[name] = sc
+    printers = {}
+    for name, pc in cfg.printers.items():
+        if pc.transport == "file":
+            pc = pc.model_copy(update={"path": _abs(pc.path, base)})
+        printers[name] = pc
+    return cfg.model_copy(
+        update={
+            "storage": storage,
+            "cache": cache,
+            "broker": broker,
+            "scanners": scanners,
+            "printers": printers,
+        }
+    )
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Load a config file; raises ConfigError naming the file and key on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), "", f"cannot read: {exc.strerror}") from exc
+    return parse_config(text, str(p), p.resolve().parent)
+
+
+def config_hash(path: str | Path) -> str:
+    """Short hash of the config file's bytes (reported in the birth status)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def config_warnings(path: str | Path, cfg: GatewayConfig) -> list[str]:
+    """Non-fatal problems: secrets readable by others."""
+    out: list[str] = []
+    files = [Path(path)]
+    if cfg.broker.password_file is not None:
+        files.append(cfg.broker.password_file)
+    if cfg.broker.tls.key_file is not None:
+        files.append(cfg.broker.tls.key_file)
+    for f in files:
+        try:
+            mode = f.stat().st_mode
+        except OSError:
+            continue
+        if f != Path(path) or cfg.broker.password_file is not None or cfg.broker.username:
+            if mode & (stat.S_IROTH | stat.S_IWOTH) and f != Path(path):
+                out.append(f"{f}: holds a secret and is readable by others (chmod 600 it)")
+    return out

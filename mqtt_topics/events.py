@@ -1,0 +1,132 @@
+"""Builders for the event and alert payloads the gateway publishes.
+
+Pure functions over plain data; the central side can import them to build test
+fixtures. Every payload carries ``schema`` = {name, version}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypedDict
+
+EVENT_SCHEMA = {"name": "traceway.event", "version": "1.0"}
+ALERT_SCHEMA = {"name": "traceway.alert", "version": "1.0"}
+
+
+class Item(TypedDict, total=False):
+    """One thing an event is about: a serial (gtin+serial), a lot quantity, or a pallet (sscc)."""
+
+    gtin: str
+    serial: str
+    lot: str
+    quantity: int
+    expiry: str
+    sscc: str
+
+
+def format_time(dt: datetime) -> str:
+    """RFC 3339 with milliseconds and a numeric offset (``2026-11-21T09:15:02.123+01:00``)."""
+    if dt.tzinfo is None:
+        raise ValueError("event time must carry an offset")
+    s = dt.isoformat(timespec="milliseconds")
+    return s.replace("+00:00", "+00:00")
+
+
+def tz_offset(dt: datetime) -> str:
+    """The ``+HH:MM`` offset of an aware datetime."""
+    off = dt.utcoffset()
+    assert off is not None
+    total = int(off.total_seconds())
+    sign = "+" if total >= 0 else "-"
+    total = abs(total)
+    return f"{sign}{total // 3600:02d}:{(total % 3600) // 60:02d}"
+
+
+def build_event(
+    *,
+    event_id: str,
+    seq: int,
+    gateway_id: str,
+    site: str,
+    station: str,
+    event_time: datetime,
+    clock_synced: bool,
+    event_type: str,
+    action: str,
+    biz_step: str,
+    disposition: str,
+    read_point: str,
+    biz_location: str,
+    items: Sequence[Item],
+    scan: Mapping[str, Any] | None,
+    decision: Mapping[str, Any],
+    movement: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A movement event payload (topic ``.../events``)."""
+    payload: dict[str, Any] = {
+        "schema": dict(EVENT_SCHEMA),
+        "event_id": event_id,
+        "seq": seq,
+        "gateway_id": gateway_id,
+        "site": site,
+        "station": station,
+        "event_time": format_time(event_time),
+        "tz_offset": tz_offset(event_time),
+        "clock_synced": clock_synced,
+        "movement": movement,
+        "event_type": event_type,
+        "action": action,
+        "biz_step": biz_step,
+        "disposition": disposition,
+        "read_point": read_point,
+        "biz_location": biz_location,
+        "items": [dict(i) for i in items],
+        "scan": dict(scan) if scan is not None else None,
+        "decision": dict(decision),
+    }
+    if extra:
+        payload.update(extra)
+    return payload
+
+
+def build_alert(
+    *,
+    event_id: str,
+    seq: int,
+    gateway_id: str,
+    site: str,
+    station: str,
+    event_time: datetime,
+    clock_synced: bool,
+    alert: str,
+    severity: str,
+    message: str,
+    scan: Mapping[str, Any] | None,
+    decision: Mapping[str, Any] | None,
+    interpretation: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An alert payload (topic ``.../alerts``): a rejected scan, a no-read, a device alarm."""
+    payload: dict[str, Any] = {
+        "schema": dict(ALERT_SCHEMA),
+        "event_id": event_id,
+        "seq": seq,
+        "gateway_id": gateway_id,
+        "site": site,
+        "station": station,
+        "event_time": format_time(event_time),
+        "tz_offset": tz_offset(event_time),
+        "clock_synced": clock_synced,
+        "alert": alert,
+        "severity": severity,
+        "message": message,
+        "scan": dict(scan) if scan is not None else None,
+        "decision": dict(decision) if decision is not None else None,
+    }
+    if interpretation is not None:
+        payload["interpretation"] = dict(interpretation)
+    if extra:
+        payload.update(extra)
+    return payload
