@@ -1,0 +1,63 @@
+"""Text escapes for scan data typed by people: ``\\x1d`` in files and CLI args, ``<GS>`` on screen."""
+
+from __future__ import annotations
+
+import re
+
+_NAMES = {
+    0x00: "NUL",
+    0x02: "STX",
+    0x03: "ETX",
+    0x04: "EOT",
+    0x09: "TAB",
+    0x0A: "LF",
+    0x0D: "CR",
+    0x1B: "ESC",
+    0x1C: "FS",
+    0x1D: "GS",
+    0x1E: "RS",
+    0x1F: "US",
+    0x7F: "DEL",
+}
+_BY_NAME = {v: chr(k) for k, v in _NAMES.items()}
+_ESC = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|[\\rnte]|<|[0-9]{3})|<([A-Z]{2,3})>")
+_SIMPLE = {"\\": "\\", "r": "\r", "n": "\n", "t": "\t", "e": "\x1b", "<": "<"}
+
+
+class EscapeError(ValueError):
+    """An escape sequence that cannot be decoded."""
+
+
+def unescape(text: str) -> str:
+    """Decode ``\\x1d``, ``\\u001d``, ``\\035`` (octal), ``\\r \\n \\t \\\\`` and ``<GS>``-style names.
+
+    ``\\<`` yields a literal ``<``. Unknown ``<XYZ>`` names are left as they are.
+    """
+
+    def repl(m: re.Match[str]) -> str:
+        esc, name = m.group(1), m.group(2)
+        if name is not None:
+            return _BY_NAME.get(name, m.group(0))
+        if esc[0] == "x":
+            return chr(int(esc[1:], 16))
+        if esc[0] == "u":
+            return chr(int(esc[1:], 16))
+        if esc[0].isdigit():
+            return chr(int(esc, 8))
+        return _SIMPLE[esc]
+
+    if "\\" not in text and "<" not in text:
+        return text
+    return _ESC.sub(repl, text)
+
+
+def make_visible(text: str) -> str:
+    """Show control characters as ``<GS>``, ``<CR>``, ... (for logs and technician screens)."""
+    out: list[str] = []
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or o == 0x7F:
+            out.append(f"<{_NAMES.get(o, f'x{o:02X}')}>")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,60 @@
+"""The ``traceway`` command line. Sub-commands live in small ``cli_*`` modules."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+
+#: Modules that each provide ``register(subparsers)``; a sub-command sets ``func(args) -> int``.
+COMMAND_MODULES = (
+    "gateway.cli_run",
+    "gateway.cli_parse",
+    "gateway.cli_cache",
+    "gateway.cli_outbox",
+    "gateway.cli_devices",
+    "gateway.cli_printing",
+    "gateway.cli_epcis",
+    "gateway.cli_tail",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="traceway", description="Edge gateway for warehouse traceability."
+    )
+    parser.add_argument("--version", action="version", version=f"traceway {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``traceway`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The gateway's SQLite state: lot/serial cache, outbox, print jobs."""

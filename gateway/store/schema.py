@@ -1,0 +1,127 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations create them; code reads them here."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+#: Small key/value facts: last_seq, boot_counter, cache_version, ...
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("tracking", String, nullable=False),
+    Column("expiry_warning_days", Integer, nullable=False, server_default="30"),
+    Column("updated_at", Float, nullable=False, server_default="0"),
+    CheckConstraint("tracking IN ('none','serial','lot')", name="ck_products_tracking"),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("code", String, primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("gln", String, nullable=False, server_default=""),
+)
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("gtin", String(14), nullable=False),
+    Column("lot", String, nullable=False),
+    Column("expiry", String(10)),  # ISO date or NULL
+    Column("status", String, nullable=False, server_default="active"),
+    Column("updated_at", Float, nullable=False, server_default="0"),
+    UniqueConstraint("gtin", "lot", name="uq_lots_gtin_lot"),
+    CheckConstraint("status IN ('active','hold','recalled')", name="ck_lots_status"),
+)
+Index("ix_lots_gtin_expiry", lots.c.gtin, lots.c.expiry)
+
+#: Quantity of a lot per storage location (a location "" means "at the site, not put away").
+lot_stock = Table(
+    "lot_stock",
+    metadata,
+    Column("lot_id", Integer, ForeignKey("lots.id"), primary_key=True),
+    Column("location", String, primary_key=True),
+    Column("quantity", Integer, nullable=False),
+)
+
+serials = Table(
+    "serials",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("gtin", String(14), nullable=False),
+    Column("serial", String, nullable=False),
+    Column("lot", String),
+    Column("state", String, nullable=False),
+    Column("location", String, nullable=False, server_default=""),
+    Column("updated_at", Float, nullable=False, server_default="0"),
+    UniqueConstraint("gtin", "serial", name="uq_serials_gtin_serial"),
+)
+
+#: Every event and alert, written in the same transaction as the cache change that caused it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("kind", String, nullable=False),  # event | alert
+    Column("topic", String, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("published_at", Float),
+)
+Index(
+    "ix_outbox_unpublished",
+    outbox.c.seq,
+    sqlite_where=text("published_at IS NULL"),
+)
+
+#: Label print jobs, created in the same transaction as the event that caused them.
+print_jobs = Table(
+    "print_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("idempotency_key", String, nullable=False, unique=True),
+    Column("printer", String, nullable=False),
+    Column("template", String, nullable=False),
+    Column("fields", Text, nullable=False),  # JSON object
+    Column("zpl", Text),  # rendered ZPL, set when first rendered
+    Column("state", String, nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("is_reprint", Boolean, nullable=False, server_default="0"),
+    Column("reprint_of", Integer, ForeignKey("print_jobs.id")),
+    Column("event_id", String(36)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("error", Text, nullable=False, server_default=""),
+    CheckConstraint(
+        "state IN ('queued','sending','sent','confirmed','held','failed','unknown')",
+        name="ck_print_jobs_state",
+    ),
+)
+Index("ix_print_jobs_printer_state", print_jobs.c.printer, print_jobs.c.state, print_jobs.c.id)
