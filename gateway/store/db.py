@@ -1,0 +1,128 @@
+"""Opening the gateway database: SQLite in WAL mode, checks, and migrations on start."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_OUR_TABLES = {"meta", "outbox", "products", "lots"}
+
+
+class DatabaseError(Exception):
+    """The database file cannot be used; the message names the file and what to do."""
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of traceway knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def create_sqlite_engine(path: Path, synchronous: str = "FULL") -> Engine:
+    """An engine whose connections use WAL, the given synchronous level and BEGIN IMMEDIATE."""
+    engine = create_engine(f"sqlite+pysqlite:///{path}", pool_pre_ping=False)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def check_file(path: Path) -> None:
+    """Refuse a file that is not an SQLite database, without touching it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as f:
+        header = f.read(16)
+    if header != SQLITE_HEADER:
+        raise DatabaseError(
+            f"{path}: not an SQLite database (corrupt or a foreign file). traceway will not "
+            "touch it: move it aside (or restore a backup) and start again."
+        )
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = con.execute("PRAGMA quick_check").fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(
+            f"{path}: the SQLite database is unreadable ({exc}). traceway will not touch it: "
+            "move it aside or restore a backup."
+        ) from exc
+    if result is None or result[0] != "ok":
+        raise DatabaseError(
+            f"{path}: the SQLite database is corrupt (quick_check: {result[0] if result else '?'}). "
+            "traceway will not touch it: move it aside or restore a backup."
+        )
+
+
+def migrate(engine: Engine, path: Path) -> str:
+    """Bring the schema to head; refuse a foreign database or one from a newer traceway."""
+    head = head_revision()
+    script = ScriptDirectory.from_config(_alembic_config())
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current is None and tables - {"alembic_version"}:
+        if not _OUR_TABLES <= tables:
+            raise DatabaseError(
+                f"{path}: this SQLite database belongs to something else (tables: "
+                f"{', '.join(sorted(tables)[:8])}). traceway will not touch it: point "
+                "storage.path at a new file."
+            )
+        raise DatabaseError(f"{path}: database has traceway tables but no schema revision.")
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except Exception as exc:
+            raise DatabaseError(
+                f"{path}: the database was written by a newer traceway (schema revision "
+                f"{current}, this version knows up to {head}). Downgrades are refused: install "
+                "the newer traceway again or restore a backup taken before the upgrade."
+            ) from exc
+    if current != head:
+        cfg = _alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    return head
+
+
+def open_database(path: Path, synchronous: str = "FULL") -> Engine:
+    """Check, create if missing, and migrate the database at ``path``; return its engine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_file(path)
+    engine = create_sqlite_engine(path, synchronous)
+    try:
+        migrate(engine, path)
+    except DatabaseError:
+        engine.dispose()
+        raise
+    return engine
