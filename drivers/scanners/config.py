@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from drivers.scanners.escapes import unescape
 
 
 class _Strict(BaseModel):
@@ -34,6 +37,26 @@ class FramerConfig(_Strict):
         default=0.0, ge=0.0, description="Expected heartbeat period in s; 0: none expected."
     )
     encoding: str = Field(default="latin-1", description="Byte to text decoding.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _frames_can_end(self) -> FramerConfig:
+        if self.terminator and any(a == "" for a in self.terminator.split("|")):
+            raise ValueError(f"terminator {self.terminator!r} has an empty alternative")
+        if self.terminator:
+            for alt in self.terminator.split("|"):
+                unescape(alt).encode(self.encoding)
+        if not (self.terminator or self.stx_etx or self.idle_timeout > 0):
+            raise ValueError("frames never end: set terminator, stx_etx or idle_timeout")
+        return self
 
 
 class _ScannerBase(_Strict):
@@ -64,6 +87,12 @@ class SerialScanner(_ScannerBase):
     framing: FramerConfig = FramerConfig()
     good_read_bytes: str = Field(default="", description="Bytes sent to the scanner on accept.")
     bad_read_bytes: str = Field(default="", description="Bytes sent to the scanner on reject.")
+
+    @field_validator("good_read_bytes", "bad_read_bytes")
+    @classmethod
+    def _latin1_bytes(cls, v: str) -> str:
+        unescape(v).encode("latin-1")  # escapes like \x07; every char must be one byte
+        return v
 
 
 class TcpScanner(_ScannerBase):
