@@ -1,0 +1,12 @@
+^XA
+^CI28
+^PW812
+^LL406
+^LH0,0
+^PON
+^FO20,15^A0N,30,30^FN1"sscc line"^FS
+^FO20,55^A0N,26,26^FB560,1,0,L,0^FN2"content line"^FS
+^FO40,110^BY2^BCN,180,N,N,N^FN4"sscc"^FS
+^FO40,305^A0N,30,30^FN5"hri sscc"^FS
+^FO640,150^BXN,6,200,,,,_^FN11"content datamatrix"^FS
+^XZ

@@ -1,0 +1,12 @@
+^XA
+^CI28
+^PW1200
+^LL600
+^LH0,0
+^PON
+^FO30,22^A0N,44,44^FN1"sscc line"^FS
+^FO30,81^A0N,38,38^FB828,1,0,L,0^FN2"content line"^FS
+^FO59,163^BY3^BCN,266,N,N,N^FN4"sscc"^FS
+^FO59,451^A0N,44,44^FN5"hri sscc"^FS
+^FO946,222^BXN,9,200,,,,_^FN11"content datamatrix"^FS
+^XZ
