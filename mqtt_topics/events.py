@@ -20,7 +20,8 @@ class Item(TypedDict, total=False):
     gtin: str
     serial: str
     lot: str
-    quantity: int
+    quantity: int | float
+    uom: str
     expiry: str
     sscc: str
 
@@ -29,8 +30,7 @@ def format_time(dt: datetime) -> str:
     """RFC 3339 with milliseconds and a numeric offset (``2026-11-21T09:15:02.123+01:00``)."""
     if dt.tzinfo is None:
         raise ValueError("event time must carry an offset")
-    s = dt.isoformat(timespec="milliseconds")
-    return s.replace("+00:00", "+00:00")
+    return dt.isoformat(timespec="milliseconds")
 
 
 def tz_offset(dt: datetime) -> str:
@@ -41,6 +41,10 @@ def tz_offset(dt: datetime) -> str:
     sign = "+" if total >= 0 else "-"
     total = abs(total)
     return f"{sign}{total // 3600:02d}:{(total % 3600) // 60:02d}"
+
+
+def _dicts(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    return [dict(r) for r in rows] if rows is not None else None
 
 
 def build_event(
@@ -63,8 +67,23 @@ def build_event(
     decision: Mapping[str, Any],
     movement: str,
     extra: Mapping[str, Any] | None = None,
+    location: str | None = None,
+    from_location: str | None = None,
+    biz_transactions: Sequence[Mapping[str, str]] | None = None,
+    sources: Sequence[Mapping[str, str]] | None = None,
+    destinations: Sequence[Mapping[str, str]] | None = None,
+    parent: Mapping[str, str] | None = None,
+    inputs: Sequence[Item] | None = None,
+    outputs: Sequence[Item] | None = None,
+    transformation_id: str | None = None,
+    corrects: Sequence[str] | None = None,
+    correction_reason: str | None = None,
+    correction_note: str | None = None,
 ) -> dict[str, Any]:
-    """A movement event payload (topic ``.../events``)."""
+    """A movement event payload (topic ``.../events``).
+
+    The movement-specific keywords are omitted from the payload when None.
+    """
     payload: dict[str, Any] = {
         "schema": dict(EVENT_SCHEMA),
         "event_id": event_id,
@@ -86,6 +105,21 @@ def build_event(
         "scan": dict(scan) if scan is not None else None,
         "decision": dict(decision),
     }
+    optional: dict[str, Any] = {
+        "location": location,
+        "from_location": from_location,
+        "biz_transactions": _dicts(biz_transactions),
+        "sources": _dicts(sources),
+        "destinations": _dicts(destinations),
+        "parent": dict(parent) if parent is not None else None,
+        "inputs": _dicts(inputs),
+        "outputs": _dicts(outputs),
+        "transformation_id": transformation_id,
+        "corrects": list(corrects) if corrects is not None else None,
+        "correction_reason": correction_reason,
+        "correction_note": correction_note,
+    }
+    payload.update({k: v for k, v in optional.items() if v is not None})
     if extra:
         payload.update(extra)
     return payload

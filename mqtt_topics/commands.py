@@ -1,0 +1,131 @@
+"""Commands on the gateway's command topic: a pure validator and the reply builder.
+
+The daemon answers on the MQTT 5 response topic with the request's correlation
+data; a malformed or unknown command gets an error reply and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from mqtt_topics.events import format_time
+from mqtt_topics.validation import load_schema, schema_errors
+
+COMMAND_SCHEMA = {"name": "traceway.command", "version": "1.0"}
+REPLY_SCHEMA = {"name": "traceway.command_reply", "version": "1.0"}
+MAX_COMMAND_BYTES = 64 * 1024
+
+ErrorCode = Literal[
+    "too_large", "malformed", "invalid", "unknown_command", "invalid_args", "failed", "busy"
+]
+
+
+def command_names() -> tuple[str, ...]:
+    """Every command the gateway understands."""
+    enum: list[str] = load_schema("traceway.command")["properties"]["command"]["enum"]
+    return tuple(enum)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A valid command: name, arguments (read-only), and the caller's optional request id."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandError:
+    """Why a command payload was refused; ``command``/``request_id`` when they could be read."""
+
+    code: ErrorCode
+    message: str
+    command: str | None = None
+    request_id: str | None = None
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def parse_command(payload: bytes) -> Command | CommandError:
+    """Validate a command payload (UTF-8 JSON, schema ``traceway.command``); never raises."""
+    if len(payload) > MAX_COMMAND_BYTES:
+        return CommandError("too_large", f"command payload over {MAX_COMMAND_BYTES} bytes")
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return CommandError("malformed", f"not UTF-8 JSON: {exc}")
+    if not isinstance(data, dict):
+        return CommandError("malformed", "command payload is not a JSON object")
+    rid = data.get("request_id")
+    request_id = rid if isinstance(rid, str) and 0 < len(rid) <= 128 else None
+    name = data.get("command")
+    cmd = name if isinstance(name, str) and len(name) <= 64 else None
+    if "command" not in data or cmd is None:
+        return CommandError("invalid", "missing or non-string 'command'", None, request_id)
+    if cmd not in command_names():
+        return CommandError("unknown_command", f"unknown command {cmd!r}", cmd, request_id)
+    normal = {**data, "args": data.get("args", {})}
+    errors = schema_errors("traceway.command", normal)
+    if errors:
+        code: ErrorCode = "invalid_args" if all(e.startswith("args") for e in errors) else "invalid"
+        return CommandError(code, "; ".join(errors), cmd, request_id)
+    return Command(cmd, _freeze(normal["args"]), request_id)
+
+
+def build_command(
+    name: str, args: Mapping[str, Any] | None = None, request_id: str | None = None
+) -> dict[str, Any]:
+    """A command payload (for operators, the central side and tests)."""
+    payload: dict[str, Any] = {
+        "schema": dict(COMMAND_SCHEMA),
+        "command": name,
+        "args": dict(args or {}),
+    }
+    if request_id is not None:
+        payload["request_id"] = request_id
+    return payload
+
+
+def build_reply(
+    *,
+    gateway_id: str,
+    site: str,
+    time: datetime,
+    outcome: Command | CommandError,
+    result: Mapping[str, Any] | None = None,
+    error: CommandError | None = None,
+) -> dict[str, Any]:
+    """The reply to a command.
+
+    ``outcome`` is what :func:`parse_command` returned. For a valid command pass
+    ``result`` (success) or ``error`` (it failed while running, e.g. code ``failed``).
+    """
+    name = outcome.name if isinstance(outcome, Command) else outcome.command
+    payload: dict[str, Any] = {
+        "schema": dict(REPLY_SCHEMA),
+        "gateway_id": gateway_id,
+        "site": site,
+        "time": format_time(time),
+        "command": name,
+        "request_id": outcome.request_id,
+    }
+    err = outcome if isinstance(outcome, CommandError) else error
+    if err is not None:
+        payload["ok"] = False
+        payload["error"] = {"code": err.code, "message": err.message}
+    else:
+        payload["ok"] = True
+        payload["result"] = dict(result or {})
+    return payload
