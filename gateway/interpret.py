@@ -20,8 +20,8 @@ Routing (data = text without the AIM id, surrounding whitespace/GS stripped):
   as element strings; kept when clean, else patterns, else kept with its errors when
   it is structurally GS1, else ``unknown``.
 
-Kinds: ``sscc`` when (00) is present without (01); ``gtin`` for a bare GTIN or a lone
-(01); ``gs1`` for other element strings; ``digital_link``; ``location``/``command``
+Kinds: ``sscc`` when (00) is present without (01); ``gtin`` for a bare GTIN (EAN/UPC/ITF, shown
+in ``ais`` as (01)) or a lone (01); ``gs1`` for other element strings; ``digital_link``; ``location``/``command``
 from a pattern; ``unknown``. ``gtin`` is (01), or (02) (content) when (01) is absent.
 
 Error codes (``"code: message"``):
@@ -157,7 +157,6 @@ def _result(
     warnings: Sequence[str] = (),
     value: str | None = None,
     pattern: str | None = None,
-    gtin: str | None = None,
 ) -> Interpretation:
     first: dict[str, Element] = {}
     for e in elements:
@@ -178,7 +177,7 @@ def _result(
         input=text,
         symbology=symbology,
         kind=kind,
-        gtin=gtin or digits("01", 14) or digits("02", 14),
+        gtin=digits("01", 14) or digits("02", 14),
         sscc=digits("00", 18),
         serial=raw("21"),
         lot=raw("10"),
@@ -234,6 +233,11 @@ def _gtin_digits(sym: str | None, data: str) -> tuple[str, list[str]] | None:
     return gtin, [err] if err else []
 
 
+def _gtin_result(text: str, sym: str | None, gtin: str, errors: list[str]) -> Interpretation:
+    """A bare GTIN scan; ``ais`` holds it as (01) so consumers see one shape."""
+    return _result(text, sym, "gtin", [Element("01", gtin)], errors)
+
+
 def _upc_e(data: str) -> tuple[str, list[str]] | None:
     try:
         right = Upc.parse(data[:7]).as_gtin_14()  # biip computes the check digit
@@ -279,7 +283,7 @@ def _interpret(text: str, compiled: _Compiled, today: date) -> Interpretation:
     if sym in GTIN_SYMBOLOGIES:
         found = _gtin_digits(sym, data)
         if found is not None:
-            return _result(text, sym, "gtin", errors=found[1], gtin=found[0])
+            return _gtin_result(text, sym, *found)
         return _match(text, sym, data, compiled) or _unknown(text, sym, data)
     if looks_like_digital_link(data):
         return _from_parsed(text, sym, parse_digital_link(data, today), "digital_link")
@@ -300,7 +304,7 @@ def _interpret(text: str, compiled: _Compiled, today: date) -> Interpretation:
 def _no_symbology(text: str, data: str, compiled: _Compiled, today: date) -> Interpretation:
     found = _gtin_digits(None, data)
     if found is not None:
-        candidate = _result(text, None, "gtin", errors=found[1], gtin=found[0])
+        candidate = _gtin_result(text, None, *found)
         structural = True
     else:
         parsed = (
