@@ -1,0 +1,276 @@
+"""Loading master data (products, lots, serials) from CSV files: all or nothing.
+
+Columns (a header row is required; extra columns are an error, order is free):
+
+- products.csv: ``gtin``, ``description``, ``tracking`` (none|serial|lot),
+  ``expiry_warning_days`` (optional, default 30)
+- lots.csv: ``gtin``, ``lot``, ``expiry`` (YYYY-MM-DD, optional), ``status``
+  (active|hold|recalled, default active), ``location`` (optional), ``quantity``
+  (optional, default 0: stock of the lot at that location)
+- serials.csv: ``gtin``, ``serial``, ``lot`` (optional), ``state`` (default in_stock),
+  ``location`` (optional)
+
+GTINs may be 8, 12, 13 or 14 digits and are stored as 14; check digits are checked.
+Every bad row is reported with its file and line; nothing is written unless all are good.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.dialects.sqlite import insert
+
+from gateway.store.schema import lot_stock, lots, products, serials
+
+SERIAL_STATES = ("in_stock", "picked", "shipped", "consumed", "destroyed", "expected")
+COLUMNS = {
+    "products": ({"gtin", "tracking"}, {"description", "expiry_warning_days"}),
+    "lots": ({"gtin", "lot"}, {"expiry", "status", "location", "quantity"}),
+    "serials": ({"gtin", "serial"}, {"lot", "state", "location"}),
+}
+
+
+class ImportError_(Exception):
+    """One or more bad rows; ``problems`` lists ``file:line: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def gs1_check_digit(body: str) -> int:
+    """The GS1 mod-10 check digit for the digits in ``body``."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        total += int(ch) * (3 if i % 2 == 0 else 1)
+    return (10 - total % 10) % 10
+
+
+def normalize_gtin(value: str) -> str:
+    """A GTIN-8/12/13/14 as 14 digits; ValueError when malformed or the check digit is wrong."""
+    v = value.strip()
+    if not v.isdigit() or len(v) not in (8, 12, 13, 14):
+        raise ValueError(f"GTIN {value!r} must be 8, 12, 13 or 14 digits")
+    v = v.zfill(14)
+    if gs1_check_digit(v[:-1]) != int(v[-1]):
+        raise ValueError(f"GTIN {value} has a wrong check digit (expected {gs1_check_digit(v[:-1])})")
+    return v
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    products: int = 0
+    lots: int = 0
+    serials: int = 0
+
+
+def _rows(path: Path, kind: str, problems: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    required, optional = COLUMNS[kind]
+    try:
+        f = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror}")
+        return
+    with f:
+        reader = csv.DictReader(f)
+        header = set(reader.fieldnames or [])
+        missing = required - header
+        extra = header - required - optional
+        if missing or extra:
+            if missing:
+                problems.append(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
+            if extra:
+                problems.append(f"{path}:1: unknown column(s): {', '.join(sorted(extra))}")
+            return
+        for row in reader:
+            if None in row:
+                problems.append(f"{path}:{reader.line_num}: too many values")
+                continue
+            yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+
+
+def _int(value: str, name: str, default: int, minimum: int = 0) -> int:
+    if value == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not a whole number") from None
+    if n < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
+    return n
+
+
+def parse_products(path: Path, problems: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for line, row in _rows(path, "products", problems):
+        try:
+            gtin = normalize_gtin(row["gtin"])
+            tracking = row["tracking"].lower()
+            if tracking not in ("none", "serial", "lot"):
+                raise ValueError(f"tracking {row['tracking']!r} must be none, serial or lot")
+            days = _int(row.get("expiry_warning_days", ""), "expiry_warning_days", 30)
+            if gtin in seen:
+                raise ValueError(f"GTIN {gtin} appears twice")
+            seen.add(gtin)
+        except ValueError as exc:
+            problems.append(f"{path}:{line}: {exc}")
+            continue
+        out.append(
+            {
+                "gtin": gtin,
+                "description": row.get("description", ""),
+                "tracking": tracking,
+                "expiry_warning_days": days,
+                "updated_at": time.time(),
+            }
+        )
+    return out
+
+
+def parse_lots(path: Path, problems: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for line, row in _rows(path, "lots", problems):
+        try:
+            gtin = normalize_gtin(row["gtin"])
+            if not row["lot"] or len(row["lot"]) > 20:
+                raise ValueError("lot must be 1 to 20 characters")
+            expiry = row.get("expiry", "")
+            if expiry:
+                try:
+                    date.fromisoformat(expiry)
+                except ValueError:
+                    raise ValueError(f"expiry {expiry!r} is not a YYYY-MM-DD date") from None
+            status = row.get("status", "") or "active"
+            if status not in ("active", "hold", "recalled"):
+                raise ValueError(f"status {status!r} must be active, hold or recalled")
+            qty = _int(row.get("quantity", ""), "quantity", 0)
+        except ValueError as exc:
+            problems.append(f"{path}:{line}: {exc}")
+            continue
+        out.append(
+            {
+                "gtin": gtin,
+                "lot": row["lot"],
+                "expiry": expiry or None,
+                "status": status,
+                "location": row.get("location", ""),
+                "quantity": qty,
+            }
+        )
+    return out
+
+
+def parse_serials(path: Path, problems: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for line, row in _rows(path, "serials", problems):
+        try:
+            gtin = normalize_gtin(row["gtin"])
+            if not row["serial"] or len(row["serial"]) > 20:
+                raise ValueError("serial must be 1 to 20 characters")
+            state = row.get("state", "") or "in_stock"
+            if state not in SERIAL_STATES:
+                raise ValueError(f"state {state!r} must be one of {', '.join(SERIAL_STATES)}")
+            if (gtin, row["serial"]) in seen:
+                raise ValueError(f"serial {row['serial']} of GTIN {gtin} appears twice")
+            seen.add((gtin, row["serial"]))
+        except ValueError as exc:
+            problems.append(f"{path}:{line}: {exc}")
+            continue
+        out.append(
+            {
+                "gtin": gtin,
+                "serial": row["serial"],
+                "lot": row.get("lot") or None,
+                "state": state,
+                "location": row.get("location", ""),
+                "updated_at": time.time(),
+            }
+        )
+    return out
+
+
+def _write(
+    conn: Connection,
+    prods: Iterable[dict[str, Any]],
+    lot_rows: Iterable[dict[str, Any]],
+    serial_rows: Iterable[dict[str, Any]],
+) -> None:
+    for p in prods:
+        stmt = insert(products).values(**p)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[products.c.gtin],
+                set_={k: stmt.excluded[k] for k in p if k != "gtin"},
+            )
+        )
+    now = time.time()
+    for lot in lot_rows:
+        stmt = insert(lots).values(
+            gtin=lot["gtin"], lot=lot["lot"], expiry=lot["expiry"], status=lot["status"], updated_at=now
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[lots.c.gtin, lots.c.lot],
+                set_={"expiry": stmt.excluded.expiry, "status": stmt.excluded.status, "updated_at": now},
+            )
+        )
+        lot_id = conn.execute(
+            select(lots.c.id).where(lots.c.gtin == lot["gtin"], lots.c.lot == lot["lot"])
+        ).scalar_one()
+        if lot["quantity"] or lot["location"]:
+            st = insert(lot_stock).values(lot_id=lot_id, location=lot["location"], quantity=lot["quantity"])
+            conn.execute(
+                st.on_conflict_do_update(
+                    index_elements=[lot_stock.c.lot_id, lot_stock.c.location],
+                    set_={"quantity": st.excluded.quantity},
+                )
+            )
+    for s in serial_rows:
+        stmt = insert(serials).values(**s)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[serials.c.gtin, serials.c.serial],
+                set_={k: stmt.excluded[k] for k in s if k not in ("gtin", "serial")},
+            )
+        )
+
+
+def import_csv(
+    engine: Engine,
+    products_csv: Path | None = None,
+    lots_csv: Path | None = None,
+    serials_csv: Path | None = None,
+) -> ImportCounts:
+    """Validate all files first, then write everything in one transaction."""
+    problems: list[str] = []
+    prods = parse_products(products_csv, problems) if products_csv else []
+    lot_rows = parse_lots(lots_csv, problems) if lots_csv else []
+    serial_rows = parse_serials(serials_csv, problems) if serials_csv else []
+    if problems:
+        raise ImportError_(problems)
+    with engine.begin() as conn:
+        known = {p["gtin"] for p in prods} | set(conn.execute(select(products.c.gtin)).scalars())
+        for path, rows in ((lots_csv, lot_rows), (serials_csv, serial_rows)):
+            for r in rows:
+                if r["gtin"] not in known:
+                    problems.append(f"{path}: GTIN {r['gtin']} is not a known product")
+        if problems:
+            raise ImportError_(problems)
+        _write(conn, prods, lot_rows, serial_rows)
+    return ImportCounts(len(prods), len(lot_rows), len(serial_rows))
+
+
+def cache_is_empty(engine: Engine) -> bool:
+    """True when no product is in the cache (first start)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(products)).scalar_one()) == 0

@@ -1,0 +1,54 @@
+"""``traceway cache import`` — load products, lots and serials from CSV (all or nothing)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway.config import ConfigError, load_config
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``cache`` sub-command group."""
+    p = sub.add_parser("cache", help="the local lot/serial cache")
+    csub = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    imp = csub.add_parser(
+        "import",
+        help="import CSV files (columns: see README); nothing is written if any row is bad",
+    )
+    imp.add_argument("--config", "-c", required=True, type=Path)
+    imp.add_argument("--products", type=Path)
+    imp.add_argument("--lots", type=Path)
+    imp.add_argument("--serials", type=Path)
+    imp.set_defaults(func=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from gateway.cache_import import ImportError_, import_csv
+    from gateway.store.db import DatabaseError, open_database
+
+    if not (args.products or args.lots or args.serials):
+        print("nothing to import: give --products, --lots and/or --serials", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        engine = open_database(cfg.storage.path, cfg.storage.synchronous)
+    except DatabaseError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 3
+    try:
+        counts = import_csv(engine, args.products, args.lots, args.serials)
+    except ImportError_ as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        print(f"import refused: {len(exc.problems)} problem(s); nothing was written", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"imported {counts.products} products, {counts.lots} lots, {counts.serials} serials")
+    return 0

@@ -1,0 +1,274 @@
+"""The gateway daemon: wires readers → writer → publisher and runs until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.scanners.types import DeviceStatus, RawScan
+from gateway import __version__
+from gateway.cache_import import cache_is_empty, import_csv
+from gateway.clock import ClockStatus
+from gateway.config import GatewayConfig, config_hash
+from gateway.pipeline import Outcome, ScanProcessor
+from gateway.publisher import Publisher, StatusMessage
+from gateway.readers import make_reader
+from gateway.store.db import open_database
+from gateway.store.hot import HotStore
+from gateway.writer import Task, Writer
+from mqtt_topics.topics import GatewayTopics
+
+log = logging.getLogger("traceway")
+scan_log = logging.getLogger("traceway.scan")
+
+
+@dataclass
+class Counters:
+    """Scan counts by verdict, for status and metrics."""
+
+    by_verdict: dict[str, int] = field(default_factory=lambda: {"accept": 0, "warn": 0, "reject": 0})
+    storage_failures: int = 0
+
+
+class Gateway:
+    """One running gateway: database, writer, publisher, readers."""
+
+    def __init__(self, cfg: GatewayConfig, config_path: Path | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.config_hash = config_hash(config_path) if config_path else ""
+        self.topics = GatewayTopics(cfg.gateway.site, cfg.gateway.id, cfg.broker.topic_prefix)
+        self.clock = ClockStatus()
+        self.counters = Counters()
+        self.readers: dict[str, Any] = {}
+        self.stopped = threading.Event()
+        self.boot = 0
+        self.engine = open_database(cfg.storage.path, cfg.storage.synchronous)
+        self._seed_cache()
+        self.boot = self._bump_boot()
+        self.processor = ScanProcessor(cfg, self.clock.synced)
+        self.writer = Writer(
+            cfg.storage.path,
+            self.processor,
+            synchronous=cfg.storage.synchronous,
+            max_group=cfg.storage.max_group,
+            on_committed=self._committed,
+            on_failed=self._failed,
+        )
+        self.publisher: Publisher | None = None
+        if cfg.broker.enabled:
+            self.publisher = Publisher(
+                cfg.broker,
+                cfg.client_id,
+                cfg.storage.path,
+                self._mark_published,
+                birth=self._birth,
+                will=self._status_message("offline"),
+            )
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _seed_cache(self) -> None:
+        c = self.cfg.cache
+        if not (c.seed_products or c.seed_lots or c.seed_serials):
+            return
+        if not cache_is_empty(self.engine):
+            return
+        counts = import_csv(self.engine, c.seed_products, c.seed_lots, c.seed_serials)
+        log.info(
+            "cache seeded: %d products, %d lots, %d serials",
+            counts.products,
+            counts.lots,
+            counts.serials,
+        )
+
+    def _bump_boot(self) -> int:
+        from sqlalchemy import select
+        from sqlalchemy.dialects.sqlite import insert
+
+        from gateway.store.schema import meta
+
+        with self.engine.begin() as conn:
+            cur = conn.execute(select(meta.c.value).where(meta.c.key == "boot_counter")).scalar()
+            boot = int(cur or 0) + 1
+            stmt = insert(meta).values(key="boot_counter", value=str(boot))
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": str(boot)})
+            )
+        return boot
+
+    def _status_message(self, state: str) -> StatusMessage:
+        return StatusMessage(
+            self.topics.status,
+            {
+                "schema": {"name": "traceway.status", "version": "1.0"},
+                "gateway_id": self.cfg.gateway.id,
+                "site": self.cfg.gateway.site,
+                "state": state,
+                "version": __version__,
+                "boot": self.boot,
+                "config_hash": self.config_hash,
+                "cache_version": self._cache_version(),
+                "at": _now_iso(),
+            },
+        )
+
+    def _birth(self) -> StatusMessage:
+        return self._status_message("online")
+
+    def _cache_version(self) -> int:
+        from sqlalchemy import select
+
+        from gateway.store.schema import meta
+
+        with self.engine.connect() as conn:
+            v = conn.execute(select(meta.c.value).where(meta.c.key == "cache_version")).scalar()
+        return int(v or 0)
+
+    # -- callbacks ------------------------------------------------------------------------
+    def submit(self, scan: RawScan) -> None:
+        """The sink every reader hands complete scans to (never blocks)."""
+        self.writer.submit(scan)
+
+    def _mark_published(self, seqs: list[int]) -> None:
+        now = time.time()
+        self.writer.submit(Task(lambda store: store.mark_published(seqs, now)))
+
+    def _committed(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            self.counters.by_verdict[o.verdict] = self.counters.by_verdict.get(o.verdict, 0) + 1
+            level = logging.INFO if o.verdict != "reject" else logging.WARNING
+            scan_log.log(level, "%s", o.line())
+        if self.publisher is not None:
+            self.publisher.wake()
+
+    def _failed(self, scans: list[RawScan], why: str) -> None:
+        self.counters.storage_failures += len(scans)
+        for s in scans:
+            scan_log.error("REJECT storage_error: scan not recorded (%s) from %s", why, s.scanner)
+
+    def _device_status(self, st: DeviceStatus) -> None:
+        level = logging.INFO if st.state in ("connected", "alive") else logging.WARNING
+        log.log(level, "%s %s: %s %s", st.kind, st.device, st.state, st.detail)
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start writer, publisher and readers."""
+        self.writer.start()
+        if self.publisher is not None:
+            self.publisher.start()
+        for name, sc in self.cfg.scanners.items():
+            if not sc.enabled:
+                continue
+            reader = make_reader(name, sc, self.submit, self._device_status)
+            reader.start()
+            self.readers[name] = reader
+        log.info(
+            "traceway %s running: site %s gateway %s, %d scanner(s), state in %s",
+            __version__,
+            self.cfg.gateway.site,
+            self.cfg.gateway.id,
+            len(self.readers),
+            self.cfg.storage.path,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop readers, drain the writer, publish offline, close."""
+        deadline = time.monotonic() + timeout
+        for reader in self.readers.values():
+            try:
+                reader.stop(1.0)
+            except Exception:
+                log.exception("stopping a reader failed")
+        self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
+        if self.publisher is not None:
+            self.publisher.stop(self._status_message("offline"), max(0.5, deadline - time.monotonic()))
+        self.engine.dispose()
+        self.stopped.set()
+
+    def replay_finished(self) -> bool:
+        """True when every replay reader has reached the end of its file."""
+        replays = [r for r in self.readers.values() if hasattr(r, "finished")]
+        return bool(replays) and all(r.finished.is_set() for r in replays)
+
+    def outbox_depth(self) -> int:
+        return int(self.writer.call(lambda s: s.outbox_depth()))
+
+    def healthy(self) -> bool:
+        """Writer and publisher threads alive (for the systemd watchdog)."""
+        ok = self.writer.alive
+        if self.publisher is not None:
+            ok = ok and self.publisher.alive
+        return ok
+
+
+def _now_iso() -> str:
+    from datetime import datetime
+
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def run_gateway(
+    cfg: GatewayConfig,
+    config_path: Path | None,
+    *,
+    exit_after_replay: bool = False,
+    drain_timeout: float = 5.0,
+) -> int:
+    """Run until SIGTERM/SIGINT (or, with ``exit_after_replay``, until replays are done)."""
+    gw = Gateway(cfg, config_path)
+    stop = threading.Event()
+
+    def _signal(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, _signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    watchdog = None
+    try:
+        gw.start()
+        try:
+            from gateway.service import Watchdog, ready
+
+            ready()
+            watchdog = Watchdog(gw.healthy)
+            watchdog.start()
+        except ImportError:
+            pass
+        while not stop.wait(0.2):
+            if exit_after_replay and gw.replay_finished() and gw.writer.backlog() == 0:
+                _drain(gw, drain_timeout)
+                break
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
+        gw.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    depth = _final_depth(cfg)
+    log.info("stopped; %d event(s) waiting in the outbox", depth)
+    return 0
+
+
+def _drain(gw: Gateway, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if gw.publisher is None or not gw.publisher.connected:
+            return
+        if gw.outbox_depth() == 0:
+            return
+        time.sleep(0.1)
+
+
+def _final_depth(cfg: GatewayConfig) -> int:
+    from gateway.store.hot import connect
+
+    conn = connect(cfg.storage.path, cfg.storage.synchronous)
+    try:
+        return HotStore(conn).outbox_depth()
+    finally:
+        conn.close()

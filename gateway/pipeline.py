@@ -1,0 +1,419 @@
+"""Turning one raw scan into committed effects: interpret, decide, update cache, build events.
+
+``ScanProcessor.process()`` runs inside the writer's transaction (see ``writer.py``):
+every cache change and outbox row it makes is committed together, or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+import uuid6
+
+from drivers.scanners.escapes import make_visible
+from drivers.scanners.types import RawScan
+from gateway.config import GatewayConfig
+from gateway.decide import (
+    INBOUND,
+    OUTBOUND,
+    SERIAL_STATE_AFTER,
+    CacheView,
+    Decision,
+    Reason,
+    StationRules,
+    decide,
+    duplicate_decision,
+    input_error_decision,
+)
+from gateway.interpret import BarcodePattern, Interpretation, Interpreter
+from gateway.station import StationState, apply_command, apply_location
+from gateway.store.hot import HotStore
+from mqtt_topics.events import Item, build_alert, build_event
+from mqtt_topics.movements import MOVEMENTS
+from mqtt_topics.topics import GatewayTopics
+
+#: Movements that take stock from a location into the station's location.
+RELOCATE = frozenset({"putaway", "transfer", "pick"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What processing a scan produced; reported to the operator after commit."""
+
+    scan: RawScan
+    station: str
+    kind: str  # event | alert | control
+    verdict: str
+    reasons: tuple[Reason, ...]
+    summary: str
+    seq: int | None = None
+    event_id: str | None = None
+    interpretation: Interpretation | None = None
+    movement: str | None = None
+
+    def line(self) -> str:
+        """One plain-words log line for this scan."""
+        head = f"{self.verdict.upper():6} {self.station}"
+        why = "; ".join(f"{r.code}: {r.message}" for r in self.reasons)
+        seq = f" seq={self.seq}" if self.seq is not None else ""
+        tail = f" — {why}" if why else ""
+        return f"{head} {self.summary}{tail}{seq}"
+
+
+@dataclass
+class DuplicateTracker:
+    """Remembers when each code was last seen per station (bounded)."""
+
+    max_entries: int = 10_000
+    seen: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def forget_station(self, station: str) -> None:
+        """Drop what was seen on ``station`` (after a step or location change)."""
+        self.seen = {k: v for k, v in self.seen.items() if k[0] != station}
+
+    def check(self, station: str, text: str, now: float, window: float) -> bool:
+        """True when ``text`` was seen on ``station`` less than ``window`` seconds ago."""
+        key = (station, text)
+        last = self.seen.get(key)
+        self.seen[key] = now
+        if len(self.seen) > self.max_entries:
+            cutoff = now - 3600
+            self.seen = {k: v for k, v in self.seen.items() if v >= cutoff}
+            if len(self.seen) > self.max_entries:
+                self.seen.clear()
+        return last is not None and window > 0 and now - last < window
+
+
+def describe(interp: Interpretation) -> str:
+    """A short human description of a scanned item: ``GTIN 0950… lot ABC exp 2026-12-31``."""
+    if interp.kind in ("location", "command"):
+        return f"{interp.kind} {interp.value}"
+    parts: list[str] = []
+    if interp.sscc:
+        parts.append(f"SSCC {interp.sscc}")
+    if interp.gtin:
+        parts.append(f"GTIN {interp.gtin}")
+    if interp.serial:
+        parts.append(f"serial {interp.serial}")
+    if interp.lot:
+        parts.append(f"lot {interp.lot}")
+    if interp.expiry:
+        parts.append(f"exp {interp.expiry.isoformat()}")
+    return " ".join(parts) or make_visible(interp.input)[:60]
+
+
+class ScanProcessor:
+    """Per-gateway scan logic with the station states; used only by the writer thread."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        clock_synced: Callable[[], bool],
+        today: Callable[[], date] = date.today,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.topics = GatewayTopics(cfg.gateway.site, cfg.gateway.id, cfg.broker.topic_prefix)
+        self.interpreter = Interpreter(
+            [BarcodePattern(p.kind, p.regex, p.name) for p in cfg.patterns]
+        )
+        self.stations = {n: StationState.from_config(n, s) for n, s in cfg.stations.items()}
+        self.duplicates = DuplicateTracker()
+        self.clock_synced = clock_synced
+        self.today = today
+        self.wall = wall
+        self.seq = 0  # last assigned seq; the writer loads and persists it
+
+    # -- helpers ------------------------------------------------------------------------
+    def station_of(self, scan: RawScan) -> str:
+        sc = self.cfg.scanners.get(scan.scanner)
+        if sc is not None:
+            return sc.station
+        return next(iter(self.cfg.stations))
+
+    def _next(self) -> tuple[int, str]:
+        self.seq += 1
+        return self.seq, str(uuid6.uuid7())
+
+    def _event_time(self, scan: RawScan | None) -> datetime:
+        ts = scan.received_at if scan is not None else self.wall()
+        return datetime.fromtimestamp(ts).astimezone()
+
+    def _scan_obj(self, scan: RawScan, interp: Interpretation | None) -> dict[str, Any]:
+        return {
+            "raw": scan.text,
+            "symbology": interp.symbology if interp is not None else None,
+            "scanner": scan.scanner,
+        }
+
+    def _write(self, store: HotStore, kind: str, topic: str, payload: Mapping[str, Any]) -> None:
+        store.insert_outbox(
+            int(payload["seq"]),
+            str(payload["event_id"]),
+            kind,
+            topic,
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+            self.wall(),
+        )
+
+    def alert(
+        self,
+        store: HotStore,
+        *,
+        station: str,
+        alert: str,
+        severity: str,
+        message: str,
+        scan: RawScan | None = None,
+        decision: Decision | None = None,
+        interp: Interpretation | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[int, str]:
+        """Write an alert to the outbox (inside the caller's transaction)."""
+        seq, eid = self._next()
+        payload = build_alert(
+            event_id=eid,
+            seq=seq,
+            gateway_id=self.cfg.gateway.id,
+            site=self.cfg.gateway.site,
+            station=station,
+            event_time=self._event_time(scan),
+            clock_synced=self.clock_synced(),
+            alert=alert,
+            severity=severity,
+            message=message,
+            scan=self._scan_obj(scan, interp) if scan is not None else None,
+            decision=decision.as_payload() if decision is not None else None,
+            interpretation=interp.to_json() if interp is not None else None,
+            extra=extra,
+        )
+        self._write(store, "alert", self.topics.alerts, payload)
+        return seq, eid
+
+    # -- the scan path --------------------------------------------------------------------
+    def process(self, scan: RawScan, store: HotStore) -> Outcome:
+        """Interpret, decide and record one scan inside the open transaction."""
+        station = self.station_of(scan)
+        if scan.error is not None:
+            return self._input_error(scan, station, store)
+        interp = self.interpreter.interpret(scan.text, self.today())
+        if interp.kind in ("location", "command") and not interp.errors:
+            return self._control(scan, station, interp)
+        st = self.stations[station]
+        st_cfg = self.cfg.stations[station]
+        if self.duplicates.check(station, scan.text, scan.monotonic, st_cfg.duplicate_window):
+            d = duplicate_decision(st_cfg.duplicate_window)
+            seq, eid = self.alert(
+                store,
+                station=station,
+                alert="duplicate_scan",
+                severity="info",
+                message=d.reasons[0].message,
+                scan=scan,
+                decision=d,
+                interp=interp,
+            )
+            return Outcome(scan, station, "alert", d.verdict, d.reasons, describe(interp), seq, eid, interp)
+        rules = StationRules(
+            step=st.step,
+            unknown_gtin=st_cfg.unknown_gtin,
+            fefo=st_cfg.fefo,
+            near_expiry=st_cfg.near_expiry,
+            default_quantity=st.next_quantity or st_cfg.default_quantity,
+        )
+        view, lot_id = self._view(store, interp, st.step)
+        decision = decide(interp, rules, view, self.today())
+        if decision.movement is None:
+            code = decision.reasons[0].code if decision.reasons else "rejected"
+            seq, eid = self.alert(
+                store,
+                station=station,
+                alert=code,
+                severity="error",
+                message="; ".join(r.message for r in decision.reasons),
+                scan=scan,
+                decision=decision,
+                interp=interp,
+            )
+            return Outcome(
+                scan, station, "alert", decision.verdict, decision.reasons, describe(interp), seq, eid, interp
+            )
+        self._apply(store, interp, decision, st, lot_id)
+        seq, eid = self._event(store, scan, station, st, interp, decision)
+        if st.next_quantity is not None and interp.lot is not None:
+            self.stations[station] = replace(st, next_quantity=None)
+        return Outcome(
+            scan,
+            station,
+            "event",
+            decision.verdict,
+            decision.reasons,
+            f"{decision.movement} {describe(interp)}"
+            + (f" qty {decision.quantity}" if interp.lot and not interp.serial else ""),
+            seq,
+            eid,
+            interp,
+            decision.movement,
+        )
+
+    def _input_error(self, scan: RawScan, station: str, store: HotStore) -> Outcome:
+        assert scan.error is not None
+        if scan.error == "no_read":
+            msg = "the reader reported a no-read"
+            d = Decision("reject", (Reason("no_read", msg),), None)
+            severity = "warning"
+        else:
+            msgs = {
+                "input_overrun": "scanner input was lost (events dropped); scan again",
+                "frame_too_long": "reader frame exceeded the maximum length",
+                "decode_error": "scanner data could not be decoded",
+            }
+            d = input_error_decision(scan.error, scan.detail or msgs.get(scan.error, scan.error))
+            severity = "error"
+        seq, eid = self.alert(
+            store,
+            station=station,
+            alert=scan.error,
+            severity=severity,
+            message=d.reasons[0].message,
+            scan=scan,
+            decision=d,
+        )
+        return Outcome(scan, station, "alert", "reject", d.reasons, f"from {scan.scanner}", seq, eid)
+
+    def _control(self, scan: RawScan, station: str, interp: Interpretation) -> Outcome:
+        st = self.stations[station]
+        value = interp.value or ""
+        if interp.kind == "location":
+            res = apply_location(st, value)
+        else:
+            res = apply_command(st, value)
+        self.stations[station] = res.state
+        if res.ok:
+            self.duplicates.forget_station(station)  # a new context: the same code counts again
+        reasons = () if res.ok else (Reason("unknown_command", res.message),)
+        return Outcome(
+            scan,
+            station,
+            "control",
+            "accept" if res.ok else "reject",
+            reasons,
+            res.message if res.ok else f"{interp.kind} {value}",
+            interpretation=interp,
+        )
+
+    def _view(self, store: HotStore, interp: Interpretation, step: str) -> tuple[CacheView, int | None]:
+        if interp.gtin is None:
+            return CacheView(), None
+        product = store.product(interp.gtin)
+        lot_row = store.lot(interp.gtin, interp.lot) if interp.lot else None
+        serial = store.serial(interp.gtin, interp.serial) if interp.serial else None
+        others = ()
+        if step in ("picking", "shipping") and interp.lot:
+            others = tuple(l for l in store.lots_in_stock(interp.gtin) if l.lot != interp.lot)
+        view = CacheView(product, lot_row[1] if lot_row else None, serial, others)
+        return view, (lot_row[0] if lot_row else None)
+
+    def _apply(
+        self,
+        store: HotStore,
+        interp: Interpretation,
+        decision: Decision,
+        st: StationState,
+        lot_id: int | None,
+    ) -> None:
+        """Update the cache for an accepted movement (so the next scan sees it)."""
+        mv = decision.movement
+        assert mv is not None and interp.gtin is not None or interp.sscc is not None
+        if interp.gtin is None:
+            return
+        now = self.wall()
+        qty = decision.quantity
+        if interp.lot:
+            if lot_id is None:
+                lot_id = store.ensure_lot(interp.gtin, interp.lot, interp.expiry, now)
+            if mv in INBOUND:
+                store.add_stock(lot_id, st.location, qty)
+            elif mv in OUTBOUND:
+                store.take_stock(lot_id, qty, st.location)
+            elif mv in RELOCATE:
+                taken = store.take_stock(lot_id, qty, None)
+                store.add_stock(lot_id, st.location, taken if taken > 0 else qty)
+        if interp.serial:
+            state = SERIAL_STATE_AFTER.get(mv)
+            prev = store.serial(interp.gtin, interp.serial)
+            if state is None and prev is None:
+                return
+            new_state = state or (prev.state if prev else "in_stock")
+            location = "" if mv in OUTBOUND else st.location
+            if mv not in INBOUND | OUTBOUND | RELOCATE and prev is not None:
+                location = prev.location
+            store.put_serial(interp.gtin, interp.serial, interp.lot, new_state, location, now)
+
+    def _items(self, interp: Interpretation, decision: Decision) -> list[Item]:
+        item: Item = {}
+        if interp.gtin is None and interp.sscc is not None:
+            return [{"sscc": interp.sscc}]
+        assert interp.gtin is not None
+        item["gtin"] = interp.gtin
+        if interp.serial:
+            item["serial"] = interp.serial
+            if interp.lot:
+                item["lot"] = interp.lot
+        else:
+            if interp.lot:
+                item["lot"] = interp.lot
+            item["quantity"] = decision.quantity
+        if decision.expiry is not None:
+            item["expiry"] = decision.expiry.isoformat()
+        return [item]
+
+    def _event(
+        self,
+        store: HotStore,
+        scan: RawScan,
+        station: str,
+        st: StationState,
+        interp: Interpretation,
+        decision: Decision,
+    ) -> tuple[int, str]:
+        assert decision.movement is not None
+        spec = MOVEMENTS.get(decision.movement) or MOVEMENTS["inspect"]
+        st_cfg = self.cfg.stations[station]
+        seq, eid = self._next()
+        extra: dict[str, Any] = {}
+        if st.location:
+            extra["location"] = st.location
+        if st.transaction is not None:
+            extra["biz_transactions"] = [{"type": st.transaction[0], "id": st.transaction[1]}]
+        if st_cfg.source:
+            extra["sources"] = [{"type": "location", "id": st_cfg.source}]
+        if st_cfg.destination:
+            extra["destinations"] = [{"type": "location", "id": st_cfg.destination}]
+        payload = build_event(
+            event_id=eid,
+            seq=seq,
+            gateway_id=self.cfg.gateway.id,
+            site=self.cfg.gateway.site,
+            station=station,
+            event_time=self._event_time(scan),
+            clock_synced=self.clock_synced(),
+            event_type=spec.event_type,
+            action=spec.action or "OBSERVE",
+            biz_step=spec.biz_step,
+            disposition=spec.disposition,
+            read_point=st_cfg.read_point or f"{self.cfg.gateway.site}/{station}",
+            biz_location=st_cfg.biz_location or self.cfg.gateway.gln or self.cfg.gateway.site,
+            items=self._items(interp, decision),
+            scan=self._scan_obj(scan, interp),
+            decision=decision.as_payload(),
+            movement=decision.movement,
+            extra=extra,
+        )
+        self._write(store, "event", self.topics.events, payload)
+        return seq, eid

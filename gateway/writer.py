@@ -1,0 +1,241 @@
+"""The single writer: one thread owns the SQLite connection and commits scans in groups.
+
+Readers hand ``RawScan`` objects to ``Writer.submit()`` (a non-blocking queue put).
+The writer wakes, takes every waiting item (up to ``max_group``), runs them in ONE
+transaction — each in a savepoint so a failing item cannot spoil the others — and
+commits. Only after the commit are the outcomes reported (operator feedback, logs,
+publisher wake-up), so a scan is durable before anyone is told it was accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drivers.scanners.types import RawScan
+from gateway.decide import Reason
+from gateway.pipeline import Outcome, ScanProcessor
+from gateway.store.hot import HotStore, connect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A write that is not a scan (ack marks, cache sync, commands), run in the writer."""
+
+    fn: Callable[[HotStore], Any]
+    future: Future[Any] | None = None
+
+
+_STOP = object()
+
+
+class StorageFailure(Exception):
+    """The transaction could not be committed (disk full, I/O error)."""
+
+
+class Writer:
+    """Owns the database connection; processes scans and tasks in group commits."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        processor: ScanProcessor,
+        *,
+        synchronous: str = "FULL",
+        max_group: int = 256,
+        on_committed: Callable[[list[Outcome]], None] | None = None,
+        on_failed: Callable[[list[RawScan], str], None] | None = None,
+    ) -> None:
+        self.db_path = db_path
+        self.processor = processor
+        self.synchronous = synchronous
+        self.max_group = max_group
+        self.on_committed = on_committed
+        self.on_failed = on_failed
+        self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        self._conn: sqlite3.Connection | None = None
+        self.store: HotStore | None = None
+        self.last_progress = time.monotonic()
+        self.commits = 0
+        self.scans = 0
+        self.failed = False
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the connection in the writer thread and start processing."""
+        self._thread.start()
+        self._started.wait(30)
+        if self._start_error is not None:
+            raise self._start_error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Process everything already submitted, then stop."""
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, item: RawScan | Task) -> None:
+        """Hand a scan or task to the writer (never blocks)."""
+        self._q.put(item)
+
+    def call(self, fn: Callable[[HotStore], Any], timeout: float = 30.0) -> Any:
+        """Run ``fn(store)`` in the writer's transaction and wait for its result."""
+        fut: Future[Any] = Future()
+        self._q.put(Task(fn, fut))
+        return fut.result(timeout)
+
+    def backlog(self) -> int:
+        return self._q.qsize()
+
+    # -- the thread -----------------------------------------------------------------------
+    def _open(self) -> None:
+        self._conn = connect(self.db_path, self.synchronous)
+        self.store = HotStore(self._conn)
+        self.processor.seq = int(self.store.get_meta("last_seq", "0") or 0)
+
+    def _run(self) -> None:
+        try:
+            self._open()
+        except BaseException as exc:  # reported to start()
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        stopping = False
+        while not stopping:
+            first = self._q.get()
+            batch: list[object] = [first]
+            while len(batch) < self.max_group:
+                try:
+                    batch.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            items = [b for b in batch if b is not _STOP]
+            stopping = len(items) != len(batch)
+            if items:
+                self._commit_group(items)
+            self.last_progress = time.monotonic()
+        assert self._conn is not None
+        self._conn.close()
+
+    def _commit_group(self, items: list[object]) -> None:
+        store = self.store
+        assert store is not None
+        seq_before = self.processor.seq
+        outcomes: list[Outcome] = []
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        scans: list[RawScan] = []
+        try:
+            store.begin()
+            for item in items:
+                store.savepoint()
+                try:
+                    if isinstance(item, RawScan):
+                        scans.append(item)
+                        seq_item = self.processor.seq
+                        try:
+                            outcomes.append(self.processor.process(item, store))
+                        except sqlite3.OperationalError:
+                            raise
+                        except Exception as exc:  # a bug must not lose the scan
+                            log.exception("processing a scan failed")
+                            store.rollback_savepoint()
+                            store.savepoint()
+                            self.processor.seq = seq_item
+                            outcomes.append(self._internal_error(item, store, exc))
+                    elif isinstance(item, Task):
+                        try:
+                            res = item.fn(store)
+                        except sqlite3.OperationalError:
+                            raise
+                        except Exception as exc:
+                            store.rollback_savepoint()
+                            store.savepoint()
+                            if item.future is not None:
+                                results.append((item.future, None, exc))
+                        else:
+                            if item.future is not None:
+                                results.append((item.future, res, None))
+                    store.release()
+                except sqlite3.OperationalError:
+                    raise
+            if self.processor.seq != seq_before:
+                store.set_meta("last_seq", str(self.processor.seq))
+            store.commit()
+        except sqlite3.Error as exc:
+            self._fail(store, seq_before, scans, results, items, exc)
+            return
+        self.commits += 1
+        self.scans += len(scans)
+        self.failed = False
+        for fut, res, err in results:
+            if err is not None:
+                fut.set_exception(err)
+            else:
+                fut.set_result(res)
+        if self.on_committed is not None and outcomes:
+            try:
+                self.on_committed(outcomes)
+            except Exception:
+                log.exception("on_committed callback failed")
+
+    def _fail(
+        self,
+        store: HotStore,
+        seq_before: int,
+        scans: list[RawScan],
+        results: list[tuple[Future[Any], Any, BaseException | None]],
+        items: list[object],
+        exc: sqlite3.Error,
+    ) -> None:
+        try:
+            store.rollback()
+        except sqlite3.Error:
+            log.exception("rollback failed")
+        self.processor.seq = seq_before
+        if not self.failed:
+            log.error("storage failure, %d scan(s) not recorded: %s", len(scans), exc)
+        self.failed = True
+        err = StorageFailure(str(exc))
+        for item in items:
+            if isinstance(item, Task) and item.future is not None and not item.future.done():
+                item.future.set_exception(err)
+        if self.on_failed is not None and scans:
+            try:
+                self.on_failed(scans, str(exc))
+            except Exception:
+                log.exception("on_failed callback failed")
+
+    def _internal_error(self, scan: RawScan, store: HotStore, exc: Exception) -> Outcome:
+        station = self.processor.station_of(scan)
+        reason = Reason("internal_error", f"{type(exc).__name__}: {exc}")
+        from gateway.decide import Decision
+
+        d = Decision("reject", (reason,), None)
+        seq, eid = self.processor.alert(
+            store,
+            station=station,
+            alert="internal_error",
+            severity="critical",
+            message=reason.message,
+            scan=scan,
+            decision=d,
+        )
+        return Outcome(scan, station, "alert", "reject", (reason,), "internal error", seq, eid)
