@@ -24,3 +24,9 @@ class PrinterConfig(BaseModel):
     timeout: float = Field(default=5.0, gt=0)
     confirm_timeout: float = Field(default=30.0, gt=0)
     status_interval: float = Field(default=5.0, gt=0)
+    stored_formats: bool = Field(
+        default=True, description="Download templates once (^DF) and send only data (^XF)."
+    )
+    labels_dir: Path | None = Field(
+        default=None, description="Site templates overriding the built-ins (config/labels)."
+    )
