@@ -108,7 +108,10 @@ class Publisher:
         )
         c.max_inflight_messages_set(self.cfg.max_inflight)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.reconnect_delay_set(
+            min_delay=int(max(1, self.cfg.reconnect_min_delay)),
+            max_delay=int(max(1, self.cfg.reconnect_max_delay)),
+        )
         if self.cfg.username:
             c.username_pw_set(self.cfg.username, self.cfg.password())
         if self.cfg.tls.enabled:
