@@ -11,15 +11,15 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Broker, free_port, make_broker
 from cryptography.hazmat.primitives import serialization
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from tls_util import Pki, listener_conf, make_pki, run_as_self
 
 from gateway.config import BrokerConfig, TlsConfig
 from gateway.tls import TlsError, configure_client, is_loopback, tls_context
+from tests.conftest import Broker, free_port, make_broker
+from tests.tls_util import Pki, listener_conf, make_pki, run_as_self
 
 TIMEOUT = 5.0
 
