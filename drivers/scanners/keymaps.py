@@ -97,7 +97,7 @@ def _rows(rows: dict[tuple[int, ...], tuple[str, str]]) -> dict[int, list[str]]:
             out[code] = [p.strip(), s.strip(), ""]
     out[KEY_SPACE] = [" ", " ", ""]
     for code, ch in {**KEYPAD_DIGITS, **_KEYPAD_OTHER}.items():
-        out[code] = [ch, ch, ""]
+        out[code] = [ch, ch, ch]  # keypad keys ignore Shift and AltGr
     return out
 
 
@@ -155,7 +155,7 @@ def _de() -> Layout:
         86: "|",
     }.items():
         keys[code][ALTGR] = ch
-    keys[83] = [",", ",", ""]  # keypad decimal separator is a comma on de
+    keys[83] = [",", ",", ","]  # keypad decimal separator is a comma on de
     dead = {(41, PLAIN): "^", (13, PLAIN): "´", (13, SHIFT): "`"}
     return Layout("de", _freeze(keys), MappingProxyType(dead))
 
