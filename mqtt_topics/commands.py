@@ -39,6 +39,11 @@ class Command:
     args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     request_id: str | None = None
 
+    def plain_args(self) -> dict[str, Any]:
+        """The arguments as plain (mutable) dicts and lists."""
+        thawed: dict[str, Any] = _thaw(self.args)
+        return thawed
+
 
 @dataclass(frozen=True, slots=True)
 class CommandError:
@@ -55,6 +60,14 @@ def _freeze(value: Any) -> Any:
         return MappingProxyType({k: _freeze(v) for k, v in value.items()})
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
     return value
 
 
