@@ -116,35 +116,42 @@ def encode(
     if toggle_capslock:
         ty.tap(KEY_CAPSLOCK)
     for ch in text:
-        if ch == "\x1d":
-            _gs(ty, pos, gs, gs_substitute, alt_digits)
-        elif ch in pos:
-            ty.at(*pos[ch])
-        elif ch in dead:
-            ty.at(*dead[ch])
-            ty.tap(KEY_SPACE)
+        if ch != "\x1d":
+            _char(ty, ch, pos, dead)
+        elif gs == "substitute":
+            if not gs_substitute:
+                raise ValueError("gs='substitute' needs gs_substitute")
+            _char(ty, gs_substitute, pos, dead)
         else:
-            raise ValueError(f"layout {layout.name} cannot type {ch!r}")
+            _gs(ty, pos, gs, alt_digits)
     if terminator is not None:
         ty.tap(terminator)
     return ty.events
 
 
-def _gs(ty: _Typist, pos: dict[str, tuple[int, int]], gs: GsMethod, sub: str, digits: str) -> None:
+def _char(
+    ty: _Typist, ch: str, pos: dict[str, tuple[int, int]], dead: dict[str, tuple[int, int]]
+) -> None:
+    if ch in pos:
+        ty.at(*pos[ch])
+    elif ch in dead:
+        ty.at(*dead[ch])
+        ty.tap(KEY_SPACE)
+    else:
+        raise ValueError(f"layout {ty.layout.name} cannot type {ch!r}")
+
+
+def _gs(ty: _Typist, pos: dict[str, tuple[int, int]], gs: GsMethod, digits: str) -> None:
     if gs == "ctrl":
         if "]" not in pos:
             raise ValueError(f"layout {ty.layout.name} has no ']' for Ctrl+]")
         code, level = pos["]"]
         ty.at(code, level, (KEY_LEFTCTRL,))
-    elif gs == "alt":
+    else:
         ty.raw(KEY_LEFTALT, 1)
         for d in digits:
             ty.tap(_KEYPAD_BY_DIGIT[d])
         ty.raw(KEY_LEFTALT, 0)
-    else:
-        if not sub or sub not in pos:
-            raise ValueError(f"substitute {sub!r} cannot be typed")
-        ty.at(*pos[sub])
 
 
 def as_tuples(events: list[KeyEvent]) -> Iterator[tuple[int, int, int, float]]:
