@@ -187,7 +187,8 @@ def test_pty_closes_under_the_reader_and_comes_back(
     ptys[0].write(b"PARTIAL")  # lost with the device; must be logged, not emitted
     wait_for(lambda: reader.last_seen is not None, "partial bytes read")
     time.sleep(0.05)
-    ptys[0].close()  # the scanner is unplugged
+    ptys[0].close()  # the scanner is unplugged ...
+    link.unlink()  # ... and udev removes its by-id link (else another pty may reuse the number)
     rec.wait_state("disconnected")
     assert not reader.connected
     assert reader.send(b"x") is False
