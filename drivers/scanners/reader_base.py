@@ -202,7 +202,9 @@ class StreamReader:
             try:
                 if not self._open():
                     break
-            except OSError as e:
+            except Exception as e:  # OSError expected; anything else must not kill the thread
+                if not isinstance(e, OSError):
+                    log.exception("%s: unexpected error opening %s", self.name, self._describe())
                 self._went_down(f"cannot open {self._describe()}: {e}")
                 self._stop.wait(self._backoff.next())
                 continue
