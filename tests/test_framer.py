@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from drivers.scanners.config import FramerConfig
+from drivers.scanners.config import FramerConfig, SerialScanner
 from drivers.scanners.framer import Frame, Framer, parse_terminators
 from drivers.scanners.reader_base import TOO_LONG_CONTEXT, HeartbeatMonitor, frame_to_scans
 
@@ -344,3 +345,32 @@ def test_frame_to_scans_no_read_too_long_heartbeat() -> None:
     (tl,) = frame_to_scans(Frame((), "too_long", b"Q" * 100), "t", 2, 0.0, 0.0)
     assert tl.error == "frame_too_long" and tl.text == "Q" * TOO_LONG_CONTEXT
     assert frame_to_scans(Frame((), "heartbeat", b"HB"), "t", 3, 0.0, 0.0) == []
+
+
+# -- config validation -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"terminator": ""},  # nothing would ever end a frame
+        {"terminator": "\\r||\\n"},
+        {"encoding": "no-such-codec"},
+        {"terminator": "\u20ac"},  # not one latin-1 byte
+    ],
+)
+def test_framer_config_rejects(kw: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        FramerConfig(**kw)
+
+
+def test_framer_config_accepts_other_ways_to_end_frames() -> None:
+    assert FramerConfig(terminator="", stx_etx=True).stx_etx
+    assert FramerConfig(terminator="", idle_timeout=0.05).idle_timeout == 0.05
+
+
+def test_serial_beep_bytes_must_be_bytes() -> None:
+    ok = SerialScanner(type="serial", station="s", port="/dev/null", good_read_bytes="\\x07")
+    assert ok.good_read_bytes == "\\x07"
+    with pytest.raises(ValidationError):
+        SerialScanner(type="serial", station="s", port="/dev/null", bad_read_bytes="\u2603")
