@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from gateway.pipeline import Outcome, ScanProcessor
 from gateway.publisher import Publisher, StatusMessage
 from gateway.readers import make_reader
 from gateway.store.db import open_database
-from gateway.store.hot import HotStore
+from gateway.store.hot import Checkpointer, HotStore
 from gateway.writer import Task, Writer
 from mqtt_topics.topics import GatewayTopics
 
@@ -60,6 +61,7 @@ class Gateway:
             on_committed=self._committed,
             on_failed=self._failed,
         )
+        self.checkpointer = Checkpointer(cfg.storage.path)
         self.publisher: Publisher | None = None
         if cfg.broker.enabled:
             self.publisher = Publisher(
@@ -158,7 +160,11 @@ class Gateway:
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Start writer, publisher and readers."""
+        # Hand the GIL over sooner than the default 5 ms: readers and the writer are
+        # latency-sensitive (an evdev client's ring holds only ~64 events).
+        sys.setswitchinterval(0.001)
         self.writer.start()
+        self.checkpointer.start()
         if self.publisher is not None:
             self.publisher.start()
         for name, sc in self.cfg.scanners.items():
@@ -185,6 +191,7 @@ class Gateway:
             except Exception:
                 log.exception("stopping a reader failed")
         self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
+        self.checkpointer.stop()
         if self.publisher is not None:
             self.publisher.stop(self._status_message("offline"), max(0.5, deadline - time.monotonic()))
         self.engine.dispose()

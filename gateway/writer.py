@@ -106,7 +106,7 @@ class Writer:
 
     # -- the thread -----------------------------------------------------------------------
     def _open(self) -> None:
-        self._conn = connect(self.db_path, self.synchronous)
+        self._conn = connect(self.db_path, self.synchronous, autocheckpoint=False)
         self.store = HotStore(self._conn)
         self.processor.seq = int(self.store.get_meta("last_seq", "0") or 0)
 

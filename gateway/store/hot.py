@@ -15,14 +15,64 @@ from pathlib import Path
 from gateway.decide import LotInfo, ProductInfo, SerialInfo
 
 
-def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit) with WAL and busy timeout."""
+def connect(path: Path, synchronous: str = "FULL", autocheckpoint: bool = True) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with WAL and busy timeout.
+
+    The writer turns ``autocheckpoint`` off: checkpoints (which fsync the database file)
+    then run in :class:`Checkpointer`'s thread instead of stalling a scan's commit.
+    """
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
+
+
+class Checkpointer:
+    """Copies the WAL into the database file in the background (PASSIVE: never blocks writers)."""
+
+    def __init__(self, path: Path, interval: float = 1.0, min_pages: int = 256) -> None:
+        import threading
+
+        self.path = path
+        self.interval = interval
+        self.min_pages = min_pages
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=1000")
+        try:
+            while not self._stop.wait(self.interval):
+                self.run_once(conn)
+            self.run_once(conn, "TRUNCATE")
+        finally:
+            conn.close()
+
+    def run_once(self, conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+        """One checkpoint when the WAL has grown past ``min_pages`` (always for TRUNCATE)."""
+        try:
+            if mode == "PASSIVE":
+                busy, log_pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if log_pages > 0 and done >= log_pages and log_pages >= self.min_pages * 16:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # keep the WAL file small
+            else:
+                conn.execute(f"PRAGMA wal_checkpoint({mode})")
+            self.checkpoints += 1
+        except sqlite3.Error:
+            pass  # busy or disk trouble: try again next time
 
 
 def _date(s: str | None) -> date | None:
