@@ -1,0 +1,111 @@
+"""``traceway tail`` against a private mosquitto broker, plus its pure helpers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.cli_tail import check, format_line
+from mqtt_topics.examples import example_payloads, scripted_day
+from mqtt_topics.topics import GatewayTopics
+from tests.conftest import Broker, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+TOPICS = GatewayTopics("hamburg-1", "dock-a")
+
+
+def test_check_and_format() -> None:
+    ev = scripted_day()[0]
+    obj, errors = check(TOPICS.events, json.dumps(ev).encode())
+    assert errors == [] and obj == ev
+    line = format_line(TOPICS.events, obj, errors, False, b"")
+    assert line.startswith(f"{TOPICS.events} OK #1 receive ObjectEvent receiving")
+    _, errors = check(TOPICS.alerts, json.dumps(ev).encode())
+    assert errors and "on a 'traceway.alert' topic" in errors[0]
+    obj, errors = check(TOPICS.events, b"\xff")
+    assert obj is None and errors
+    rec = json.loads(format_line(TOPICS.events, obj, errors, True, b"\xff"))
+    assert rec["valid"] is False and rec["payload"] == "\ufffd"
+
+
+def _tail(broker: Broker, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "tail", "--port", str(broker.port), *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_subscribed(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "subscribed" in line, line
+
+
+def test_tail_prints_events_and_alerts(broker: Broker) -> None:
+    proc = _tail(
+        broker,
+        "--site",
+        "hamburg-1",
+        "--gateway",
+        "dock-a",
+        "--json",
+        "--count",
+        "3",
+        "--timeout",
+        "20",
+    )
+    try:
+        _wait_subscribed(proc)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        alert = example_payloads()["traceway.alert"]
+        for topic, payload in [
+            (TOPICS.events, json.dumps(scripted_day()[0])),
+            (GatewayTopics("other", "gw").events, json.dumps(scripted_day()[1])),  # filtered out
+            (TOPICS.alerts, json.dumps({**alert, "severity": "fatal"})),
+            (TOPICS.events, "not json"),
+        ]:
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
+        out, err = proc.communicate(timeout=20)
+        pub.loop_stop()
+        pub.disconnect()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert [r["topic"] for r in recs] == [TOPICS.events, TOPICS.alerts, TOPICS.events]
+    assert [r["valid"] for r in recs] == [True, False, False]
+    assert any("severity" in e for e in recs[1]["errors"])
+
+
+def test_tail_timeout_and_unreachable_broker(broker: Broker) -> None:
+    t0 = time.monotonic()
+    proc = _tail(broker, "--timeout", "0.5")
+    assert proc.wait(15) == 1 and time.monotonic() - t0 < 15
+    dead = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "tail", "--port", str(free_port()), "--count", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=15,
+    )  # fmt: skip
+    assert dead.returncode == 2 and "cannot connect" in dead.stderr
+
+
+def test_tail_exits_cleanly_on_ctrl_c(broker: Broker) -> None:
+    import signal
+
+    proc = _tail(broker)
+    try:
+        _wait_subscribed(proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
