@@ -335,3 +335,17 @@ def test_udevadm_verify() -> None:
         pytest.skip("udevadm verify needs systemd >= 254")
     proc = subprocess.run([exe, "verify", str(RULES)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_install_guide_names_real_files() -> None:
+    text = (SYSTEMD / "INSTALL.md").read_text()
+    root = SYSTEMD.parent
+    named = set(re.findall(r"\b((?:systemd|config/mosquitto)/[\w.-]+\.\w+)", text))
+    named |= {
+        f"systemd/{m}" for m in re.findall(r"\b(traceway\.(?:sysusers|tmpfiles|service))\b", text)
+    }
+    assert "systemd/traceway.service" in named and "config/mosquitto/traceway.acl" in named
+    missing = sorted(n for n in named if not (root / n).exists())
+    assert not missing, f"INSTALL.md names files that do not exist: {missing}"
+    unit = parse_unit(UNIT.read_text())
+    assert one(unit, "Service", "ExecStart") in text.replace("`", "") or EXEC in text
