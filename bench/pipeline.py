@@ -48,7 +48,9 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
         "max_inflight_messages 0\nmax_queued_messages 0\n"
     )
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), 0.1).close()
@@ -106,7 +108,9 @@ def push(port: int, codes: list[str], rate: float | None) -> None:
     sock.close()
 
 
-def run_pipeline(tmp: Path, broker_port: int, n: int, rate: float | None, sync: str, tag: str) -> tuple[float, list[float]]:
+def run_pipeline(
+    tmp: Path, broker_port: int, n: int, rate: float | None, sync: str, tag: str
+) -> tuple[float, list[float]]:
     scan_port = free_port()
     d = tmp / tag
     d.mkdir()
@@ -150,7 +154,11 @@ def run_pipeline(tmp: Path, broker_port: int, n: int, rate: float | None, sync: 
 def raw_paho(port: int, n: int, window: int = 100) -> float:
     payload = b"x" * 600  # about the size of an event payload
     acked = threading.Semaphore(0)
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="bench-raw",
+        protocol=mqtt.MQTTv5,
+    )
     c.max_inflight_messages_set(window)
     c.on_publish = lambda *a: acked.release()
     c.connect("127.0.0.1", port)
@@ -177,7 +185,9 @@ def raw_paho(port: int, n: int, window: int = 100) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--scans", type=int, default=5000)
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of the fixed-rate run")
@@ -198,9 +208,15 @@ def main() -> None:
             broker.terminate()
             broker.wait()
     ms = [x * 1000 for x in lat]
-    print(f"pipeline throughput   : {eps:8.0f} events/s  ({args.scans} scans, TCP reader → PUBACK, synchronous={args.synchronous})")
-    print(f"burst scan→commit     : p50 {pct([x * 1000 for x in lat_burst], 50):.2f} ms, p99 {pct([x * 1000 for x in lat_burst], 99):.2f} ms (all {args.scans} offered at once)")
-    print(f"scan→commit @ {args.rate:.0f}/s  : p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms, max {max(ms):.2f} ms  ({len(ms)} scans)")
+    print(
+        f"pipeline throughput   : {eps:8.0f} events/s  ({args.scans} scans, TCP reader → PUBACK, synchronous={args.synchronous})"
+    )
+    print(
+        f"burst scan→commit     : p50 {pct([x * 1000 for x in lat_burst], 50):.2f} ms, p99 {pct([x * 1000 for x in lat_burst], 99):.2f} ms (all {args.scans} offered at once)"
+    )
+    print(
+        f"scan→commit @ {args.rate:.0f}/s  : p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms, max {max(ms):.2f} ms  ({len(ms)} scans)"
+    )
     print(f"raw paho QoS1 (win 100): {raw:8.0f} msg/s")
     print(f"ratio pipeline/raw    : {eps / raw:8.2f}   (goal ≥ 0.5)")
     print(f"mean scan→commit @rate: {statistics.fmean(ms):.2f} ms")

@@ -60,7 +60,9 @@ def normalize_gtin(value: str) -> str:
         raise ValueError(f"GTIN {value!r} must be 8, 12, 13 or 14 digits")
     v = v.zfill(14)
     if gs1_check_digit(v[:-1]) != int(v[-1]):
-        raise ValueError(f"GTIN {value} has a wrong check digit (expected {gs1_check_digit(v[:-1])})")
+        raise ValueError(
+            f"GTIN {value} has a wrong check digit (expected {gs1_check_digit(v[:-1])})"
+        )
     return v
 
 
@@ -216,19 +218,29 @@ def _write(
     now = time.time()
     for lot in lot_rows:
         stmt = insert(lots).values(
-            gtin=lot["gtin"], lot=lot["lot"], expiry=lot["expiry"], status=lot["status"], updated_at=now
+            gtin=lot["gtin"],
+            lot=lot["lot"],
+            expiry=lot["expiry"],
+            status=lot["status"],
+            updated_at=now,
         )
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[lots.c.gtin, lots.c.lot],
-                set_={"expiry": stmt.excluded.expiry, "status": stmt.excluded.status, "updated_at": now},
+                set_={
+                    "expiry": stmt.excluded.expiry,
+                    "status": stmt.excluded.status,
+                    "updated_at": now,
+                },
             )
         )
         lot_id = conn.execute(
             select(lots.c.id).where(lots.c.gtin == lot["gtin"], lots.c.lot == lot["lot"])
         ).scalar_one()
         if lot["quantity"] or lot["location"]:
-            st = insert(lot_stock).values(lot_id=lot_id, location=lot["location"], quantity=lot["quantity"])
+            st = insert(lot_stock).values(
+                lot_id=lot_id, location=lot["location"], quantity=lot["quantity"]
+            )
             conn.execute(
                 st.on_conflict_do_update(
                     index_elements=[lot_stock.c.lot_id, lot_stock.c.location],

@@ -215,8 +215,6 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
-
-
 def parse_config(text: str, file: str = "<config>", base: Path | None = None) -> GatewayConfig:
     """Parse and validate TOML text. Relative paths are resolved against ``base``."""
     try:

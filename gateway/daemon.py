@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ scan_log = logging.getLogger("traceway.scan")
 class Counters:
     """Scan counts by verdict, for status and metrics."""
 
-    by_verdict: dict[str, int] = field(default_factory=lambda: {"accept": 0, "warn": 0, "reject": 0})
+    by_verdict: dict[str, int] = field(
+        default_factory=lambda: {"accept": 0, "warn": 0, "reject": 0}
+    )
     storage_failures: int = 0
 
 
@@ -49,6 +52,7 @@ class Gateway:
         self.readers: dict[str, Any] = {}
         self.stopped = threading.Event()
         self.boot = 0
+        self.started_at = datetime.now().astimezone()
         self.engine = open_database(cfg.storage.path, cfg.storage.synchronous)
         self._seed_cache()
         self.boot = self._bump_boot()
@@ -103,21 +107,33 @@ class Gateway:
             )
         return boot
 
-    def _status_message(self, state: str) -> StatusMessage:
-        return StatusMessage(
-            self.topics.status,
-            {
-                "schema": {"name": "traceway.status", "version": "1.0"},
-                "gateway_id": self.cfg.gateway.id,
-                "site": self.cfg.gateway.site,
-                "state": state,
-                "version": __version__,
-                "boot": self.boot,
-                "config_hash": self.config_hash,
-                "cache_version": self._cache_version(),
-                "at": _now_iso(),
-            },
-        )
+    def _status_message(self, state: str, reason: str = "connection_lost") -> StatusMessage:
+        from datetime import datetime
+
+        from mqtt_topics.status import build_birth, build_offline
+
+        now = datetime.now().astimezone()
+        if state == "online":
+            payload = build_birth(
+                gateway_id=self.cfg.gateway.id,
+                site=self.cfg.gateway.site,
+                time=now,
+                boot=self.boot,
+                version=__version__,
+                config_hash=self.config_hash,
+                cache_version=self._cache_version(),
+                clock_synced=self.clock.synced(),
+                started_at=self.started_at,
+            )
+        else:
+            payload = build_offline(
+                gateway_id=self.cfg.gateway.id,
+                site=self.cfg.gateway.site,
+                time=now,
+                boot=self.boot,
+                reason="shutdown" if reason == "shutdown" else "connection_lost",
+            )
+        return StatusMessage(self.topics.status, payload)
 
     def _birth(self) -> StatusMessage:
         return self._status_message("online")
@@ -193,7 +209,9 @@ class Gateway:
         self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
         self.checkpointer.stop()
         if self.publisher is not None:
-            self.publisher.stop(self._status_message("offline"), max(0.5, deadline - time.monotonic()))
+            self.publisher.stop(
+                self._status_message("offline", "shutdown"), max(0.5, deadline - time.monotonic())
+            )
         self.engine.dispose()
         self.stopped.set()
 
@@ -211,12 +229,6 @@ class Gateway:
         if self.publisher is not None:
             ok = ok and self.publisher.alive
         return ok
-
-
-def _now_iso() -> str:
-    from datetime import datetime
-
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def run_gateway(

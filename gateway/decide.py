@@ -250,7 +250,9 @@ def decide(
         return Decision("reject", tuple(r for _, r in out), None)
 
     if tracking == "serial" and not scan.serial:
-        out.append(("reject", Reason("missing_serial", f"GTIN {scan.gtin} is serial-tracked; scan (21)")))
+        out.append(
+            ("reject", Reason("missing_serial", f"GTIN {scan.gtin} is serial-tracked; scan (21)"))
+        )
     if tracking == "lot" and not scan.lot:
         out.append(("reject", Reason("missing_lot", f"GTIN {scan.gtin} is lot-tracked; scan (10)")))
     if tracking == "serial":
@@ -286,7 +288,12 @@ def decide(
                 )
             )
     elif scan.lot and mv not in INBOUND:
-        out.append(("warn", Reason("unknown_lot", f"lot {scan.lot} of GTIN {scan.gtin} is not in the cache")))
+        out.append(
+            (
+                "warn",
+                Reason("unknown_lot", f"lot {scan.lot} of GTIN {scan.gtin} is not in the cache"),
+            )
+        )
 
     suggestion: str | None = None
     if expiry is not None:

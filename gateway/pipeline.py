@@ -218,7 +218,9 @@ class ScanProcessor:
                 decision=d,
                 interp=interp,
             )
-            return Outcome(scan, station, "alert", d.verdict, d.reasons, describe(interp), seq, eid, interp)
+            return Outcome(
+                scan, station, "alert", d.verdict, d.reasons, describe(interp), seq, eid, interp
+            )
         rules = StationRules(
             step=st.step,
             unknown_gtin=st_cfg.unknown_gtin,
@@ -241,7 +243,15 @@ class ScanProcessor:
                 interp=interp,
             )
             return Outcome(
-                scan, station, "alert", decision.verdict, decision.reasons, describe(interp), seq, eid, interp
+                scan,
+                station,
+                "alert",
+                decision.verdict,
+                decision.reasons,
+                describe(interp),
+                seq,
+                eid,
+                interp,
             )
         self._apply(store, interp, decision, st, lot_id)
         seq, eid = self._event(store, scan, station, st, interp, decision)
@@ -284,7 +294,9 @@ class ScanProcessor:
             scan=scan,
             decision=d,
         )
-        return Outcome(scan, station, "alert", "reject", d.reasons, f"from {scan.scanner}", seq, eid)
+        return Outcome(
+            scan, station, "alert", "reject", d.reasons, f"from {scan.scanner}", seq, eid
+        )
 
     def _control(self, scan: RawScan, station: str, interp: Interpretation) -> Outcome:
         st = self.stations[station]
@@ -307,7 +319,9 @@ class ScanProcessor:
             interpretation=interp,
         )
 
-    def _view(self, store: HotStore, interp: Interpretation, step: str) -> tuple[CacheView, int | None]:
+    def _view(
+        self, store: HotStore, interp: Interpretation, step: str
+    ) -> tuple[CacheView, int | None]:
         if interp.gtin is None:
             return CacheView(), None
         product = store.product(interp.gtin)

@@ -101,7 +101,9 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"gateway did not stop on SIGTERM:\n{self.log.read_text()[-3000:]}") from None
+                raise AssertionError(
+                    f"gateway did not stop on SIGTERM:\n{self.log.read_text()[-3000:]}"
+                ) from None
         return int(self.proc.returncode)
 
     def alive(self) -> bool:

@@ -38,7 +38,12 @@ def st(step: str = "receiving", **kw: object) -> StationRules:
     return StationRules(step=step, **kw)  # type: ignore[arg-type]
 
 
-def lotinfo(lot: str = "LOTA", expiry: date | None = date(2030, 3, 31), status: str = "active", on_hand: int = 10) -> LotInfo:
+def lotinfo(
+    lot: str = "LOTA",
+    expiry: date | None = date(2030, 3, 31),
+    status: str = "active",
+    on_hand: int = 10,
+) -> LotInfo:
     return LotInfo(GTIN, lot, expiry, status, on_hand)  # type: ignore[arg-type]
 
 
@@ -110,7 +115,9 @@ def test_untracked_product_counts_quantity() -> None:
 
 
 def test_quantity_from_count_or_station_default() -> None:
-    d = decide(interpret(lot_scan()), st(default_quantity=12), CacheView(LOT_PRODUCT, lotinfo()), TODAY)
+    d = decide(
+        interpret(lot_scan()), st(default_quantity=12), CacheView(LOT_PRODUCT, lotinfo()), TODAY
+    )
     assert d.quantity == 12
     d = decide(
         interpret(f"]C101{GTIN}17300331\x1d10LOTA\x1d3024"),
@@ -145,7 +152,14 @@ def test_serial_state_conflicts(step: str, state: str | None, code: str) -> None
 
 @pytest.mark.parametrize(
     ("step", "state"),
-    [("receiving", None), ("receiving", "shipped"), ("shipping", "in_stock"), ("shipping", "picked"), ("picking", "in_stock"), ("returning", "shipped")],
+    [
+        ("receiving", None),
+        ("receiving", "shipped"),
+        ("shipping", "in_stock"),
+        ("shipping", "picked"),
+        ("picking", "in_stock"),
+        ("returning", "shipped"),
+    ],
 )
 def test_serial_state_ok(step: str, state: str | None) -> None:
     serial = SerialInfo(PUMP, "SN1", None, state) if state else None
@@ -159,7 +173,10 @@ def test_serial_unknown_at_count_is_a_warning() -> None:
     assert (d.verdict, d.codes) == ("warn", ("serial_not_in_stock",))
 
 
-@pytest.mark.parametrize(("step", "verdict"), [("shipping", "reject"), ("picking", "reject"), ("receiving", "warn"), ("storing", "warn")])
+@pytest.mark.parametrize(
+    ("step", "verdict"),
+    [("shipping", "reject"), ("picking", "reject"), ("receiving", "warn"), ("storing", "warn")],
+)
 def test_expired_lot(step: str, verdict: str) -> None:
     old = lotinfo("OLD", date(2024, 1, 31))
     d = decide(interpret(lot_scan("OLD", "240131")), st(step), CacheView(LOT_PRODUCT, old), TODAY)
@@ -175,20 +192,42 @@ def test_expiry_from_cache_when_barcode_has_none() -> None:
 
 def test_expiry_today_is_not_expired() -> None:
     lot = lotinfo("T", TODAY)
-    d = decide(interpret(lot_scan("T", "261121")), st("shipping", near_expiry="accept"), CacheView(LOT_PRODUCT, lot), TODAY)
+    d = decide(
+        interpret(lot_scan("T", "261121")),
+        st("shipping", near_expiry="accept"),
+        CacheView(LOT_PRODUCT, lot),
+        TODAY,
+    )
     assert "lot_expired" not in d.codes
 
 
-@pytest.mark.parametrize(("policy", "verdict"), [("warn", "warn"), ("reject", "reject"), ("accept", "accept")])
+@pytest.mark.parametrize(
+    ("policy", "verdict"), [("warn", "warn"), ("reject", "reject"), ("accept", "accept")]
+)
 def test_near_expiry(policy: str, verdict: str) -> None:
     soon = lotinfo("S", date(2026, 12, 31))
-    d = decide(interpret(lot_scan("S", "261231")), st("receiving", near_expiry=policy), CacheView(LOT_PRODUCT, soon), TODAY)
+    d = decide(
+        interpret(lot_scan("S", "261231")),
+        st("receiving", near_expiry=policy),
+        CacheView(LOT_PRODUCT, soon),
+        TODAY,
+    )
     assert d.verdict == verdict
     assert ("near_expiry" in d.codes) == (policy != "accept")
 
 
-@pytest.mark.parametrize(("status", "code"), [("hold", "lot_on_hold"), ("recalled", "lot_recalled")])
-@pytest.mark.parametrize(("step", "verdict"), [("shipping", "reject"), ("receiving", "reject"), ("holding", "warn"), ("cycle_counting", "warn")])
+@pytest.mark.parametrize(
+    ("status", "code"), [("hold", "lot_on_hold"), ("recalled", "lot_recalled")]
+)
+@pytest.mark.parametrize(
+    ("step", "verdict"),
+    [
+        ("shipping", "reject"),
+        ("receiving", "reject"),
+        ("holding", "warn"),
+        ("cycle_counting", "warn"),
+    ],
+)
 def test_hold_and_recall(status: str, code: str, step: str, verdict: str) -> None:
     lot = lotinfo(status=status)
     d = decide(interpret(lot_scan()), st(step), CacheView(LOT_PRODUCT, lot), TODAY)
@@ -198,7 +237,9 @@ def test_hold_and_recall(status: str, code: str, step: str, verdict: str) -> Non
 
 
 def test_expiry_mismatch_warns() -> None:
-    d = decide(interpret(lot_scan("LOTA", "300430")), st(), CacheView(LOT_PRODUCT, lotinfo()), TODAY)
+    d = decide(
+        interpret(lot_scan("LOTA", "300430")), st(), CacheView(LOT_PRODUCT, lotinfo()), TODAY
+    )
     assert (d.verdict, d.codes) == ("warn", ("expiry_mismatch",))
 
 
@@ -214,7 +255,9 @@ def test_insufficient_stock_warns() -> None:
     assert d.verdict == "warn"
 
 
-@pytest.mark.parametrize(("policy", "verdict"), [("warn", "warn"), ("reject", "reject"), ("accept", "accept")])
+@pytest.mark.parametrize(
+    ("policy", "verdict"), [("warn", "warn"), ("reject", "reject"), ("accept", "accept")]
+)
 def test_fefo_violation(policy: str, verdict: str) -> None:
     later = lotinfo("LOTB", date(2030, 9, 30))
     earlier = lotinfo("LOTA", date(2030, 3, 31))
@@ -238,21 +281,36 @@ def test_fefo_ignores_expired_held_and_empty_lots() -> None:
         lotinfo("RCL", date(2027, 1, 1), status="recalled"),
         lotinfo("EMPTY", date(2027, 1, 1), on_hand=0),
     )
-    d = decide(interpret(lot_scan("LOTB", "300930")), st("shipping"), CacheView(LOT_PRODUCT, later, other_lots=others), TODAY)
+    d = decide(
+        interpret(lot_scan("LOTB", "300930")),
+        st("shipping"),
+        CacheView(LOT_PRODUCT, later, other_lots=others),
+        TODAY,
+    )
     assert d.verdict == "accept", d.reasons
 
 
 def test_fefo_same_expiry_is_not_a_violation() -> None:
     b = lotinfo("B", date(2030, 3, 31))
     a = lotinfo("A", date(2030, 3, 31))
-    d = decide(interpret(lot_scan("B", "300331")), st("shipping"), CacheView(LOT_PRODUCT, b, other_lots=(a,)), TODAY)
+    d = decide(
+        interpret(lot_scan("B", "300331")),
+        st("shipping"),
+        CacheView(LOT_PRODUCT, b, other_lots=(a,)),
+        TODAY,
+    )
     assert d.verdict == "accept"
 
 
 def test_fefo_only_for_outbound_steps() -> None:
     later = lotinfo("LOTB", date(2030, 9, 30))
     earlier = lotinfo("LOTA", date(2030, 3, 31))
-    d = decide(interpret(lot_scan("LOTB", "300930")), st("storing"), CacheView(LOT_PRODUCT, later, other_lots=(earlier,)), TODAY)
+    d = decide(
+        interpret(lot_scan("LOTB", "300930")),
+        st("storing"),
+        CacheView(LOT_PRODUCT, later, other_lots=(earlier,)),
+        TODAY,
+    )
     assert "fefo_violation" not in d.codes
 
 
@@ -279,7 +337,15 @@ def test_sscc_scan_is_an_item() -> None:
 
 def test_duplicate_and_input_errors() -> None:
     d = duplicate_decision(5)
-    assert (d.verdict, d.codes, d.movement, d.duplicate) == ("warn", ("duplicate_scan",), None, True)
+    assert (d.verdict, d.codes, d.movement, d.duplicate) == (
+        "warn",
+        ("duplicate_scan",),
+        None,
+        True,
+    )
     e = input_error_decision("input_overrun", "lost")
     assert (e.verdict, e.codes) == ("reject", ("input_overrun",))
-    assert e.as_payload() == {"verdict": "reject", "reasons": [{"code": "input_overrun", "message": "lost"}]}
+    assert e.as_payload() == {
+        "verdict": "reject",
+        "reasons": [{"code": "input_overrun", "message": "lost"}],
+    }

@@ -15,7 +15,9 @@ from pathlib import Path
 from gateway.decide import LotInfo, ProductInfo, SerialInfo
 
 
-def connect(path: Path, synchronous: str = "FULL", autocheckpoint: bool = True) -> sqlite3.Connection:
+def connect(
+    path: Path, synchronous: str = "FULL", autocheckpoint: bool = True
+) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with WAL and busy timeout.
 
     The writer turns ``autocheckpoint`` off: checkpoints (which fsync the database file)

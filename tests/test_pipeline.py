@@ -1,0 +1,291 @@
+"""The scan path in-process: processor + single writer on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from drivers.scanners.types import RawScan
+from gateway.cache_import import import_csv
+from gateway.config import GatewayConfig, parse_config
+from gateway.pipeline import Outcome, ScanProcessor
+from gateway.store.db import open_database
+from gateway.writer import Task, Writer
+from mqtt_topics.validation import validate
+
+DEMO = Path(__file__).resolve().parent.parent / "config" / "demo"
+TODAY = date(2026, 11, 21)
+
+
+def make_cfg(tmp: Path, step: str = "receiving", **station: object) -> GatewayConfig:
+    extra = "\n".join(f"{k} = {json.dumps(v)}" for k, v in station.items())
+    return parse_config(
+        f"""
+[gateway]
+site = "s1"
+id = "g1"
+[storage]
+path = "{tmp / "gw.db"}"
+[stations.ws]
+step = "{step}"
+location = "DOCK"
+{extra}
+[scanners.sc]
+type = "tcp"
+station = "ws"
+port = 9
+[[patterns]]
+kind = "location"
+regex = 'LOC-(?P<value>.+)'
+[[patterns]]
+kind = "command"
+regex = '(?P<value>RECEIVE|PUTAWAY|PICK|SHIP|QTY:\\d+|PO:.+)'
+""",
+        "test.toml",
+    )
+
+
+class Harness:
+    def __init__(self, cfg: GatewayConfig, seed: bool = True) -> None:
+        self.cfg = cfg
+        engine = open_database(cfg.storage.path)
+        if seed:
+            import_csv(engine, DEMO / "products.csv", DEMO / "lots.csv", DEMO / "serials.csv")
+        engine.dispose()
+        self.outcomes: list[Outcome] = []
+        self.cv = threading.Condition()
+        self.processor = ScanProcessor(cfg, lambda: False, today=lambda: TODAY)
+        self.writer = Writer(cfg.storage.path, self.processor, on_committed=self._done)
+        self.writer.start()
+        self.t = 0.0
+
+    def _done(self, outs: list[Outcome]) -> None:
+        with self.cv:
+            self.outcomes.extend(outs)
+            self.cv.notify_all()
+
+    def scan(self, *codes: str) -> list[Outcome]:
+        start = len(self.outcomes)
+        for c in codes:
+            self.t += 1.0
+            self.writer.submit(RawScan(c, "sc", time.time(), self.t))
+        with self.cv:
+            assert self.cv.wait_for(lambda: len(self.outcomes) >= start + len(codes), 10)
+            return self.outcomes[start:]
+
+    def one(self, code: str) -> Outcome:
+        return self.scan(code)[0]
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.cfg.storage.path)
+
+    def outbox(self) -> list[dict[str, object]]:
+        con = self.db()
+        rows = [json.loads(r[0]) for r in con.execute("SELECT payload FROM outbox ORDER BY seq")]
+        con.close()
+        return rows
+
+    def close(self) -> None:
+        self.writer.stop()
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(make_cfg(tmp_path))
+    yield harness
+    harness.close()
+
+
+LOTC = "]C1010950600013435217310228\x1d10LOTC"
+
+
+def test_accepted_scan_updates_cache_and_outbox(h: Harness) -> None:
+    o = h.one(LOTC)
+    assert (o.verdict, o.kind, o.movement, o.seq) == ("accept", "event", "receive", 1)
+    con = h.db()
+    row = con.execute(
+        "SELECT s.location, s.quantity FROM lots l JOIN lot_stock s ON s.lot_id = l.id WHERE l.lot = 'LOTC'"
+    ).fetchone()
+    assert row == ("DOCK", 1)
+    ev = h.outbox()[0]
+    assert validate(ev) == []
+    assert ev["items"] == [
+        {"gtin": "09506000134352", "lot": "LOTC", "quantity": 1, "expiry": "2031-02-28"}
+    ]
+    assert ev["clock_synced"] is False
+    assert ev["location"] == "DOCK"
+
+
+def test_rejected_scan_changes_no_stock_and_becomes_an_alert(h: Harness) -> None:
+    con = h.db()
+    before = con.execute("SELECT * FROM serials ORDER BY id").fetchall()
+    o = h.one("]d2010950600013436921SN1001\x1d10PUMPLOT1")
+    assert (o.verdict, o.kind) == ("reject", "alert")
+    assert con.execute("SELECT * FROM serials ORDER BY id").fetchall() == before
+    alert = h.outbox()[0]
+    assert alert["alert"] == "serial_in_stock"
+    assert alert["decision"]["verdict"] == "reject"  # type: ignore[index]
+    assert validate(alert) == []
+
+
+def test_double_shipment_caught_by_local_cache(tmp_path: Path) -> None:
+    h = Harness(make_cfg(tmp_path, "shipping", duplicate_window=0))
+    try:
+        first = h.one("]d2010950600013436921SN1001")
+        second = h.one("]d2010950600013436921SN1001")
+    finally:
+        h.close()
+    assert first.verdict == "accept"
+    assert second.verdict == "reject"
+    assert second.reasons[0].code == "serial_already_shipped"
+
+
+def test_seq_contiguous_across_events_and_alerts_and_restart(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    h = Harness(cfg)
+    h.scan(LOTC, "]C0NOPE", "]d2010950600013436921SN7")
+    h.close()
+    h2 = Harness(cfg, seed=False)
+    h2.scan("]d2010950600013436921SN8")
+    h2.close()
+    seqs = [e["seq"] for e in h2.outbox()]
+    assert seqs == [1, 2, 3, 4]
+    assert len({e["event_id"] for e in h2.outbox()}) == 4
+    for e in h2.outbox():
+        assert validate(e) == [], e
+
+
+def test_workstation_flow(h: Harness) -> None:
+    outs = h.scan("PUTAWAY", "LOC-A-09", LOTC)
+    assert [o.kind for o in outs] == ["control", "control", "event"]
+    assert outs[2].movement == "putaway"
+    outs = h.scan(
+        "QTY:5", "RECEIVE", "LOC-DOCK", "PO:4711", "]C1010950600013435217300331\x1d10LOTA"
+    )
+    assert outs[-1].movement == "receive"
+    ev = h.outbox()[-1]
+    assert ev["items"][0]["quantity"] == 5  # type: ignore[index]
+    assert ev["biz_transactions"] == [{"type": "po", "id": "4711"}]
+    bad = h.one("LOC-")
+    assert bad.kind in ("control", "alert")
+
+
+def test_unknown_command_is_rejected_with_reason(h: Harness) -> None:
+    # a command pattern match with a value the station does not know
+    o = h.processor._control(
+        RawScan("X", "sc", 0, 0), "ws", h.processor.interpreter.interpret("PO:")
+    )
+    assert o.verdict in ("accept", "reject")
+
+
+def test_duplicate_within_window(tmp_path: Path) -> None:
+    h = Harness(make_cfg(tmp_path, duplicate_window=5.0))
+    try:
+        h.writer.submit(RawScan(LOTC, "sc", time.time(), 100.0))
+        h.writer.submit(RawScan(LOTC, "sc", time.time(), 101.0))
+        h.writer.submit(RawScan(LOTC, "sc", time.time(), 110.0))
+        with h.cv:
+            h.cv.wait_for(lambda: len(h.outcomes) >= 3, 10)
+    finally:
+        h.close()
+    assert [o.verdict for o in h.outcomes] == ["accept", "warn", "accept"]
+    assert h.outcomes[1].reasons[0].code == "duplicate_scan"
+    con = h.db()
+    qty = con.execute(
+        "SELECT SUM(quantity) FROM lot_stock s JOIN lots l ON l.id = s.lot_id WHERE l.lot='LOTC'"
+    ).fetchone()[0]
+    assert qty == 2  # the duplicate is recorded, not counted
+
+
+def test_input_errors_are_rejected_scans(h: Harness) -> None:
+    h.writer.submit(RawScan("", "sc", time.time(), 1.0, error="input_overrun"))
+    h.writer.submit(RawScan("", "sc", time.time(), 2.0, error="no_read"))
+    with h.cv:
+        h.cv.wait_for(lambda: len(h.outcomes) >= 2, 10)
+    assert [o.reasons[0].code for o in h.outcomes] == ["input_overrun", "no_read"]
+    alerts = h.outbox()
+    assert [a["alert"] for a in alerts] == ["input_overrun", "no_read"]
+    for a in alerts:
+        assert validate(a) == []
+
+
+def test_group_commit_groups_and_a_bug_loses_nothing(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = h.processor._apply
+
+    def flaky(store, interp, decision, st, lot_id):  # type: ignore[no-untyped-def]
+        if interp.serial == "BOOM":
+            store.put_serial(interp.gtin, "HALF", None, "in_stock", "", 0.0)  # half-done work
+            raise RuntimeError("bug")
+        return real(store, interp, decision, st, lot_id)
+
+    monkeypatch.setattr(h.processor, "_apply", flaky)
+    codes = [f"]d20109506000134369 21S{i}".replace(" ", "") for i in range(50)]
+    codes.insert(25, "]d2010950600013436921BOOM")
+    outs = h.scan(*codes)
+    assert len(outs) == 51
+    assert outs[25].reasons[0].code == "internal_error"
+    assert [o.seq for o in outs] == list(range(1, 52))
+    con = h.db()
+    assert con.execute("SELECT COUNT(*) FROM serials WHERE serial = 'HALF'").fetchone()[0] == 0
+    assert h.writer.commits < 51  # grouped
+
+
+def test_tasks_run_in_the_writer(h: Harness) -> None:
+    assert h.writer.call(lambda s: s.outbox_depth()) == 0
+    h.one(LOTC)
+    h.writer.call(lambda s: s.mark_published([1], 1.0))
+    assert h.writer.call(lambda s: s.outbox_depth()) == 0
+    with pytest.raises(ZeroDivisionError):
+        h.writer.call(lambda s: 1 / 0)
+    # the writer is still alive after a failing task
+    assert h.writer.call(lambda s: 42) == 42
+    fut_task = Task(lambda s: None)
+    h.writer.submit(fut_task)
+
+
+def test_storage_failure_reports_scans_and_recovers(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    engine = open_database(cfg.storage.path)
+    engine.dispose()
+    failed: list[str] = []
+    done = threading.Event()
+    proc = ScanProcessor(cfg, lambda: True, today=lambda: TODAY)
+    w = Writer(
+        cfg.storage.path, proc, on_failed=lambda scans, why: (failed.append(why), done.set())
+    )
+    w.start()
+    try:
+        # the database refuses to grow beyond its current size
+        w.call(lambda s: s.conn.execute("PRAGMA max_page_count = 1"))
+        for i in range(300):
+            w.submit(RawScan(f"]d2010950600013436921FULL{i}", "sc", time.time(), float(i)))
+        assert done.wait(10)
+        assert "full" in failed[0]
+        assert w.failed
+        w.call(lambda s: s.conn.execute("PRAGMA max_page_count = 1073741823"))
+        depth = w.call(lambda s: s.outbox_depth())
+        assert depth < 300  # some were refused, none half-written
+        w.submit(RawScan("]d2010950600013436921OK1", "sc", time.time(), 1000.0))
+        deadline = time.time() + 5
+        while w.failed and time.time() < deadline:
+            time.sleep(0.05)
+        assert not w.failed
+        assert w.call(lambda s: s.outbox_depth()) == depth + 1
+        seqs = [
+            r[0]
+            for r in w.call(
+                lambda s: s.conn.execute("SELECT seq FROM outbox ORDER BY seq").fetchall()
+            )
+        ]
+        assert seqs == list(range(1, depth + 2))  # no gap from the failed groups
+    finally:
+        w.stop()
