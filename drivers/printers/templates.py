@@ -26,7 +26,7 @@ SIZES: dict[str, tuple[float, float]] = {"4x6": (4.0, 6.0), "4x2": (4.0, 2.0)}
 DPIS = (203, 300, 600)
 BUILTIN_DIR = Path(__file__).parent / "labels"
 
-_FN = re.compile(r'\^FN(\d+)(?:"[^"^~]*")?')
+_FN = re.compile(r'\^FN(\d+)(?:"[A-Za-z0-9 ]{0,255}")?')
 _VARIANT = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)_(?P<dpi>\d+)_(?P<size>\d+x\d+)\.zpl$")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
@@ -199,6 +199,10 @@ def load_variant(decl_path: Path, zpl_path: Path) -> Template:
     w, ll = dots(SIZES[size][0], dpi), dots(SIZES[size][1], dpi)
     if f"^PW{w}" not in body or f"^LL{ll}" not in body:
         raise TemplateError(f"{where}: must declare ^PW{w} and ^LL{ll} for {size} at {dpi} dpi")
+    if len(re.findall(r"\^FN\d+", body)) != len(_FN.findall(body)) or re.search(
+        r'\^FN\d+"(?![A-Za-z0-9 ]{0,255}")', body
+    ):
+        raise TemplateError(f"{where}: ^FN prompts may hold only letters, digits and spaces")
     seen: dict[int, Slot] = {}
     for fm in _FN.finditer(body):
         fn = int(fm.group(1))

@@ -6,8 +6,8 @@
 ^PON
 ^FO20,15^A0N,28,28^FB560,1,0,L,0^FN1"description"^FS
 ^FO20,50^A0N,40,40^FN2"lot line"^FS
-^FO20,100^A0N,28,28^FN3"expiry/quantity line"^FS
-^FO30,150^BY2^BCN,140,N,N,N^FN4"gtin+expiry"^FS
+^FO20,100^A0N,28,28^FN3"expiry quantity line"^FS
+^FO30,150^BY2^BCN,140,N,N,N^FN4"gtin expiry"^FS
 ^FO30,305^A0N,26,26^FN5"hri 1"^FS
 ^FO600,170^BXN,7,200,,,,_^FN8"datamatrix"^FS
 ^XZ

@@ -6,8 +6,8 @@
 ^PON
 ^FO30,22^A0N,41,41^FB828,1,0,L,0^FN1"description"^FS
 ^FO30,74^A0N,59,59^FN2"lot line"^FS
-^FO30,148^A0N,41,41^FN3"expiry/quantity line"^FS
-^FO44,222^BY3^BCN,207,N,N,N^FN4"gtin+expiry"^FS
+^FO30,148^A0N,41,41^FN3"expiry quantity line"^FS
+^FO44,222^BY3^BCN,207,N,N,N^FN4"gtin expiry"^FS
 ^FO44,451^A0N,38,38^FN5"hri 1"^FS
 ^FO887,251^BXN,10,200,,,,_^FN8"datamatrix"^FS
 ^XZ

@@ -6,11 +6,11 @@
 ^PON
 ^FO44,44^A0N,53,53^FB1108,2,0,L,0^FN1"description"^FS
 ^FO44,177^A0N,83,83^FN2"lot line"^FS
-^FO44,288^A0N,53,53^FN3"expiry/quantity line"^FS
+^FO44,288^A0N,53,53^FN3"expiry quantity line"^FS
 ^FO30,369^GB1141,4,4^FS
-^FO59,429^BY4^BCN,251,N,N,N^FN4"gtin+expiry"^FS
+^FO59,429^BY4^BCN,251,N,N,N^FN4"gtin expiry"^FS
 ^FO59,698^A0N,44,44^FN5"hri 1"^FS
-^FO59,798^BY3^BCN,251,N,N,N^FN6"lot+quantity"^FS
+^FO59,798^BY3^BCN,251,N,N,N^FN6"lot quantity"^FS
 ^FO59,1067^A0N,44,44^FN7"hri 2"^FS
 ^FO30,1167^GB1141,4,4^FS
 ^FO59,1227^BXN,15,200,,,,_^FN8"datamatrix"^FS

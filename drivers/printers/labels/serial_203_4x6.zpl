@@ -6,11 +6,11 @@
 ^PON
 ^FO30,30^A0N,36,36^FB750,2,0,L,0^FN1"description"^FS
 ^FO30,120^A0N,56,56^FN2"serial line"^FS
-^FO30,195^A0N,36,36^FN3"lot/expiry line"^FS
+^FO30,195^A0N,36,36^FN3"lot expiry line"^FS
 ^FO20,250^GB772,3,3^FS
-^FO40,290^BY2^BCN,170,N,N,N^FN4"gtin+serial"^FS
+^FO40,290^BY2^BCN,170,N,N,N^FN4"gtin serial"^FS
 ^FO40,472^A0N,30,30^FN5"hri 1"^FS
-^FO40,540^BY2^BCN,170,N,N,N^FN6"expiry+lot"^FS
+^FO40,540^BY2^BCN,170,N,N,N^FN6"expiry lot"^FS
 ^FO40,722^A0N,30,30^FN7"hri 2"^FS
 ^FO20,790^GB772,3,3^FS
 ^FO40,830^BXN,10,200,,,,_^FN8"datamatrix"^FS

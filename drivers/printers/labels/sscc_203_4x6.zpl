@@ -8,7 +8,7 @@
 ^FO30,100^A0N,32,32^FN2"content line"^FS
 ^FO30,150^A0N,32,32^FN3"lot line"^FS
 ^FO20,210^GB772,3,3^FS
-^FO40,250^BY3^BCN,150,N,N,N^FN6"content+count"^FS
+^FO40,250^BY3^BCN,150,N,N,N^FN6"content count"^FS
 ^FO40,412^A0N,30,30^FN7"hri content"^FS
 ^FO40,480^BY2^BCN,150,N,N,N^FN8"lot"^FS
 ^FO40,642^A0N,30,30^FN9"hri lot"^FS

@@ -8,7 +8,7 @@
 ^FO44,148^A0N,47,47^FN2"content line"^FS
 ^FO44,222^A0N,47,47^FN3"lot line"^FS
 ^FO30,310^GB1141,4,4^FS
-^FO59,369^BY4^BCN,222,N,N,N^FN6"content+count"^FS
+^FO59,369^BY4^BCN,222,N,N,N^FN6"content count"^FS
 ^FO59,609^A0N,44,44^FN7"hri content"^FS
 ^FO59,709^BY3^BCN,222,N,N,N^FN8"lot"^FS
 ^FO59,949^A0N,44,44^FN9"hri lot"^FS

@@ -1,0 +1,245 @@
+"""``traceway print | printers | jobs | label preview``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from drivers.printers.gs1 import EncodeError
+from drivers.printers.templates import DPIS, SIZES, TemplateError, fill, load_templates
+
+
+def _fields(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--field {item!r}: expected key=value")
+        out[key.strip()] = value
+    return out
+
+
+def _labels_dirs(args: argparse.Namespace) -> list[Path]:
+    return [Path(d) for d in (getattr(args, "labels", None) or [])]
+
+
+def _engine(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(config, engine) for commands that need the database; raises SystemExit with a message."""
+    import sqlalchemy as sa
+
+    from gateway.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    db = Path(cfg.storage.path)
+    if not db.exists():
+        raise SystemExit(
+            f"error: database {db} does not exist yet (start the gateway once, or check storage.path)"
+        )
+    engine = sa.create_engine(f"sqlite:///{db}")
+    return cfg, engine
+
+
+def cmd_print(args: argparse.Namespace) -> int:
+    """Print a label on demand: through the durable queue with --config, else directly."""
+    try:
+        values = _fields(args.field)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.config:
+        from gateway.print_queue import enqueue, short_tx
+
+        cfg, engine = _engine(args)
+        if args.printer not in cfg.printers:
+            print(
+                f"error: unknown printer {args.printer!r} (known: {', '.join(cfg.printers)})",
+                file=sys.stderr,
+            )
+            return 2
+        pc = cfg.printers[args.printer]
+        try:
+            fill(load_templates(_labels_dirs(args)).get(args.template, pc.dpi, pc.size), values)
+        except (EncodeError, TemplateError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        key = args.key or f"cli:{uuid.uuid4()}"
+        with short_tx(engine) as conn:
+            job = enqueue(
+                conn,
+                idempotency_key=key,
+                printer=args.printer,
+                template=args.template,
+                fields=values,
+            )
+        print(f"queued job {job}" if job is not None else f"already queued (key {key})")
+        return 0
+    if not args.host and not args.file:
+        print("error: give --config (queue), or --host / --file to print directly", file=sys.stderr)
+        return 2
+    from drivers.printers.config import PrinterConfig
+    from drivers.printers.printer import printer_for
+    from drivers.printers.transport import TransportError
+
+    pc = (
+        PrinterConfig(transport="tcp", host=args.host, port=args.port, dpi=args.dpi, size=args.size)
+        if args.host
+        else PrinterConfig(transport="file", path=Path(args.file), dpi=args.dpi, size=args.size)
+    )
+    printer = printer_for(pc)
+    try:
+        template = load_templates(_labels_dirs(args)).get(args.template, pc.dpi, pc.size)
+        fill(template, values)
+        printer.connect()
+        st = printer.status()
+        if not st.ready:
+            print(f"error: printer not ready: {st.describe()}", file=sys.stderr)
+            return 1
+        printer.print_label(template, values)
+        if printer.transport.bidirectional:
+            st = printer.wait_idle(pc.confirm_timeout)
+            print(f"printed ({st.describe()})")
+        else:
+            print(f"written to {pc.path}")
+        return 0
+    except (EncodeError, TemplateError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except TransportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        printer.close()
+
+
+def cmd_printers(args: argparse.Namespace) -> int:
+    """Each configured printer: transport, queue counts and (with --probe) live status."""
+    from gateway.print_queue import queue_counts
+
+    cfg, engine = _engine(args)
+    with engine.connect() as conn:
+        counts = queue_counts(conn)
+    for name, pc in sorted(cfg.printers.items()):
+        c = counts.get(name, {})
+        q = " ".join(f"{s}={n}" for s, n in sorted(c.items())) or "no jobs"
+        line = f"{name:12} {pc.transport:6} {pc.dpi}dpi {pc.size}  {q}"
+        if args.probe:
+            from drivers.printers.printer import printer_for
+            from drivers.printers.transport import TransportError
+
+            p = printer_for(pc)
+            try:
+                p.connect()
+                line += f"  [{p.status().describe()}]"
+            except TransportError as exc:
+                line += f"  [offline: {exc}]"
+            finally:
+                p.close()
+        print(line)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """List jobs, or queue a reprint of one (marked as a reprint)."""
+    from gateway.print_queue import list_jobs, reprint, short_tx
+
+    _, engine = _engine(args)
+    if args.reprint is not None:
+        with short_tx(engine) as conn:
+            try:
+                new = reprint(conn, args.reprint)
+            except KeyError as exc:
+                print(f"error: {exc.args[0]}", file=sys.stderr)
+                return 1
+        print(f"queued reprint job {new} of job {args.reprint}")
+        return 0
+    with engine.connect() as conn:
+        rows = list_jobs(conn, printer=args.printer, state=args.state, limit=args.limit)
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["updated_at"]))
+        mark = " REPRINT" if r["is_reprint"] else ""
+        print(
+            f"{r['id']:6} {r['printer']:10} {r['template']:8} {r['state']:9} {when}{mark}  {r['error']}"
+        )
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Render a template offline to PNG."""
+    from drivers.printers.preview import PreviewError, missing_glyph, render_png
+
+    try:
+        values = _fields(args.field)
+        template = load_templates(_labels_dirs(args)).get(args.template, args.dpi, args.size)
+        zpl = fill(template, values)
+    except (ValueError, TemplateError) as exc:  # EncodeError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    notes: list[str] = []
+    for _ in range(20):
+        try:
+            png, _warnings = render_png(zpl, dpi=args.dpi, size=args.size)
+            break
+        except PreviewError as exc:
+            ch = missing_glyph(exc)
+            if ch is None:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            notes.append(f"preview font has no {ch!r}; shown as '?' (the printer prints it)")
+            values = {k: v.replace(ch, "?") for k, v in values.items()}
+            zpl = fill(template, values)
+    else:
+        print("error: too many characters the preview font lacks", file=sys.stderr)
+        return 1
+    Path(args.output).write_bytes(png)
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    print(f"wrote {args.output} ({template.name} {args.dpi}dpi {args.size})")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the printing sub-commands."""
+    p = sub.add_parser("print", help="print a label (queued with --config)")
+    p.add_argument("--printer", default="", help="printer name from the config")
+    p.add_argument("--template", required=True)
+    p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--config", help="gateway config: queue the job durably")
+    p.add_argument("--key", default="", help="idempotency key (default: random)")
+    p.add_argument("--host", default="", help="print directly over TCP 9100 (no config)")
+    p.add_argument("--port", type=int, default=9100)
+    p.add_argument("--file", default="", help="append ZPL to a file (no config)")
+    p.add_argument("--dpi", type=int, choices=DPIS, default=203)
+    p.add_argument("--size", choices=sorted(SIZES), default="4x6")
+    p.add_argument("--labels", action="append", help="extra template directory (config/labels)")
+    p.set_defaults(func=cmd_print)
+
+    p = sub.add_parser("printers", help="printers, their queues and (--probe) live status")
+    p.add_argument("--config", required=True)
+    p.add_argument("--probe", action="store_true", help="ask each printer for its status")
+    p.set_defaults(func=cmd_printers)
+
+    p = sub.add_parser("jobs", help="list print jobs or reprint one")
+    p.add_argument("--config", required=True)
+    p.add_argument("--printer")
+    p.add_argument("--state")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--reprint", type=int, metavar="JOB_ID", help="queue a reprint of this job")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("label", help="label templates")
+    lsub = p.add_subparsers(dest="label_command", metavar="ACTION")
+    pv = lsub.add_parser("preview", help="render a template offline to PNG")
+    pv.add_argument("--template", required=True)
+    pv.add_argument("--dpi", type=int, choices=(203, 300), default=203)
+    pv.add_argument("--size", choices=sorted(SIZES), default="4x6")
+    pv.add_argument("--field", action="append", default=[], metavar="KEY=VALUE")
+    pv.add_argument("--labels", action="append", help="extra template directory (config/labels)")
+    pv.add_argument("-o", "--output", required=True)
+    pv.set_defaults(func=cmd_preview)
