@@ -166,6 +166,7 @@ def parse_lots(path: Path, problems: list[str]) -> list[dict[str, Any]]:
                 "status": status,
                 "location": row.get("location", ""),
                 "quantity": qty,
+                "line": line,
             }
         )
     return out
@@ -196,6 +197,7 @@ def parse_serials(path: Path, problems: list[str]) -> list[dict[str, Any]]:
                 "state": state,
                 "location": row.get("location", ""),
                 "updated_at": time.time(),
+                "line": line,
             }
         )
     return out
@@ -247,7 +249,8 @@ def _write(
                     set_={"quantity": st.excluded.quantity},
                 )
             )
-    for s in serial_rows:
+    for row in serial_rows:
+        s = {k: v for k, v in row.items() if k != "line"}
         stmt = insert(serials).values(**s)
         conn.execute(
             stmt.on_conflict_do_update(
@@ -275,7 +278,7 @@ def import_csv(
         for path, rows in ((lots_csv, lot_rows), (serials_csv, serial_rows)):
             for r in rows:
                 if r["gtin"] not in known:
-                    problems.append(f"{path}: GTIN {r['gtin']} is not a known product")
+                    problems.append(f"{path}:{r['line']}: GTIN {r['gtin']} is not a known product")
         if problems:
             raise ImportError_(problems)
         _write(conn, prods, lot_rows, serial_rows)

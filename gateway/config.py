@@ -8,9 +8,17 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drivers.printers.config import PrinterConfig
 from drivers.scanners.config import ScannerConfig
@@ -44,6 +52,8 @@ BizStep = Literal[
     "inspecting",
 ]
 Policy = Literal["accept", "warn", "reject"]
+#: An optional path where an empty string means "not set".
+OptPath = Annotated[Path | None, BeforeValidator(lambda v: None if v == "" else v)]
 
 
 class ConfigError(Exception):
@@ -73,9 +83,9 @@ class TlsConfig(_Strict):
     """MQTT TLS. Verification is always on when TLS is enabled; there is no plaintext fallback."""
 
     enabled: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: OptPath = None
+    cert_file: OptPath = None
+    key_file: OptPath = None
     server_hostname: str = ""
 
 
@@ -87,7 +97,7 @@ class BrokerConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535)
     tls: TlsConfig = TlsConfig()
     username: str = ""
-    password_file: Path | None = None
+    password_file: OptPath = None
     password_env: str = Field(default="", description="Name of an env var holding the password.")
     client_id: str = Field(default="", description="Default: traceway-{site}-{gateway id}.")
     keepalive: int = Field(default=30, ge=5, le=3600)
@@ -161,9 +171,9 @@ class PatternConfig(_Strict):
 class CacheConfig(_Strict):
     """Master data: CSV files imported at first start when the cache is empty (demo)."""
 
-    seed_products: Path | None = None
-    seed_lots: Path | None = None
-    seed_serials: Path | None = None
+    seed_products: OptPath = None
+    seed_lots: OptPath = None
+    seed_serials: OptPath = None
 
 
 class LoggingConfig(_Strict):

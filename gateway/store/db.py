@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"meta", "outbox", "products", "lots"}
@@ -85,13 +85,27 @@ def check_file(path: Path) -> None:
         )
 
 
-def migrate(engine: Engine, path: Path) -> str:
-    """Bring the schema to head; refuse a foreign database or one from a newer traceway."""
+def _read_only_facts(path: Path) -> tuple[set[str], str | None]:
+    """Table names and schema revision, read without changing a byte of the file."""
+    if not path.exists() or path.stat().st_size == 0:
+        return set(), None
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        rev = None
+        if "alembic_version" in tables:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            rev = str(row[0]) if row else None
+    finally:
+        con.close()
+    return tables, rev
+
+
+def check_schema(path: Path) -> None:
+    """Refuse a foreign database or one written by a newer traceway (read-only check)."""
     head = head_revision()
     script = ScriptDirectory.from_config(_alembic_config())
-    with engine.connect() as conn:
-        tables = set(inspect(conn).get_table_names())
-        current = MigrationContext.configure(conn).get_current_revision()
+    tables, current = _read_only_facts(path)
     if current is None and tables - {"alembic_version"}:
         if not _OUR_TABLES <= tables:
             raise DatabaseError(
@@ -109,6 +123,13 @@ def migrate(engine: Engine, path: Path) -> str:
                 f"{current}, this version knows up to {head}). Downgrades are refused: install "
                 "the newer traceway again or restore a backup taken before the upgrade."
             ) from exc
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the schema to head (Alembic, in one transaction)."""
+    head = head_revision()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
     if current != head:
         cfg = _alembic_config()
         with engine.begin() as conn:
@@ -121,9 +142,10 @@ def open_database(path: Path, synchronous: str = "FULL") -> Engine:
     """Check, create if missing, and migrate the database at ``path``; return its engine."""
     path.parent.mkdir(parents=True, exist_ok=True)
     check_file(path)
+    check_schema(path)
     engine = create_sqlite_engine(path, synchronous)
     try:
-        migrate(engine, path)
+        migrate(engine)
     except DatabaseError:
         engine.dispose()
         raise

@@ -1,0 +1,87 @@
+"""Opening the database: migrations, and refusing foreign, corrupt or newer files untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.store.db import DatabaseError, head_revision, open_database
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_new_database_is_migrated_to_head_in_wal(tmp_path: Path) -> None:
+    engine = open_database(tmp_path / "a" / "gw.db")
+    engine.dispose()
+    con = sqlite3.connect(tmp_path / "a" / "gw.db")
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (head_revision(),)
+    assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"products", "lots", "lot_stock", "serials", "outbox", "print_jobs", "meta"} <= tables
+
+
+def test_reopen_is_idempotent(tmp_path: Path) -> None:
+    open_database(tmp_path / "gw.db").dispose()
+    open_database(tmp_path / "gw.db").dispose()
+
+
+def test_garbage_file_refused_untouched(tmp_path: Path) -> None:
+    p = tmp_path / "gw.db"
+    p.write_bytes(b"this is not a database at all" * 100)
+    before = digest(p)
+    with pytest.raises(DatabaseError, match="not an SQLite database"):
+        open_database(p)
+    assert digest(p) == before
+
+
+def test_foreign_sqlite_refused_untouched(tmp_path: Path) -> None:
+    p = tmp_path / "gw.db"
+    con = sqlite3.connect(p)
+    con.execute("CREATE TABLE invoices (id INTEGER)")
+    con.commit()
+    con.close()
+    before = digest(p)
+    with pytest.raises(DatabaseError, match="belongs to something else"):
+        open_database(p)
+    assert digest(p) == before
+
+
+def test_corrupt_sqlite_refused(tmp_path: Path) -> None:
+    p = tmp_path / "gw.db"
+    open_database(p).dispose()
+    data = bytearray(p.read_bytes())
+    data[4096:8192] = b"\xff" * 4096  # smash the second page
+    p.write_bytes(bytes(data))
+    before = digest(p)
+    with pytest.raises(DatabaseError) as ei:
+        open_database(p)
+    assert str(p) in str(ei.value)
+    assert digest(p) == before
+
+
+def test_newer_schema_refused(tmp_path: Path) -> None:
+    p = tmp_path / "gw.db"
+    open_database(p).dispose()
+    con = sqlite3.connect(p)
+    con.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    con.commit()
+    con.close()
+    with pytest.raises(DatabaseError, match="newer traceway"):
+        open_database(p)
+
+
+def test_run_refuses_with_clear_message(tmp_path: Path) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text('[gateway]\nsite="s"\nid="g"\n[storage]\npath="gw.db"\n[broker]\nenabled=false\n[stations.a]\nstep="receiving"\n')
+    (tmp_path / "gw.db").write_text("hello")
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3
+    assert "not an SQLite database" in r.stderr
+    assert (tmp_path / "gw.db").read_text() == "hello"
