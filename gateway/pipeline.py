@@ -400,7 +400,17 @@ class ScanProcessor:
         spec = MOVEMENTS.get(decision.movement) or MOVEMENTS["inspect"]
         st_cfg = self.cfg.stations[station]
         seq, eid = self._next()
+        items = self._items(interp, decision)
+        transformation = spec.event_type == "TransformationEvent"
         extra: dict[str, Any] = {}
+        if transformation:
+            # a single scan at a consuming station is an input of the transformation
+            extra["inputs"] = items
+            # inputs scanned one by one belong to one transformation: the station's work
+            # order (transaction reference) when set, else the station's production day
+            tx = st.transaction
+            run = f"{tx[0]}-{tx[1]}" if tx else self._event_time(scan).date().isoformat()
+            extra["transformation_id"] = f"urn:traceway:{self.cfg.gateway.site}:{station}:{run}"
         if st.location:
             extra["location"] = st.location
         if st.transaction is not None:
@@ -418,12 +428,12 @@ class ScanProcessor:
             event_time=self._event_time(scan),
             clock_synced=self.clock_synced(),
             event_type=spec.event_type,
-            action=spec.action or "OBSERVE",
+            action=spec.action,
             biz_step=spec.biz_step,
             disposition=spec.disposition,
-            read_point=st_cfg.read_point or f"{self.cfg.gateway.site}/{station}",
+            read_point=st_cfg.read_point or station,
             biz_location=st_cfg.biz_location or self.cfg.gateway.gln or self.cfg.gateway.site,
-            items=self._items(interp, decision),
+            items=[] if transformation else items,
             scan=self._scan_obj(scan, interp),
             decision=decision.as_payload(),
             movement=decision.movement,

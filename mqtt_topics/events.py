@@ -57,7 +57,7 @@ def build_event(
     event_time: datetime,
     clock_synced: bool,
     event_type: str,
-    action: str,
+    action: str | None,
     biz_step: str,
     disposition: str,
     read_point: str,

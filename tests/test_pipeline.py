@@ -289,3 +289,32 @@ def test_storage_failure_reports_scans_and_recovers(tmp_path: Path) -> None:
         assert seqs == list(range(1, depth + 2))  # no gap from the failed groups
     finally:
         w.stop()
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "receiving", "storing", "picking", "packing", "shipping", "commissioning",
+        "consuming", "destroying", "holding", "cycle_counting", "returning", "inspecting",
+    ],
+)
+def test_every_step_emits_schema_valid_events_and_epcis(tmp_path: Path, step: str) -> None:
+    from mqtt_topics.epcis import to_epcis_document
+
+    h = Harness(make_cfg(tmp_path, step, duplicate_window=0, fefo="accept"))
+    try:
+        h.scan(
+            "]C1010950600013435217300331\x1d10LOTA",
+            "]d2010950600013436921SN1001",
+            "]C100095060001234567893",
+            "]C0JUNK",
+        )
+    finally:
+        h.close()
+    payloads = h.outbox()
+    assert payloads
+    for p in payloads:
+        assert validate(p) == [], (step, p)
+    events = [p for p in payloads if p["schema"]["name"] == "traceway.event"]  # type: ignore[index]
+    doc = to_epcis_document(events)
+    assert len(doc["epcisBody"]["eventList"]) == len(events)
