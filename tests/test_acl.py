@@ -267,7 +267,8 @@ def test_gateway_receives_only_its_commands(clients: dict[str, Client]) -> None:
     assert central.publish("traceway/v1/siteB/gw1/cmd", b"for B") == 0
     assert central.publish(f"{A}/cmd", b"for gw1") == 0
     got = gw1.wait_message(f"{A}/cmd")
-    assert [t for t, _ in got] == [f"{A}/cmd"]
+    # Overlapping subscriptions may deliver the own command twice; nothing else may arrive.
+    assert {t for t, _ in got} == {f"{A}/cmd"}
 
 
 def test_site_wide_master_data(clients: dict[str, Client]) -> None:
