@@ -55,6 +55,7 @@ SERIAL_STATE_AFTER: Mapping[str, str | None] = {
     "putaway": None,
     "pick": "picked",
     "pack": None,
+    "unpack": None,
     "ship": "shipped",
     "consume": "consumed",
     "scrap": "destroyed",

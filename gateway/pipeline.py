@@ -31,7 +31,7 @@ from gateway.decide import (
     input_error_decision,
 )
 from gateway.interpret import BarcodePattern, Interpretation, Interpreter
-from gateway.station import StationState, apply_command, apply_location
+from gateway.station import StationState, apply_command, apply_location, toggle_pallet
 from gateway.store.hot import HotStore
 from mqtt_topics.events import Item, build_alert, build_event
 from mqtt_topics.movements import MOVEMENTS
@@ -221,6 +221,32 @@ class ScanProcessor:
             return Outcome(
                 scan, station, "alert", d.verdict, d.reasons, describe(interp), seq, eid, interp
             )
+        if (
+            interp.sscc
+            and not interp.gtin
+            and not interp.errors
+            and st.step in ("packing", "unpacking")
+        ):
+            return self._pallet(scan, station, st, interp, store)
+        if st.step == "packing" and st.open_parent is None and interp.gtin and not interp.errors:
+            d = Decision(
+                "reject",
+                (Reason("no_open_pallet", "scan the pallet's SSCC first, then the items"),),
+                None,
+            )
+            seq, eid = self.alert(
+                store,
+                station=station,
+                alert="no_open_pallet",
+                severity="error",
+                message=d.reasons[0].message,
+                scan=scan,
+                decision=d,
+                interp=interp,
+            )
+            return Outcome(
+                scan, station, "alert", "reject", d.reasons, describe(interp), seq, eid, interp
+            )
         rules = StationRules(
             step=st.step,
             unknown_gtin=st_cfg.unknown_gtin,
@@ -319,6 +345,70 @@ class ScanProcessor:
             interpretation=interp,
         )
 
+    def _pallet(
+        self, scan: RawScan, station: str, st: StationState, interp: Interpretation, store: HotStore
+    ) -> Outcome:
+        """SSCC at a packing station opens/closes a pallet; at unpacking it unpacks it."""
+        assert interp.sscc is not None
+        if st.step == "packing":
+            res = toggle_pallet(st, interp.sscc)
+            self.stations[station] = res.state
+            self.duplicates.forget_station(station)
+            return Outcome(
+                scan, station, "control", "accept", (), res.message, interpretation=interp
+            )
+        contents = store.pallet_contents(interp.sscc)
+        items: list[Item] = [self._child_item(c) for c in contents]
+        d = Decision("accept", (), "unpack", quantity=len(items))
+        if not contents:
+            d = Decision(
+                "warn",
+                (Reason("empty_pallet", f"no items are recorded on pallet {interp.sscc}"),),
+                "unpack",
+            )
+        store.unpack_all(interp.sscc, self.wall())
+        seq, eid = self._emit(store, scan, station, st, interp, d, items, parent=interp.sscc)
+        return Outcome(
+            scan,
+            station,
+            "event",
+            d.verdict,
+            d.reasons,
+            f"unpack pallet {interp.sscc} ({len(items)} item(s))",
+            seq,
+            eid,
+            interp,
+            "unpack",
+        )
+
+    @staticmethod
+    def _child_item(c: tuple[str | None, str | None, str | None, str | None, int]) -> Item:
+        gtin, serial, lot, child, qty = c
+        if child:
+            return {"sscc": child}
+        item: Item = {"gtin": gtin or ""}
+        if serial:
+            item["serial"] = serial
+            if lot:
+                item["lot"] = lot
+        else:
+            if lot:
+                item["lot"] = lot
+            item["quantity"] = qty
+        return item
+
+    def _ship_pallet(self, store: HotStore, sscc: str, st: StationState, now: float) -> None:
+        """Shipping a pallet ships what it contains (cache: serials shipped, lot stock taken)."""
+        for gtin, serial, lot, _child, qty in store.pallet_contents(sscc):
+            if gtin is None:
+                continue
+            if serial:
+                store.put_serial(gtin, serial, lot, "shipped", "", now)
+            if lot:
+                row = store.lot(gtin, lot)
+                if row is not None:
+                    store.take_stock(row[0], qty, st.location)
+
     def _view(
         self, store: HotStore, interp: Interpretation, step: str
     ) -> tuple[CacheView, int | None]:
@@ -343,10 +433,12 @@ class ScanProcessor:
     ) -> None:
         """Update the cache for an accepted movement (so the next scan sees it)."""
         mv = decision.movement
-        assert mv is not None and interp.gtin is not None or interp.sscc is not None
-        if interp.gtin is None:
-            return
+        assert mv is not None
         now = self.wall()
+        if interp.gtin is None:
+            if mv in OUTBOUND and interp.sscc:
+                self._ship_pallet(store, interp.sscc, st, now)
+            return
         qty = decision.quantity
         if interp.lot:
             if lot_id is None:
@@ -396,21 +488,51 @@ class ScanProcessor:
         interp: Interpretation,
         decision: Decision,
     ) -> tuple[int, str]:
+        items = self._items(interp, decision)
+        parent = st.open_parent if decision.movement == "pack" else None
+        seq, eid = self._emit(store, scan, station, st, interp, decision, items, parent=parent)
+        if parent is not None:
+            store.pack(
+                parent,
+                gtin=interp.gtin,
+                serial=interp.serial,
+                lot=interp.lot,
+                child_sscc=interp.sscc if interp.gtin is None else None,
+                quantity=decision.quantity,
+                seq=seq,
+                now=self.wall(),
+            )
+        return seq, eid
+
+    def _emit(
+        self,
+        store: HotStore,
+        scan: RawScan,
+        station: str,
+        st: StationState,
+        interp: Interpretation,
+        decision: Decision,
+        items: list[Item],
+        *,
+        parent: str | None = None,
+    ) -> tuple[int, str]:
+        """Write a movement event to the outbox (inside the caller's transaction)."""
         assert decision.movement is not None
         spec = MOVEMENTS.get(decision.movement) or MOVEMENTS["inspect"]
         st_cfg = self.cfg.stations[station]
         seq, eid = self._next()
-        items = self._items(interp, decision)
         transformation = spec.event_type == "TransformationEvent"
         extra: dict[str, Any] = {}
         if transformation:
-            # a single scan at a consuming station is an input of the transformation
+            # A scan at a consuming station is an input of a transformation. Inputs scanned
+            # one by one belong to one transformation: the station's work order (transaction
+            # reference) when set, else the station's production day.
             extra["inputs"] = items
-            # inputs scanned one by one belong to one transformation: the station's work
-            # order (transaction reference) when set, else the station's production day
             tx = st.transaction
             run = f"{tx[0]}-{tx[1]}" if tx else self._event_time(scan).date().isoformat()
             extra["transformation_id"] = f"urn:traceway:{self.cfg.gateway.site}:{station}:{run}"
+        if parent is not None:
+            extra["parent"] = {"sscc": parent}
         if st.location:
             extra["location"] = st.location
         if st.transaction is not None:

@@ -24,6 +24,8 @@ STEP_COMMANDS = {
     "PICKING": "picking",
     "PACK": "packing",
     "PACKING": "packing",
+    "UNPACK": "unpacking",
+    "UNPACKING": "unpacking",
     "SHIP": "shipping",
     "SHIPPING": "shipping",
     "CONSUME": "consuming",
@@ -52,6 +54,7 @@ class StationState:
     location: str
     next_quantity: int | None = None
     transaction: tuple[str, str] | None = None  # (type, id)
+    open_parent: str | None = None  # SSCC of the pallet being packed
 
     @classmethod
     def from_config(cls, name: str, cfg: StationConfig) -> StationState:
@@ -90,6 +93,12 @@ def apply_command(state: StationState, value: str) -> ControlResult:
         return ControlResult(
             replace(state, transaction=(kind, ref)), True, f"transaction {kind} {ref}"
         )
+    if word in ("CLOSE", "CLOSE_PALLET"):
+        if state.open_parent is None:
+            return ControlResult(state, False, "no pallet is open")
+        return ControlResult(
+            replace(state, open_parent=None), True, f"pallet {state.open_parent} closed"
+        )
     if word in ("CLEAR", "RESET", "END"):
         return ControlResult(
             replace(state, next_quantity=None, transaction=None),
@@ -105,3 +114,13 @@ def apply_location(state: StationState, location: str) -> ControlResult:
     if not loc:
         return ControlResult(state, False, "empty location")
     return ControlResult(replace(state, location=loc), True, f"location is now {loc}")
+
+
+def toggle_pallet(state: StationState, sscc: str) -> ControlResult:
+    """At a packing station an SSCC opens a pallet; the same SSCC again closes it."""
+    if state.open_parent == sscc:
+        return ControlResult(replace(state, open_parent=None), True, f"pallet {sscc} closed")
+    note = f" (pallet {state.open_parent} closed)" if state.open_parent else ""
+    return ControlResult(
+        replace(state, open_parent=sscc), True, f"pallet {sscc} open: scan items to pack{note}"
+    )

@@ -118,6 +118,7 @@ STEP_MOVEMENT: Mapping[str, str] = MappingProxyType(
         "storing": "putaway",
         "picking": "pick",
         "packing": "pack",
+        "unpacking": "unpack",
         "shipping": "ship",
         "commissioning": "commission",
         "consuming": "consume",

@@ -46,7 +46,7 @@ kind = "location"
 regex = 'LOC-(?P<value>.+)'
 [[patterns]]
 kind = "command"
-regex = '(?P<value>RECEIVE|PUTAWAY|PICK|SHIP|QTY:\\d+|PO:.+)'
+regex = '(?P<value>RECEIVE|PUTAWAY|PICK|PACK|UNPACK|CLOSE|SHIP|QTY:\\d+|PO:.+)'
 """,
         "test.toml",
     )
@@ -294,8 +294,18 @@ def test_storage_failure_reports_scans_and_recovers(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "step",
     [
-        "receiving", "storing", "picking", "packing", "shipping", "commissioning",
-        "consuming", "destroying", "holding", "cycle_counting", "returning", "inspecting",
+        "receiving",
+        "storing",
+        "picking",
+        "packing",
+        "shipping",
+        "commissioning",
+        "consuming",
+        "destroying",
+        "holding",
+        "cycle_counting",
+        "returning",
+        "inspecting",
     ],
 )
 def test_every_step_emits_schema_valid_events_and_epcis(tmp_path: Path, step: str) -> None:
@@ -303,6 +313,8 @@ def test_every_step_emits_schema_valid_events_and_epcis(tmp_path: Path, step: st
 
     h = Harness(make_cfg(tmp_path, step, duplicate_window=0, fefo="accept"))
     try:
+        if step == "packing":
+            h.scan("]C100095060001234567893")  # open the pallet
         h.scan(
             "]C1010950600013435217300331\x1d10LOTA",
             "]d2010950600013436921SN1001",
@@ -318,3 +330,51 @@ def test_every_step_emits_schema_valid_events_and_epcis(tmp_path: Path, step: st
     events = [p for p in payloads if p["schema"]["name"] == "traceway.event"]  # type: ignore[index]
     doc = to_epcis_document(events)
     assert len(doc["epcisBody"]["eventList"]) == len(events)
+
+
+def test_pallet_pack_ship_unpack(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, "packing", duplicate_window=0, fefo="accept")
+    h = Harness(cfg)
+    pallet = "]C100095060001234567893"
+    try:
+        no = h.one("]d2010950600013436921SN1001")
+        assert (no.verdict, no.reasons[0].code) == ("reject", "no_open_pallet")
+        opened = h.one(pallet)
+        assert opened.kind == "control" and "open" in opened.summary
+        packed = h.scan("]d2010950600013436921SN1001", "]C1010950600013435217300331\x1d10LOTA")
+        assert [o.movement for o in packed] == ["pack", "pack"]
+        closed = h.one(pallet)
+        assert "closed" in closed.summary
+        h.processor.stations["ws"] = h.processor.stations["ws"].__class__(
+            name="ws", step="shipping", location="DOCK"
+        )
+        shipped = h.one(pallet)
+        assert shipped.movement == "ship"
+        again = h.one("]d2010950600013436921SN1001")
+        assert again.reasons[0].code == "serial_already_shipped"  # the pallet shipped it
+    finally:
+        h.close()
+    events = [e for e in h.outbox() if e["schema"]["name"] == "traceway.event"]  # type: ignore[index]
+    packs = [e for e in events if e["movement"] == "pack"]
+    assert all(e["event_type"] == "AggregationEvent" and e["action"] == "ADD" for e in packs)
+    assert packs and all(e["parent"] == {"sscc": "095060001234567893"} for e in packs)
+    for e in h.outbox():
+        assert validate(e) == []
+
+
+def test_unpack_lists_contents(tmp_path: Path) -> None:
+    h = Harness(make_cfg(tmp_path, "packing", duplicate_window=0))
+    pallet = "]C100095060001234567893"
+    try:
+        h.scan(pallet, "]d2010950600013436921SN1001", pallet, "UNPACK")
+        un = h.one(pallet)
+        empty = h.one(pallet)
+    finally:
+        h.close()
+    assert un.movement == "unpack" and un.verdict == "accept"
+    ev = [e for e in h.outbox() if e.get("movement") == "unpack"]
+    assert ev[0]["action"] == "DELETE"
+    assert ev[0]["items"] == [{"gtin": "09506000134369", "serial": "SN1001"}]
+    assert empty.reasons[0].code == "empty_pallet"
+    for e in h.outbox():
+        assert validate(e) == []

@@ -234,3 +234,39 @@ class HotStore:
     def outbox_depth(self) -> int:
         row = self.conn.execute("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetchone()
         return int(row[0])
+
+    # -- pallets (aggregations) ------------------------------------------------------------
+    def pack(
+        self,
+        parent: str,
+        *,
+        gtin: str | None,
+        serial: str | None,
+        lot: str | None,
+        child_sscc: str | None,
+        quantity: int,
+        seq: int,
+        now: float,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO aggregations(parent_sscc, gtin, serial, lot, child_sscc, quantity, "
+            "packed_seq, packed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (parent, gtin, serial, lot, child_sscc, quantity, seq, now),
+        )
+
+    def pallet_contents(
+        self, parent: str
+    ) -> list[tuple[str | None, str | None, str | None, str | None, int]]:
+        """(gtin, serial, lot, child_sscc, quantity) of everything on the pallet now."""
+        rows = self.conn.execute(
+            "SELECT gtin, serial, lot, child_sscc, quantity FROM aggregations "
+            "WHERE parent_sscc = ? AND unpacked_at IS NULL ORDER BY id",
+            (parent,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], int(r[4])) for r in rows]
+
+    def unpack_all(self, parent: str, now: float) -> None:
+        self.conn.execute(
+            "UPDATE aggregations SET unpacked_at = ? WHERE parent_sscc = ? AND unpacked_at IS NULL",
+            (now, parent),
+        )

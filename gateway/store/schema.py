@@ -119,9 +119,27 @@ print_jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("error", Text, nullable=False, server_default=""),
+    Column("printer_counter", Integer),  # label counter read just before sending
     CheckConstraint(
         "state IN ('queued','sending','sent','confirmed','held','failed','unknown')",
         name="ck_print_jobs_state",
     ),
 )
 Index("ix_print_jobs_printer_state", print_jobs.c.printer, print_jobs.c.state, print_jobs.c.id)
+
+#: Items packed onto a pallet (SSCC): aggregation ADD creates rows, DELETE closes them.
+aggregations = Table(
+    "aggregations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("parent_sscc", String(18), nullable=False),
+    Column("gtin", String(14)),
+    Column("serial", String),
+    Column("lot", String),
+    Column("child_sscc", String(18)),
+    Column("quantity", Integer, nullable=False, server_default="1"),
+    Column("packed_seq", Integer, nullable=False),
+    Column("packed_at", Float, nullable=False),
+    Column("unpacked_at", Float),
+)
+Index("ix_aggregations_parent", aggregations.c.parent_sscc, aggregations.c.unpacked_at)
