@@ -37,11 +37,16 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(cfg.logging.level)
     for w in config_warnings(args.config, cfg):
         print(f"warning: {w}", file=sys.stderr)
+    from gateway.tls import TlsError
+
     try:
         return run_gateway(cfg, args.config, exit_after_replay=args.exit_after_replay)
     except DatabaseError as exc:
         print(f"database error: {exc}", file=sys.stderr)
         return 3
+    except TlsError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
 
 
 def check_config(args: argparse.Namespace) -> int:

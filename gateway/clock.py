@@ -39,7 +39,7 @@ class ClockStatus:
         now = time.monotonic()
         if now - self._checked > self._ttl:
             state = _adjtimex_state()
-            if state is None:
+            if state is None or state < 0:  # unknown (e.g. adjtimex refused): ask timesyncd
                 self._value = _TIMESYNCD_FLAG.exists()
             else:
                 self._value = state != TIME_ERROR

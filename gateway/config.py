@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import stat
@@ -76,15 +77,35 @@ class _Strict(BaseModel):
 class GatewayIdentity(_Strict):
     """Who this gateway is: site and gateway id appear in every topic and event."""
 
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v == "cache":
+            raise ValueError("'cache' is reserved (the site-wide master data topics)")
+        return v
+
     site: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     gln: str = Field(default="", pattern=r"^(\d{13})?$", description="GLN of the site.")
 
 
-class TlsConfig(_Strict):
-    """MQTT TLS. Verification is always on when TLS is enabled; there is no plaintext fallback."""
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    enabled: bool = False
+
+class TlsConfig(_Strict):
+    """MQTT TLS. Verification is always on when TLS is enabled; there is no plaintext fallback.
+
+    ``enabled`` unset means: TLS for every broker except one on this machine (loopback).
+    """
+
+    enabled: bool | None = None
     ca_file: OptPath = None
     cert_file: OptPath = None
     key_file: OptPath = None
@@ -108,6 +129,13 @@ class BrokerConfig(_Strict):
     reconnect_min_delay: float = Field(default=1.0, gt=0, description="Seconds.")
     reconnect_max_delay: float = Field(default=30.0, gt=0, description="Seconds.")
     topic_prefix: str = "traceway/v1"
+
+    @property
+    def use_tls(self) -> bool:
+        """Whether to connect with TLS: as configured, else on unless the broker is loopback."""
+        if self.tls.enabled is not None:
+            return self.tls.enabled
+        return not is_loopback(self.host)
 
     def password(self) -> str | None:
         """The broker password from the environment or a file; never from the config itself."""
@@ -311,19 +339,17 @@ def config_hash(path: str | Path) -> str:
 
 
 def config_warnings(path: str | Path, cfg: GatewayConfig) -> list[str]:
-    """Non-fatal problems: secrets readable by others."""
+    """Non-fatal problems: files others can change, secrets others can read."""
     out: list[str] = []
-    files = [Path(path)]
-    if cfg.broker.password_file is not None:
-        files.append(cfg.broker.password_file)
-    if cfg.broker.tls.key_file is not None:
-        files.append(cfg.broker.tls.key_file)
-    for f in files:
+    secrets = [f for f in (cfg.broker.password_file, cfg.broker.tls.key_file) if f is not None]
+    others = [Path(path)] + [f for f in (cfg.broker.tls.ca_file, cfg.broker.tls.cert_file) if f]
+    for f in others + secrets:
         try:
             mode = f.stat().st_mode
         except OSError:
             continue
-        if f != Path(path) or cfg.broker.password_file is not None or cfg.broker.username:
-            if mode & (stat.S_IROTH | stat.S_IWOTH) and f != Path(path):
-                out.append(f"{f}: holds a secret and is readable by others (chmod 600 it)")
+        if mode & stat.S_IWOTH:
+            out.append(f"{f}: writable by others (chmod o-w it)")
+        if f in secrets and mode & (stat.S_IROTH | stat.S_IRGRP):
+            out.append(f"{f}: holds a secret and is readable by others (chmod 600 it)")
     return out

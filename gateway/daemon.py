@@ -66,6 +66,10 @@ class Gateway:
             on_failed=self._failed,
         )
         self.checkpointer = Checkpointer(cfg.storage.path)
+        self.device_states: dict[str, DeviceStatus] = {}
+        self._device_lock = threading.Lock()
+        self.print_workers = self._make_print_workers()
+        self.watcher: Any = None
         self.publisher: Publisher | None = None
         if cfg.broker.enabled:
             self.publisher = Publisher(
@@ -75,7 +79,29 @@ class Gateway:
                 self._mark_published,
                 birth=self._birth,
                 will=self._status_message("offline"),
+                on_connected=self._republish_devices,
             )
+
+    def _make_print_workers(self) -> dict[str, Any]:
+        if not self.cfg.printers:
+            return {}
+        from drivers.printers.printer import printer_for
+        from drivers.printers.templates import load_templates
+        from gateway.print_queue import PrintWorker
+
+        workers: dict[str, Any] = {}
+        for name, pc in self.cfg.printers.items():
+            extra = [pc.labels_dir] if pc.labels_dir else []
+            workers[name] = PrintWorker(
+                name,
+                printer_for(pc),
+                self.engine,
+                self._device_status,
+                templates=load_templates(extra),
+                confirm_timeout=pc.confirm_timeout,
+                status_interval=pc.status_interval,
+            )
+        return workers
 
     # -- set-up -----------------------------------------------------------------------------
     def _seed_cache(self) -> None:
@@ -163,6 +189,10 @@ class Gateway:
             scan_log.log(level, "%s", o.line())
         if self.publisher is not None:
             self.publisher.wake()
+        for printer in {o.print_job for o in outcomes if o.print_job}:
+            worker = self.print_workers.get(printer)
+            if worker is not None:
+                worker.wake()
 
     def _failed(self, scans: list[RawScan], why: str) -> None:
         self.counters.storage_failures += len(scans)
@@ -170,8 +200,39 @@ class Gateway:
             scan_log.error("REJECT storage_error: scan not recorded (%s) from %s", why, s.scanner)
 
     def _device_status(self, st: DeviceStatus) -> None:
-        level = logging.INFO if st.state in ("connected", "alive") else logging.WARNING
+        """A reader or printer changed state: log it and publish it (retained per device)."""
+        with self._device_lock:
+            previous = self.device_states.get(st.device)
+            self.device_states[st.device] = st
+        if previous is not None and previous.state == st.state and previous.detail == st.detail:
+            return
+        level = logging.INFO if st.state in ("connected", "alive", "ready") else logging.WARNING
         log.log(level, "%s %s: %s %s", st.kind, st.device, st.state, st.detail)
+        self._publish_device(st, previous.state if previous else None)
+
+    def _publish_device(self, st: DeviceStatus, previous: str | None) -> None:
+        if self.publisher is None:
+            return
+        from mqtt_topics.status import build_device_status
+
+        payload = build_device_status(
+            gateway_id=self.cfg.gateway.id,
+            site=self.cfg.gateway.site,
+            time=datetime.now().astimezone(),
+            device=st.device,
+            kind="printer" if st.kind == "printer" else "scanner",
+            state=st.state,
+            previous=previous,
+            detail=st.detail[:200],
+            last_seen=datetime.fromtimestamp(st.at).astimezone() if st.at else None,
+        )
+        self.publisher.publish_direct(self.topics.device(st.device), payload, retain=True)
+
+    def _republish_devices(self) -> None:
+        with self._device_lock:
+            states = list(self.device_states.values())
+        for st in states:
+            self._publish_device(st, None)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -183,12 +244,15 @@ class Gateway:
         self.checkpointer.start()
         if self.publisher is not None:
             self.publisher.start()
+        for worker in self.print_workers.values():
+            worker.start()
         for name, sc in self.cfg.scanners.items():
             if not sc.enabled:
                 continue
             reader = make_reader(name, sc, self.submit, self._device_status)
             reader.start()
             self.readers[name] = reader
+        self._start_hotplug()
         log.info(
             "traceway %s running: site %s gateway %s, %d scanner(s), state in %s",
             __version__,
@@ -198,9 +262,26 @@ class Gateway:
             self.cfg.storage.path,
         )
 
+    def _start_hotplug(self) -> None:
+        """Reopen unplugged devices as soon as udev says they are back (pyudev, optional)."""
+        hot = [r for r in self.readers.values() if hasattr(r, "hotplug")]
+        if not hot:
+            return
+        try:
+            from drivers.scanners.hotplug import DeviceWatcher
+        except ImportError:
+            return
+        self.watcher = DeviceWatcher()
+        for r in hot:
+            self.watcher.add_listener(r.hotplug)
+        if not self.watcher.start():
+            log.info("udev monitor unavailable; unplugged scanners are retried with backoff")
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop readers, drain the writer, publish offline, close."""
         deadline = time.monotonic() + timeout
+        if self.watcher is not None:
+            self.watcher.stop()
         for reader in self.readers.values():
             try:
                 reader.stop(1.0)
@@ -208,6 +289,8 @@ class Gateway:
                 log.exception("stopping a reader failed")
         self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
         self.checkpointer.stop()
+        for worker in self.print_workers.values():
+            worker.stop(2.0)
         if self.publisher is not None:
             self.publisher.stop(
                 self._status_message("offline", "shutdown"), max(0.5, deadline - time.monotonic())
@@ -224,10 +307,13 @@ class Gateway:
         return int(self.writer.call(lambda s: s.outbox_depth()))
 
     def healthy(self) -> bool:
-        """Writer and publisher threads alive (for the systemd watchdog)."""
-        ok = self.writer.alive
+        """Writer and publisher alive AND making progress (for the systemd watchdog)."""
+        now = time.monotonic()
+        ok = self.writer.alive and (
+            self.writer.backlog() == 0 or now - self.writer.last_progress < 30
+        )
         if self.publisher is not None:
-            ok = ok and self.publisher.alive
+            ok = ok and self.publisher.alive and now - self.publisher.last_progress < 10
         return ok
 
 

@@ -24,6 +24,7 @@ from gateway.decide import (
     SERIAL_STATE_AFTER,
     CacheView,
     Decision,
+    LotInfo,
     Reason,
     StationRules,
     decide,
@@ -31,6 +32,7 @@ from gateway.decide import (
     input_error_decision,
 )
 from gateway.interpret import BarcodePattern, Interpretation, Interpreter
+from gateway.print_queue import new_job_row
 from gateway.station import StationState, apply_command, apply_location, toggle_pallet
 from gateway.store.hot import HotStore
 from mqtt_topics.events import Item, build_alert, build_event
@@ -55,6 +57,7 @@ class Outcome:
     event_id: str | None = None
     interpretation: Interpretation | None = None
     movement: str | None = None
+    print_job: str | None = None  # printer name when a label job was queued
 
     def line(self) -> str:
         """One plain-words log line for this scan."""
@@ -87,6 +90,28 @@ class DuplicateTracker:
             if len(self.seen) > self.max_entries:
                 self.seen.clear()
         return last is not None and window > 0 and now - last < window
+
+
+def label_fields(interp: Interpretation, decision: Decision, view: CacheView) -> dict[str, str]:
+    """Label fields (named like ``traceway parse`` keys) from a scan and the cache."""
+    out: dict[str, str] = {}
+    if interp.gtin:
+        out["gtin"] = interp.gtin
+    if interp.sscc:
+        out["sscc"] = interp.sscc
+    if interp.serial:
+        out["serial"] = interp.serial
+    if interp.lot:
+        out["lot"] = interp.lot
+    if decision.expiry is not None:
+        out["expiry"] = decision.expiry.isoformat()
+    if interp.lot and not interp.serial:
+        out["quantity"] = str(decision.quantity)
+    if interp.count is not None:
+        out["count"] = str(interp.count)
+    if view.product is not None and view.product.description:
+        out["description"] = view.product.description
+    return out
 
 
 def describe(interp: Interpretation) -> str:
@@ -281,6 +306,7 @@ class ScanProcessor:
             )
         self._apply(store, interp, decision, st, lot_id)
         seq, eid = self._event(store, scan, station, st, interp, decision)
+        printer = self._print_on_accept(store, station, interp, decision, view, eid)
         if st.next_quantity is not None and interp.lot is not None:
             self.stations[station] = replace(st, next_quantity=None)
         return Outcome(
@@ -295,7 +321,33 @@ class ScanProcessor:
             eid,
             interp,
             decision.movement,
+            printer,
         )
+
+    def _print_on_accept(
+        self,
+        store: HotStore,
+        station: str,
+        interp: Interpretation,
+        decision: Decision,
+        view: CacheView,
+        event_id: str,
+    ) -> str | None:
+        """Queue the station's label for an accepted scan, in the scan's transaction."""
+        st_cfg = self.cfg.stations[station]
+        if not st_cfg.print_on_accept or not st_cfg.printer:
+            return None
+        fields = label_fields(interp, decision, view)
+        row = new_job_row(
+            idempotency_key=f"event:{event_id}:{st_cfg.print_on_accept}",
+            printer=st_cfg.printer,
+            template=st_cfg.print_on_accept,
+            fields=fields,
+            event_id=event_id,
+            now=self.wall(),
+        )
+        store.insert_print_job(row)
+        return st_cfg.printer
 
     def _input_error(self, scan: RawScan, station: str, store: HotStore) -> Outcome:
         assert scan.error is not None
@@ -417,9 +469,9 @@ class ScanProcessor:
         product = store.product(interp.gtin)
         lot_row = store.lot(interp.gtin, interp.lot) if interp.lot else None
         serial = store.serial(interp.gtin, interp.serial) if interp.serial else None
-        others = ()
+        others: tuple[LotInfo, ...] = ()
         if step in ("picking", "shipping") and interp.lot:
-            others = tuple(l for l in store.lots_in_stock(interp.gtin) if l.lot != interp.lot)
+            others = tuple(x for x in store.lots_in_stock(interp.gtin) if x.lot != interp.lot)
         view = CacheView(product, lot_row[1] if lot_row else None, serial, others)
         return view, (lot_row[0] if lot_row else None)
 

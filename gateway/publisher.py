@@ -76,7 +76,7 @@ class Publisher:
         will: StatusMessage | None = None,
         subscriptions: Iterable[tuple[str, int]] = (),
         on_message: Callable[[mqtt.MQTTMessage], None] | None = None,
-        tls_context: Any = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.client_id = client_id
@@ -85,6 +85,7 @@ class Publisher:
         self.birth = birth
         self.subscriptions = list(subscriptions)
         self.on_message_cb = on_message
+        self.on_connected = on_connected
         self.stats = PublisherStats()
         self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -96,11 +97,11 @@ class Publisher:
         self._retry: list[int] = []  # seqs whose PUBACK failed, to send again
         self._said_unreachable = False
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
-        self.client = self._make_client(will, tls_context)
+        self.client = self._make_client(will)
         self.last_progress = time.monotonic()
 
     # -- paho set-up --------------------------------------------------------------------
-    def _make_client(self, will: StatusMessage | None, tls_context: Any) -> mqtt.Client:
+    def _make_client(self, will: StatusMessage | None) -> mqtt.Client:
         c = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -112,14 +113,9 @@ class Publisher:
             min_delay=int(max(1, self.cfg.reconnect_min_delay)),
             max_delay=int(max(1, self.cfg.reconnect_max_delay)),
         )
-        if self.cfg.username:
-            c.username_pw_set(self.cfg.username, self.cfg.password())
-        if self.cfg.tls.enabled:
-            if tls_context is None:
-                from gateway.tls import tls_context as make_ctx
+        from gateway.tls import configure_client
 
-                tls_context = make_ctx(self.cfg.tls)
-            c.tls_set_context(tls_context)
+        configure_client(c, self.cfg)  # TLS (verified) and credentials; no plaintext fallback
         if will is not None:
             c.will_set(will.topic, json.dumps(will.payload), qos=1, retain=True)
         c.on_connect = self._on_connect
@@ -150,6 +146,11 @@ class Publisher:
             msg = self.birth()
             client.publish(msg.topic, json.dumps(msg.payload), qos=1, retain=True)
         self._connected.set()
+        if self.on_connected is not None:
+            try:
+                self.on_connected()
+            except Exception:
+                log.exception("on_connected hook failed")
         self._reconnected.set()
         self._wake.set()
 
@@ -187,7 +188,7 @@ class Publisher:
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background (no broker is fine) and start publishing."""
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry
         self.client.connect_async(
             self.cfg.host,
@@ -214,6 +215,15 @@ class Publisher:
                 pass
         self.client.disconnect()
         self.client.loop_stop()
+
+    def publish_direct(
+        self, topic: str, payload: dict[str, Any], *, qos: int = 1, retain: bool = False
+    ) -> bool:
+        """Publish a status-like message now, outside the outbox (False when offline)."""
+        if not self._connected.is_set():
+            return False
+        info = self.client.publish(topic, json.dumps(payload), qos=qos, retain=retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def wake(self) -> None:
         """New outbox rows were committed."""

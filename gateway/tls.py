@@ -134,7 +134,7 @@ def configure_client(client: _PahoClient, broker: BrokerConfig) -> None:
     has no fallback). Credentials are refused over plaintext to a non-loopback
     broker. Raises ``TlsError`` naming the file on a missing or unreadable secret.
     """
-    if broker.tls.enabled:
+    if broker.use_tls:
         client.tls_set_context(tls_context(broker.tls))
     try:
         password = broker.password()
@@ -149,7 +149,7 @@ def configure_client(client: _PahoClient, broker: BrokerConfig) -> None:
     if password is not None and not broker.username:
         raise TlsError("broker.username is required when a password is configured")
     if broker.username:
-        if not broker.tls.enabled and not is_loopback(broker.host):
+        if not broker.use_tls and not is_loopback(broker.host):
             raise TlsError(
                 f"refusing to send MQTT credentials in plaintext to {broker.host}: "
                 "enable [broker.tls]"

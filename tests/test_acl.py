@@ -232,7 +232,7 @@ def _central_got(clients: dict[str, Client], marker: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "suffix", ["events", "alerts", "status", "metrics", "devices/scanner-1", "cmd/reply/42"]
+    "suffix", ["events", "alerts", "status", "metrics", "devices/scanner-1", "commands/reply/42"]
 )
 def test_gateway_publishes_into_own_subtree(clients: dict[str, Client], suffix: str) -> None:
     assert clients["siteA/gw1"].publish(f"{A}/{suffix}", b"x") == 0
@@ -244,8 +244,8 @@ def test_gateway_publishes_into_own_subtree(clients: dict[str, Client], suffix: 
     [
         "traceway/v1/siteA/gw2/events",  # a neighbour at the same site
         "traceway/v1/siteB/gw1/events",  # the same gateway id at another site
-        "traceway/v1/siteA/gw2/cmd",  # commands to another gateway
-        f"{A}/cmd",  # forging commands to itself
+        "traceway/v1/siteA/gw2/commands",  # commands to another gateway
+        f"{A}/commands",  # forging commands to itself
         "traceway/v1/siteA/cache/products",  # master data is central's
         f"{A}/cache/products",
         "traceway/v1/siteA/events",  # outside any gateway subtree
@@ -259,16 +259,16 @@ def test_gateway_cannot_publish_elsewhere(clients: dict[str, Client], topic: str
 
 def test_gateway_receives_only_its_commands(clients: dict[str, Client]) -> None:
     gw1, central = clients["siteA/gw1"], clients["central"]
-    assert gw1.subscribe("traceway/v1/siteA/gw2/cmd") in SUBACK_OK_OR_DENIED
-    assert gw1.subscribe("traceway/v1/siteA/+/cmd") in SUBACK_OK_OR_DENIED
-    assert gw1.subscribe("traceway/v1/siteB/gw1/cmd/#") in SUBACK_OK_OR_DENIED
-    assert gw1.subscribe(f"{A}/cmd/#") == 1
-    assert central.publish("traceway/v1/siteA/gw2/cmd", b"for gw2") == 0
-    assert central.publish("traceway/v1/siteB/gw1/cmd", b"for B") == 0
-    assert central.publish(f"{A}/cmd", b"for gw1") == 0
-    got = gw1.wait_message(f"{A}/cmd")
+    assert gw1.subscribe("traceway/v1/siteA/gw2/commands") in SUBACK_OK_OR_DENIED
+    assert gw1.subscribe("traceway/v1/siteA/+/commands") in SUBACK_OK_OR_DENIED
+    assert gw1.subscribe("traceway/v1/siteB/gw1/commands/#") in SUBACK_OK_OR_DENIED
+    assert gw1.subscribe(f"{A}/commands/#") == 1
+    assert central.publish("traceway/v1/siteA/gw2/commands", b"for gw2") == 0
+    assert central.publish("traceway/v1/siteB/gw1/commands", b"for B") == 0
+    assert central.publish(f"{A}/commands", b"for gw1") == 0
+    got = gw1.wait_message(f"{A}/commands")
     # Overlapping subscriptions may deliver the own command twice; nothing else may arrive.
-    assert {t for t, _ in got} == {f"{A}/cmd"}
+    assert {t for t, _ in got} == {f"{A}/commands"}
 
 
 def test_site_wide_master_data(clients: dict[str, Client]) -> None:
@@ -290,8 +290,8 @@ def test_gateway_cannot_read_others_events(clients: dict[str, Client]) -> None:
     assert gw1.subscribe("traceway/#") in SUBACK_OK_OR_DENIED
     assert gw2.publish("traceway/v1/siteA/gw2/events", b"gw2 event") == 0
     assert gw2.publish("traceway/v1/siteA/gw2/status", b"online") == 0
-    assert central.publish(f"{A}/cmd/ping", b"marker") == 0
-    assert [t for t, _ in gw1.wait_message(f"{A}/cmd/ping")] == [f"{A}/cmd/ping"]
+    assert central.publish(f"{A}/commands/ping", b"marker") == 0
+    assert [t for t, _ in gw1.wait_message(f"{A}/commands/ping")] == [f"{A}/commands/ping"]
 
 
 def test_unauthenticated_clients_are_refused(acl_broker: AclBroker) -> None:

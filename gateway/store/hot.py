@@ -215,6 +215,17 @@ class HotStore:
             (gtin, serial, lot, state, location, now),
         )
 
+    # -- print jobs -----------------------------------------------------------------------
+    def insert_print_job(self, row: dict[str, object]) -> bool:
+        """Insert a print job row; an existing idempotency key means nothing is added."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        cur = self.conn.execute(
+            f"INSERT INTO print_jobs({cols}) VALUES ({marks}) ON CONFLICT(idempotency_key) DO NOTHING",
+            tuple(row.values()),
+        )
+        return cur.rowcount == 1
+
     # -- outbox -------------------------------------------------------------------------
     def insert_outbox(
         self, seq: int, event_id: str, kind: str, topic: str, payload: str, now: float

@@ -100,11 +100,18 @@ def upgrade() -> None:
             name="ck_print_jobs_state",
         ),
     )
-    op.create_index(
-        "ix_print_jobs_printer_state", "print_jobs", ["printer", "state", "id"]
-    )
+    op.create_index("ix_print_jobs_printer_state", "print_jobs", ["printer", "state", "id"])
 
 
 def downgrade() -> None:
-    for t in ("print_jobs", "outbox", "serials", "lot_stock", "lots", "locations", "products", "meta"):
+    for t in (
+        "print_jobs",
+        "outbox",
+        "serials",
+        "lot_stock",
+        "lots",
+        "locations",
+        "products",
+        "meta",
+    ):
         op.drop_table(t)

@@ -1,0 +1,667 @@
+"""Cache sync from the central side: snapshots and ordered deltas, applied by the writer.
+
+Functional core: :func:`plan_delta` (apply / ignore / gap), :class:`SnapshotAssembler`
+(chunks → one snapshot) and the row mappings. The ``apply_*`` functions write with
+raw SQL on ``store.conn`` INSIDE the writer's open transaction (never BEGIN/COMMIT),
+so a change is all-or-nothing and the next scan in the writer's queue sees it.
+:class:`CacheSync` is the thin shell: validate, plan, run in the writer, ack.
+
+What a snapshot replaces (master data) and what it keeps (local movements):
+
+- products: replaced; a product missing from the snapshot (or ``active: false``) is
+  deleted, so a scan of it follows the station's ``unknown_gtin`` policy;
+- lots: expiry and central status replaced; stock (``lot_stock``) is NEVER touched.
+  A lot missing from the snapshot (or deleted by a delta) is deleted unless it
+  holds local stock (received here, maybe offline after the snapshot was cut):
+  then it stays as it is, status included;
+- serials: the snapshot's state is taken unless the serial was moved locally at or
+  after the snapshot's ``generated_at`` (``serials.updated_at``): a local ship is
+  not undone by a snapshot cut before it. Serials missing from it are kept. Deltas
+  follow the same rule. (The comparison trusts the two clocks; see README.)
+- holds and recalls: replaced.
+
+``lots.status`` (what the scan path reads) is derived: ``recalled`` when a recall
+covers the lot or the central status is ``recalled``; ``hold`` when a GTIN / lot
+hold covers it or the central status is quarantined/blocked/expired; else
+``active``. A serial hold puts the serial in state ``on_hold`` (remembering the
+state before) and lifting it restores that state. SSCC holds are stored, not
+enforced (the cache has no pallet contents).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
+
+import uuid6
+
+from gateway.store.hot import HotStore
+from mqtt_topics.cache import (
+    build_ack,
+    build_cache_version,
+    build_resync_request,
+    delta_verdict,
+    validate_delta,
+    validate_snapshot,
+)
+from mqtt_topics.topics import GatewayTopics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Central lot status → the local status the scan path understands.
+LOT_STATUS = {
+    "released": "active",
+    "quarantined": "hold",
+    "blocked": "hold",
+    "expired": "hold",
+    "recalled": "recalled",
+}
+#: Central serial state → local state (decide.py moves only in_stock/picked).
+SERIAL_STATE = {
+    "commissioned": "in_stock",
+    "in_stock": "in_stock",
+    "returned": "in_stock",
+    "picked": "picked",
+    "packed": "picked",
+    "shipped": "shipped",
+    "consumed": "consumed",
+    "destroyed": "destroyed",
+    "on_hold": "on_hold",
+    "recalled": "recalled",
+}
+
+
+# -- the pure core -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """Apply the delta now: it continues the version held."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """Already held (a duplicate or an older delta): acknowledge again, change nothing."""
+
+    why: Literal["duplicate", "old"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Deltas are missing between the version held and this one: ask for a resync."""
+
+    have: int | None
+    want_from: int
+
+
+Plan = Apply | Ignore | Gap
+
+
+def plan_delta(held_version: int | None, delta: Mapping[str, Any]) -> Plan:
+    """What to do with a valid delta, given the version held (None: no snapshot yet)."""
+    verdict = delta_verdict(held_version, delta)
+    if verdict == "apply":
+        return Apply()
+    if verdict == "duplicate":
+        same = held_version is not None and delta["version"] == held_version
+        return Ignore("duplicate" if same else "old")
+    return Gap(held_version, int(delta["from_version"]))
+
+
+def product_tracking(record: Mapping[str, Any]) -> str:
+    """``serial`` / ``lot`` / ``none`` from a central product record."""
+    if record.get("serialised"):
+        return "serial"
+    if record.get("lot_tracked"):
+        return "lot"
+    return "none"
+
+
+def epoch(rfc3339: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time (``Z`` accepted)."""
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class SnapshotAssembler:
+    """Collects the chunks of one snapshot; a chunk of another version starts over."""
+
+    key: tuple[int, str | None] | None = None
+    chunks: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+
+    def add(self, chunk: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The merged snapshot when ``chunk`` completes it, else None."""
+        key = (int(chunk["version"]), chunk.get("request_id"))
+        if key != self.key:
+            self.key, self.chunks = key, {}
+        self.chunks[int(chunk["chunk"]["index"])] = chunk
+        count = int(chunk["chunk"]["count"])
+        if len(self.chunks) < count:
+            return None
+        parts = [self.chunks[i] for i in range(count)]
+        self.key, self.chunks = None, {}
+        merged: dict[str, Any] = {k: v for k, v in parts[0].items() if k != "chunk"}
+        for table in ("products", "lots", "serials", "holds", "recalls"):
+            merged[table] = [row for p in parts for row in p[table]]
+        merged["chunk"] = {"index": 0, "count": 1}
+        return merged
+
+
+# -- writing (inside the writer's transaction) ----------------------------------------------
+_EFFECTIVE = """
+UPDATE lots SET status = CASE
+    WHEN EXISTS (SELECT 1 FROM sync_recalls r WHERE r.gtin = lots.gtin AND r.lot IN ('', lots.lot))
+        THEN 'recalled'
+    WHEN c.status = 'recalled' THEN 'recalled'
+    WHEN EXISTS (SELECT 1 FROM sync_holds h WHERE h.gtin = lots.gtin AND h.serial IS NULL
+                 AND (h.lot IS NULL OR h.lot = lots.lot)) THEN 'hold'
+    WHEN c.status IN ('quarantined', 'blocked', 'expired') THEN 'hold'
+    ELSE 'active' END, updated_at = ?
+FROM (SELECT gtin AS g, lot AS l, status FROM sync_lot_status) AS c
+WHERE c.g = lots.gtin AND c.l = lots.lot
+"""
+
+
+def _recompute(
+    store: HotStore, now: float, gtin: str | None = None, lot: str | None = None
+) -> None:
+    """Derive ``lots.status`` again for one lot, every lot of a GTIN, or every lot."""
+    sql, args = _EFFECTIVE, list[object]([now])
+    if gtin is not None:
+        sql += " AND lots.gtin = ?"
+        args.append(gtin)
+    if lot is not None:
+        sql += " AND lots.lot = ?"
+        args.append(lot)
+    store.conn.execute(sql, args)
+
+
+def _upsert_product(store: HotStore, rec: Mapping[str, Any], now: float) -> None:
+    if rec.get("active") is False:
+        _delete_product(store, rec["gtin"])
+        return
+    store.conn.execute(
+        "INSERT INTO products(gtin, description, tracking, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(gtin) DO UPDATE SET description = excluded.description, "
+        "tracking = excluded.tracking, updated_at = excluded.updated_at",
+        (rec["gtin"], rec.get("description", ""), product_tracking(rec), now),
+    )
+
+
+def _delete_product(store: HotStore, gtin: str) -> None:
+    store.conn.execute("DELETE FROM products WHERE gtin = ?", (gtin,))
+
+
+def _upsert_lot(store: HotStore, rec: Mapping[str, Any], now: float) -> None:
+    gtin, lot = rec["gtin"], rec["lot"]
+    store.conn.execute(
+        "INSERT INTO sync_lot_status(gtin, lot, status) VALUES (?, ?, ?) "
+        "ON CONFLICT(gtin, lot) DO UPDATE SET status = excluded.status",
+        (gtin, lot, rec["status"]),
+    )
+    store.conn.execute(
+        "INSERT INTO lots(gtin, lot, expiry, status, updated_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(gtin, lot) DO UPDATE SET expiry = excluded.expiry, "
+        "updated_at = excluded.updated_at",
+        (gtin, lot, rec["expiry"], LOT_STATUS[rec["status"]], now),
+    )
+    _recompute(store, now, gtin, lot)
+
+
+def _has_stock(store: HotStore, gtin: str, lot: str) -> bool:
+    row = store.conn.execute(
+        "SELECT 1 FROM lots l JOIN lot_stock s ON s.lot_id = l.id "
+        "WHERE l.gtin = ? AND l.lot = ? AND s.quantity > 0 LIMIT 1",
+        (gtin, lot),
+    ).fetchone()
+    return row is not None
+
+
+def _delete_lot(store: HotStore, gtin: str, lot: str) -> None:
+    """Forget a lot, unless it holds local stock (then it is kept as it is)."""
+    if _has_stock(store, gtin, lot):
+        return  # local stock: the lot stays, with the status it had
+    store.conn.execute("DELETE FROM sync_lot_status WHERE gtin = ? AND lot = ?", (gtin, lot))
+    store.conn.execute(
+        "DELETE FROM lot_stock WHERE lot_id IN (SELECT id FROM lots WHERE gtin = ? AND lot = ?)",
+        (gtin, lot),
+    )
+    store.conn.execute("DELETE FROM lots WHERE gtin = ? AND lot = ?", (gtin, lot))
+
+
+def _upsert_serial(store: HotStore, rec: Mapping[str, Any], cut: float) -> None:
+    """Take the central state unless the serial moved locally at or after ``cut``."""
+    gtin, serial = rec["gtin"], rec["serial"]
+    state = SERIAL_STATE[rec["state"]]
+    held = store.conn.execute(
+        "SELECT hold_id FROM sync_holds WHERE gtin = ? AND serial = ?", (gtin, serial)
+    ).fetchone()
+    if held is not None and state not in ("on_hold", "recalled"):
+        # under a serial hold: the new state is what lifting the hold restores
+        store.conn.execute(
+            "UPDATE sync_holds SET serial_prev_state = ? WHERE hold_id = ?", (state, held[0])
+        )
+        state = "on_hold"
+    store.conn.execute(
+        "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
+        "VALUES (?, ?, ?, ?, '', ?) ON CONFLICT(gtin, serial) DO UPDATE SET "
+        "lot = COALESCE(excluded.lot, serials.lot), state = excluded.state, "
+        "updated_at = excluded.updated_at WHERE serials.updated_at < excluded.updated_at",
+        (gtin, serial, rec.get("lot"), state, cut),
+    )
+
+
+def _delete_serial(store: HotStore, gtin: str, serial: str, cut: float) -> None:
+    store.conn.execute(
+        "DELETE FROM serials WHERE gtin = ? AND serial = ? AND updated_at < ?",
+        (gtin, serial, cut),
+    )
+
+
+def _lift_hold(store: HotStore, hold_id: str, now: float) -> None:
+    row = store.conn.execute(
+        "SELECT gtin, lot, serial, serial_prev_state FROM sync_holds WHERE hold_id = ?",
+        (hold_id,),
+    ).fetchone()
+    if row is None:
+        return
+    gtin, lot, serial, prev = row
+    store.conn.execute("DELETE FROM sync_holds WHERE hold_id = ?", (hold_id,))
+    if serial is not None:
+        store.conn.execute(
+            "UPDATE serials SET state = ?, updated_at = ? "
+            "WHERE gtin = ? AND serial = ? AND state = 'on_hold'",
+            (prev or "in_stock", now, gtin, serial),
+        )
+    elif gtin is not None:
+        _recompute(store, now, gtin, lot)
+
+
+def _put_hold(store: HotStore, rec: Mapping[str, Any], now: float) -> None:
+    _lift_hold(store, rec["hold_id"], now)
+    scope = rec["scope"]
+    gtin, lot, serial, sscc = (scope.get(k) for k in ("gtin", "lot", "serial", "sscc"))
+    prev = None
+    if serial is not None:
+        row = store.conn.execute(
+            "SELECT state FROM serials WHERE gtin = ? AND serial = ?", (gtin, serial)
+        ).fetchone()
+        prev = row[0] if row is not None and row[0] != "on_hold" else None
+    store.conn.execute(
+        "INSERT INTO sync_holds(hold_id, gtin, lot, serial, sscc, reason, since, "
+        "serial_prev_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (rec["hold_id"], gtin, lot, serial, sscc, rec["reason"], rec["since"], prev),
+    )
+    if serial is not None:
+        store.conn.execute(
+            "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
+            "VALUES (?, ?, NULL, 'on_hold', '', ?) ON CONFLICT(gtin, serial) DO UPDATE SET "
+            "state = 'on_hold', updated_at = excluded.updated_at",
+            (gtin, serial, now),
+        )
+    elif gtin is not None:
+        _recompute(store, now, gtin, lot)
+
+
+def _lift_recall(store: HotStore, recall_id: str, now: float) -> None:
+    gtins = [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT DISTINCT gtin FROM sync_recalls WHERE recall_id = ?", (recall_id,)
+        )
+    ]
+    store.conn.execute("DELETE FROM sync_recalls WHERE recall_id = ?", (recall_id,))
+    for gtin in gtins:
+        _recompute(store, now, gtin)
+
+
+def _put_recall(store: HotStore, rec: Mapping[str, Any], now: float) -> None:
+    _lift_recall(store, rec["recall_id"], now)
+    store.conn.executemany(
+        "INSERT INTO sync_recalls(recall_id, gtin, lot, reason, since) VALUES (?, ?, ?, ?, ?)",
+        [
+            (rec["recall_id"], rec["gtin"], lot, rec["reason"], rec["since"])
+            for lot in (rec["lots"] or [""])
+        ],
+    )
+    _recompute(store, now, rec["gtin"])
+
+
+def _set_version(store: HotStore, version: int, now: float) -> None:
+    store.set_meta("cache_version", str(version))
+    store.set_meta("cache_updated_at", repr(now))
+
+
+def apply_delta(store: HotStore, delta: Mapping[str, Any], now: float | None = None) -> int:
+    """Apply a validated delta in the caller's transaction; returns its version."""
+    t = time.time() if now is None else now
+    cut = epoch(delta["generated_at"])
+    for ch in delta["changes"]:
+        entity, op = ch["entity"], ch["op"]
+        rec = ch["record"] if op == "upsert" else ch["key"]
+        if entity == "product":
+            if op == "upsert":
+                _upsert_product(store, rec, t)
+            else:
+                _delete_product(store, rec["gtin"])
+        elif entity == "lot":
+            if op == "upsert":
+                _upsert_lot(store, rec, t)
+            else:
+                _delete_lot(store, rec["gtin"], rec["lot"])
+        elif entity == "serial":
+            if op == "upsert":
+                _upsert_serial(store, rec, cut)
+            else:
+                _delete_serial(store, rec["gtin"], rec["serial"], cut)
+        elif entity == "hold":
+            if op == "upsert":
+                _put_hold(store, rec, t)
+            else:
+                _lift_hold(store, rec["hold_id"], t)
+        elif entity == "recall":
+            if op == "upsert":
+                _put_recall(store, rec, t)
+            else:
+                _lift_recall(store, rec["recall_id"], t)
+    _set_version(store, int(delta["version"]), t)
+    return int(delta["version"])
+
+
+def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | None = None) -> int:
+    """Replace master data with a complete (merged) snapshot; returns its version.
+
+    Stock quantities are never touched; see the module docstring for what is kept.
+    """
+    t = time.time() if now is None else now
+    cut = epoch(snapshot["generated_at"])
+    conn = store.conn
+    gtins = [p["gtin"] for p in snapshot["products"] if p.get("active") is not False]
+    conn.execute(
+        "DELETE FROM products WHERE gtin NOT IN (SELECT value FROM json_each(?))",
+        (json.dumps(gtins),),
+    )
+    for p in snapshot["products"]:
+        _upsert_product(store, p, t)
+    for (hold_id,) in conn.execute("SELECT hold_id FROM sync_holds").fetchall():
+        _lift_hold(store, hold_id, t)
+    conn.execute("DELETE FROM sync_recalls")
+    keep = {(lot["gtin"], lot["lot"]) for lot in snapshot["lots"]}
+    for gtin, lot in conn.execute("SELECT gtin, lot FROM lots").fetchall():
+        if (gtin, lot) not in keep:
+            _delete_lot(store, gtin, lot)
+    conn.executemany(
+        "INSERT INTO sync_lot_status(gtin, lot, status) VALUES (?, ?, ?) "
+        "ON CONFLICT(gtin, lot) DO UPDATE SET status = excluded.status",
+        [(lot["gtin"], lot["lot"], lot["status"]) for lot in snapshot["lots"]],
+    )
+    conn.executemany(
+        "INSERT INTO lots(gtin, lot, expiry, status, updated_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(gtin, lot) DO UPDATE SET expiry = excluded.expiry, "
+        "updated_at = excluded.updated_at",
+        [
+            (lot["gtin"], lot["lot"], lot["expiry"], LOT_STATUS[lot["status"]], t)
+            for lot in snapshot["lots"]
+        ],
+    )
+    for s in snapshot["serials"]:
+        _upsert_serial(store, s, cut)
+    for h in snapshot["holds"]:
+        _put_hold(store, h, t)
+    conn.executemany(
+        "INSERT INTO sync_recalls(recall_id, gtin, lot, reason, since) VALUES (?, ?, ?, ?, ?)",
+        [
+            (r["recall_id"], r["gtin"], lot, r["reason"], r["since"])
+            for r in snapshot["recalls"]
+            for lot in (r["lots"] or [""])
+        ],
+    )
+    _recompute(store, t)
+    _set_version(store, int(snapshot["version"]), t)
+    return int(snapshot["version"])
+
+
+def held_version(store: HotStore) -> int | None:
+    """The cache version in ``meta`` (None before the first snapshot)."""
+    v = store.get_meta("cache_version")
+    return int(v) if v else None
+
+
+def cache_counts(store: HotStore) -> dict[str, int]:
+    """Row counts for the cache-version report."""
+    q = {
+        "products": "SELECT COUNT(*) FROM products",
+        "lots": "SELECT COUNT(*) FROM lots",
+        "serials": "SELECT COUNT(*) FROM serials",
+        "holds": "SELECT COUNT(*) FROM sync_holds",
+        "recalls": "SELECT COUNT(DISTINCT recall_id) FROM sync_recalls",
+    }
+    return {k: int(store.conn.execute(sql).fetchone()[0]) for k, sql in q.items()}
+
+
+# -- the shell ------------------------------------------------------------------------------
+class PublishFn(Protocol):
+    """Publishes a JSON payload (the daemon wraps its paho client)."""
+
+    def __call__(
+        self, topic: str, payload: dict[str, Any], qos: int, retain: bool = False
+    ) -> None: ...
+
+
+RunInWriter = Callable[[Callable[[HotStore], Any]], Any]
+Result = Literal["applied", "duplicate", "gap", "pending", "chunk", "stale", "invalid", "failed"]
+
+
+def publish_json(client: Any) -> PublishFn:
+    """A :class:`PublishFn` over a paho client (compact JSON, UTF-8)."""
+
+    def publish(topic: str, payload: dict[str, Any], qos: int, retain: bool = False) -> None:
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        client.publish(topic, data, qos=qos, retain=retain)
+
+    return publish
+
+
+class CacheSync:
+    """Receives snapshots and deltas, applies them through the writer, acks, asks for resyncs.
+
+    ``on_message`` runs on paho's network thread and waits for the writer, so messages
+    are applied in arrival order. Deltas that arrive ahead of a missing one are kept
+    (up to ``max_pending``) and applied as soon as the gap closes.
+    """
+
+    def __init__(
+        self,
+        *,
+        topics: GatewayTopics,
+        run_in_writer: RunInWriter,
+        publish: PublishFn,
+        resync_interval: float = 30.0,
+        max_pending: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.topics = topics
+        self.run_in_writer = run_in_writer
+        self.publish = publish
+        self.resync_interval = resync_interval
+        self.max_pending = max_pending
+        self.clock = clock
+        self.monotonic = monotonic
+        self.assembler = SnapshotAssembler()
+        self.pending: dict[int, Mapping[str, Any]] = {}  # from_version -> delta
+        self.outstanding: str | None = None  # request id of our last resync request
+        self._last_request = -1e18
+        self._held: int | None = None
+        self._loaded = False
+        self._lock = threading.Lock()
+        self.last_apply_s: float | None = None  # arrival → committed, last message
+
+    @property
+    def held_version(self) -> int | None:
+        """The version held (read from ``meta`` the first time)."""
+        if not self._loaded:
+            self._held = self.run_in_writer(held_version)
+            self._loaded = True
+        return self._held
+
+    def _ids(self) -> dict[str, Any]:
+        return {"gateway_id": self.topics.gateway, "site": self.topics.site, "time": self.clock()}
+
+    # -- outbound ---------------------------------------------------------------------------
+    def request_resync(self, reason: Literal["empty", "gap", "corrupt", "command", "stale"]) -> str:
+        """Ask for a snapshot (at most once per ``resync_interval`` unless commanded)."""
+        now = self.monotonic()
+        if (
+            reason != "command"
+            and self.outstanding is not None
+            and now - self._last_request < self.resync_interval
+        ):
+            return self.outstanding
+        rid = str(uuid6.uuid7())
+        self.outstanding, self._last_request = rid, now
+        payload = build_resync_request(
+            **self._ids(), request_id=rid, have_version=self.held_version, reason=reason
+        )
+        self.publish(self.topics.cache_resync, payload, 1)
+        log.info("cache resync requested (%s, holding %s)", reason, self.held_version)
+        return rid
+
+    def announce(self) -> None:
+        """Report the version held (retained); ask for a snapshot when there is none."""
+        counts, version = self.run_in_writer(lambda s: (cache_counts(s), held_version(s)))
+        self._held, self._loaded = version, True
+        self._report(version, counts)
+        if version is None:
+            self.request_resync("empty")
+
+    def _report(self, version: int | None, counts: Mapping[str, int]) -> None:
+        payload = build_cache_version(
+            **self._ids(), version=version, counts=counts, updated_at=self.clock()
+        )
+        self.publish(self.topics.cache_version, payload, 1, True)
+
+    def _ack(
+        self, kind: Literal["snapshot", "delta"], version: int, error: str = "", rid: Any = None
+    ) -> None:
+        if version < 1:
+            return
+        payload = build_ack(
+            **self._ids(),
+            kind=kind,
+            version=version,
+            ok=not error,
+            error=error[:2048],
+            request_id=rid if isinstance(rid, str) else None,
+        )
+        self.publish(self.topics.cache_ack, payload, 1)
+
+    # -- inbound ----------------------------------------------------------------------------
+    def on_message(self, topic: str, payload: bytes) -> Result | None:
+        """Handle a message on ``cache/snapshot`` or ``cache/delta``; others are ignored."""
+        if topic not in (self.topics.cache_snapshot, self.topics.cache_delta):
+            return None
+        arrived = time.perf_counter()
+        try:
+            data = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            log.warning("cache message on %s is not UTF-8 JSON: %s", topic, exc)
+            return "invalid"
+        with self._lock:
+            if topic == self.topics.cache_snapshot:
+                result = self._snapshot(data)
+            else:
+                result = self._delta(data)
+        if result in ("applied", "duplicate"):
+            self.last_apply_s = time.perf_counter() - arrived
+        return result
+
+    def _version_of(self, data: Any) -> int:
+        v = data.get("version") if isinstance(data, dict) else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+    def _snapshot(self, data: Any) -> Result:
+        errors = validate_snapshot(data)
+        if errors:
+            log.warning("invalid cache snapshot: %s", "; ".join(errors[:5]))
+            self._ack("snapshot", self._version_of(data), "; ".join(errors), data.get("request_id"))
+            return "invalid"
+        snap = self.assembler.add(data)
+        if snap is None:
+            return "chunk"
+        version, rid = int(snap["version"]), snap.get("request_id")
+        held = self.held_version
+        ours = rid is not None and rid == self.outstanding
+        if held is not None and version <= held and not ours:
+            log.info("cache snapshot %d ignored: holding %d", version, held)
+            return "stale"
+        try:
+            counts = self._run(lambda s: (apply_snapshot(s, snap), cache_counts(s))[1])
+        except Exception as exc:
+            log.exception("applying cache snapshot %d failed", version)
+            self._ack("snapshot", version, f"{type(exc).__name__}: {exc}", rid)
+            return "failed"
+        self._held, self.outstanding = version, None
+        self.pending = {k: d for k, d in self.pending.items() if d["version"] > version}
+        self._ack("snapshot", version, rid=rid)
+        log.info("cache snapshot %d applied (%s)", version, counts)
+        self._drain(counts)
+        return "applied"
+
+    def _delta(self, data: Any) -> Result:
+        errors = validate_delta(data)
+        if errors:
+            log.warning("invalid cache delta: %s", "; ".join(errors[:5]))
+            self._ack("delta", self._version_of(data), "; ".join(errors))
+            return "invalid"
+        plan = plan_delta(self.held_version, data)
+        if isinstance(plan, Ignore):
+            self._ack("delta", int(data["version"]))
+            return "duplicate"
+        if isinstance(plan, Gap):
+            if len(self.pending) < self.max_pending:
+                self.pending[int(data["from_version"])] = data
+            self.request_resync("empty" if plan.have is None else "gap")
+            return "gap"
+        counts = self._apply_delta(data)
+        if counts is None:
+            return "failed"
+        self._drain(counts)
+        return "applied"
+
+    def _apply_delta(self, delta: Mapping[str, Any]) -> dict[str, int] | None:
+        version = int(delta["version"])
+        try:
+            counts: dict[str, int] = self._run(
+                lambda s: (apply_delta(s, delta), cache_counts(s))[1]
+            )
+        except Exception as exc:
+            log.exception("applying cache delta %d failed", version)
+            self._ack("delta", version, f"{type(exc).__name__}: {exc}")
+            self.request_resync("corrupt")
+            return None
+        self._held = version
+        self._ack("delta", version)
+        return counts
+
+    def _drain(self, counts: dict[str, int]) -> None:
+        """Apply kept deltas that now continue the version held, then report it."""
+        while self._held is not None and self._held in self.pending:
+            nxt = self.pending.pop(self._held)
+            got = self._apply_delta(nxt)
+            if got is None:
+                break
+            counts = got
+        self.pending = {
+            k: d for k, d in self.pending.items() if self._held is None or k >= self._held
+        }
+        self._report(self._held, counts)
+
+    def _run(self, fn: Callable[[HotStore], T]) -> T:
+        result: T = self.run_in_writer(fn)
+        return result
