@@ -369,6 +369,8 @@ def apply_delta(store: HotStore, delta: Mapping[str, Any], now: float | None = N
                 _put_recall(store, rec, t)
             else:
                 _lift_recall(store, rec["recall_id"], t)
+        else:
+            raise ValueError(f"unknown cache entity {entity!r}")
     _set_version(store, int(delta["version"]), t)
     return int(delta["version"])
 
@@ -496,6 +498,7 @@ class CacheSync:
         self.assembler = SnapshotAssembler()
         self.pending: dict[int, Mapping[str, Any]] = {}  # from_version -> delta
         self.outstanding: str | None = None  # request id of our last resync request
+        self._reason = ""
         self._last_request = -1e18
         self._held: int | None = None
         self._loaded = False
@@ -524,7 +527,7 @@ class CacheSync:
         ):
             return self.outstanding
         rid = str(uuid6.uuid7())
-        self.outstanding, self._last_request = rid, now
+        self.outstanding, self._last_request, self._reason = rid, now, reason
         payload = build_resync_request(
             **self._ids(), request_id=rid, have_version=self.held_version, reason=reason
         )
@@ -660,6 +663,8 @@ class CacheSync:
         self.pending = {
             k: d for k, d in self.pending.items() if self._held is None or k >= self._held
         }
+        if not self.pending and self._reason == "gap":
+            self.outstanding = None  # the gap closed by itself; a new one asks at once
         self._report(self._held, counts)
 
     def _run(self, fn: Callable[[HotStore], T]) -> T:

@@ -1,0 +1,530 @@
+"""Cache sync: planning, snapshot/delta application on real SQLite, the shell, and a recall
+arriving through a private mosquitto while scans flow."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from drivers.scanners.types import RawScan
+from gateway.cache_import import import_csv
+from gateway.cache_sync import (
+    Apply,
+    CacheSync,
+    Gap,
+    Ignore,
+    SnapshotAssembler,
+    apply_delta,
+    apply_snapshot,
+    cache_counts,
+    held_version,
+    plan_delta,
+    publish_json,
+)
+from gateway.pipeline import Outcome
+from gateway.store.db import open_database
+from gateway.store.hot import HotStore, connect
+from mqtt_topics.cache import validate_delta, validate_snapshot
+from mqtt_topics.topics import GatewayTopics
+from mqtt_topics.validation import validate
+from tests.conftest import Broker
+from tests.test_pipeline import DEMO, Harness, make_cfg
+
+PARA = "09506000134352"  # lot-tracked: LOTA, LOTB, LOTX (expired), LOTR (recalled)
+PUMP = "09506000134369"  # serial-tracked: SN1001 in stock, SN1002 shipped
+SALINE = "09506000134376"
+BOX = "09506000134383"
+TOPICS = GatewayTopics("s1", "g1")
+SHIP_LOTA = "]C101095060001343521730033110LOTA"
+SHIP_SN1001 = "]C1010950600013436921SN1001"
+
+
+def ts(offset_s: float = 0.0) -> str:
+    t = datetime.now(UTC) + timedelta(seconds=offset_s)
+    return t.isoformat(timespec="milliseconds")
+
+
+def snapshot(version: int, *, generated_at: str | None = None, **tables: Any) -> dict[str, Any]:
+    snap: dict[str, Any] = {
+        "schema": {"name": "traceway.cache_snapshot", "version": "1.0"},
+        "version": version,
+        "generated_at": generated_at or ts(),
+        "request_id": tables.pop("request_id", None),
+        "chunk": tables.pop("chunk", {"index": 0, "count": 1}),
+    }
+    for t in ("products", "lots", "serials", "holds", "recalls"):
+        snap[t] = tables.get(t, [])
+    assert validate_snapshot(snap) == [], validate_snapshot(snap)
+    return snap
+
+
+def delta(
+    frm: int, to: int, *changes: dict[str, Any], generated_at: str | None = None
+) -> dict[str, Any]:
+    d = {
+        "schema": {"name": "traceway.cache_delta", "version": "1.0"},
+        "from_version": frm,
+        "version": to,
+        "generated_at": generated_at or ts(),
+        "changes": list(changes) or [lot_up(PARA, "LOTA", "released")],
+    }
+    assert validate_delta(d) == [], validate_delta(d)
+    return d
+
+
+def lot_up(gtin: str, lot: str, status: str, expiry: str | None = "2030-03-31") -> dict[str, Any]:
+    rec = {"gtin": gtin, "lot": lot, "expiry": expiry, "status": status}
+    return {"op": "upsert", "entity": "lot", "record": rec}
+
+
+def recall(rid: str, gtin: str, lots: list[str]) -> dict[str, Any]:
+    rec = {"recall_id": rid, "gtin": gtin, "lots": lots, "reason": "test", "since": ts()}
+    return {"op": "upsert", "entity": "recall", "record": rec}
+
+
+def hold(hid: str, **scope: str) -> dict[str, Any]:
+    rec = {"hold_id": hid, "scope": scope, "reason": "lab", "since": ts()}
+    return {"op": "upsert", "entity": "hold", "record": rec}
+
+
+def delete(entity: str, **key: str) -> dict[str, Any]:
+    return {"op": "delete", "entity": entity, "key": key}
+
+
+PRODUCTS = [
+    {"gtin": PARA, "description": "Paracetamol", "lot_tracked": True},
+    {"gtin": PUMP, "description": "Pump", "serialised": True},
+    {"gtin": SALINE, "description": "Saline", "lot_tracked": True},
+]
+
+
+# -- pure ------------------------------------------------------------------------------------
+def test_plan_delta() -> None:
+    assert plan_delta(None, delta(1, 2)) == Gap(None, 1)
+    assert plan_delta(5, delta(5, 6)) == Apply()
+    assert plan_delta(5, delta(4, 5)) == Ignore("duplicate")
+    assert plan_delta(5, delta(3, 4)) == Ignore("old")
+    assert plan_delta(5, delta(7, 8)) == Gap(5, 7)
+    assert plan_delta(5, delta(4, 6)) == Gap(5, 4)  # overlaps: cannot be applied in part
+
+
+def test_snapshot_chunks_merge_in_any_order_and_restart_on_new_version() -> None:
+    a = SnapshotAssembler()
+    c0 = snapshot(3, chunk={"index": 0, "count": 2}, products=PRODUCTS[:1])
+    c1 = snapshot(3, chunk={"index": 1, "count": 2}, products=PRODUCTS[1:])
+    other = snapshot(4, chunk={"index": 0, "count": 2}, products=PRODUCTS[:1])
+    assert a.add(c1) is None
+    assert a.add(other) is None  # a newer snapshot started: version 3's chunk is dropped
+    assert a.add(c0) is None  # ... so this starts version 3 again
+    merged = a.add(c1)
+    assert merged is not None and [p["gtin"] for p in merged["products"]] == [PARA, PUMP, SALINE]
+    assert validate_snapshot(merged) == []
+
+
+# -- real SQLite -------------------------------------------------------------------------------
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[HotStore]:
+    path = tmp_path / "c.db"
+    engine = open_database(path)
+    import_csv(engine, DEMO / "products.csv", DEMO / "lots.csv", DEMO / "serials.csv")
+    engine.dispose()
+    conn = connect(path)
+    yield HotStore(conn)
+    conn.close()
+
+
+def tx(store: HotStore, fn: Callable[[HotStore], Any]) -> Any:
+    store.begin()
+    try:
+        out = fn(store)
+    except BaseException:
+        store.rollback()
+        raise
+    store.commit()
+    return out
+
+
+def status(store: HotStore, gtin: str, lot: str) -> str | None:
+    row = store.lot(gtin, lot)
+    return row[1].status if row else None
+
+
+def stock(store: HotStore, lot: str) -> int | None:
+    row = store.conn.execute(
+        "SELECT SUM(s.quantity) FROM lots l JOIN lot_stock s ON s.lot_id = l.id WHERE l.lot = ?",
+        (lot,),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def test_snapshot_replaces_master_data_and_keeps_local_stock(store: HotStore) -> None:
+    lots = [
+        {"gtin": PARA, "lot": "LOTA", "expiry": "2030-04-30", "status": "released"},
+        {"gtin": PARA, "lot": "LOTB", "expiry": "2030-09-30", "status": "quarantined"},
+    ]
+    v = tx(store, lambda s: apply_snapshot(s, snapshot(10, products=PRODUCTS, lots=lots)))
+    assert v == 10 and tx(store, held_version) == 10
+    assert store.product(BOX) is None  # not in the snapshot: gone
+    assert store.product(PUMP) is not None and store.product(PUMP).tracking == "serial"  # type: ignore[union-attr]
+    la = store.lot(PARA, "LOTA")
+    assert la is not None and la[1].expiry is not None and la[1].expiry.isoformat() == "2030-04-30"
+    assert stock(store, "LOTA") == 50  # stock is not master data
+    assert status(store, PARA, "LOTB") == "hold"
+    # missing from the snapshot: kept with its stock; dropped when it holds none
+    assert stock(store, "LOTX") == 10 and stock(store, "LOTR") == 25
+    assert status(store, PARA, "LOTR") == "recalled"
+    assert store.lot(PUMP, "PUMPLOT1") is None
+    assert tx(store, cache_counts) == {
+        "products": 3,
+        "lots": 5,
+        "serials": 2,
+        "holds": 0,
+        "recalls": 0,
+    }
+
+
+def test_snapshot_does_not_undo_a_later_local_movement(store: HotStore) -> None:
+    cut = time.time()
+    # SN1001 moved here (shipped) after the snapshot was cut; SN1002 was not touched since
+    store.conn.execute(
+        "UPDATE serials SET state = 'shipped', updated_at = ? WHERE serial = 'SN1001'", (cut + 5,)
+    )
+    store.conn.execute("UPDATE serials SET updated_at = ? WHERE serial = 'SN1002'", (cut - 60,))
+    serials = [
+        {"gtin": PUMP, "serial": "SN1001", "state": "in_stock"},
+        {"gtin": PUMP, "serial": "SN1002", "state": "returned"},
+    ]
+    snap = snapshot(3, products=PRODUCTS, serials=serials, generated_at=ts(0))
+    tx(store, lambda s: apply_snapshot(s, snap))
+    assert store.serial(PUMP, "SN1001").state == "shipped"  # type: ignore[union-attr]
+    assert store.serial(PUMP, "SN1002").state == "in_stock"  # type: ignore[union-attr]
+
+
+def test_recalls_and_holds_derive_lot_status_and_lift_cleanly(store: HotStore) -> None:
+    lots = [
+        {"gtin": PARA, "lot": "LOTA", "expiry": "2030-03-31", "status": "released"},
+        {"gtin": PARA, "lot": "LOTB", "expiry": "2030-09-30", "status": "quarantined"},
+    ]
+    sers = [{"gtin": PUMP, "serial": "SN1001", "state": "in_stock"}]
+    tx(store, lambda s: apply_snapshot(s, snapshot(1, products=PRODUCTS, lots=lots, serials=sers)))
+    tx(store, lambda s: apply_delta(s, delta(1, 2, recall("R1", PARA, []))))
+    assert {status(store, PARA, x) for x in ("LOTA", "LOTB", "LOTX")} == {"recalled"}
+    # a lot created locally later (a receipt) inherits the GTIN-wide recall (trigger)
+    tx(store, lambda s: s.ensure_lot(PARA, "NEWLOT", None, time.time()))
+    assert status(store, PARA, "NEWLOT") == "recalled"
+    tx(store, lambda s: apply_delta(s, delta(2, 3, delete("recall", recall_id="R1"))))
+    assert status(store, PARA, "LOTA") == "active"
+    assert status(store, PARA, "LOTB") == "hold"  # back to its central status
+    assert status(store, PARA, "NEWLOT") == "active"
+    tx(store, lambda s: apply_delta(s, delta(3, 4, hold("H1", gtin=PARA, lot="LOTA"))))
+    assert status(store, PARA, "LOTA") == "hold" and status(store, PARA, "LOTX") == "active"
+    tx(store, lambda s: apply_delta(s, delta(4, 5, hold("H2", gtin=PUMP, serial="SN1001"))))
+    assert store.serial(PUMP, "SN1001").state == "on_hold"  # type: ignore[union-attr]
+    assert tx(store, cache_counts)["holds"] == 2
+    d = delta(5, 6, delete("hold", hold_id="H1"), delete("hold", hold_id="H2"))
+    tx(store, lambda s: apply_delta(s, d))
+    assert status(store, PARA, "LOTA") == "active"
+    assert store.serial(PUMP, "SN1001").state == "in_stock"  # type: ignore[union-attr]
+    # a CSV-seeded status is the lot's base: LOTR stays recalled through hold and release
+    tx(store, lambda s: apply_delta(s, delta(6, 7, hold("H3", gtin=PARA))))
+    tx(store, lambda s: apply_delta(s, delta(7, 8, delete("hold", hold_id="H3"))))
+    assert status(store, PARA, "LOTR") == "recalled"
+    assert tx(store, held_version) == 8
+
+
+def test_failed_apply_changes_nothing(store: HotStore) -> None:
+    bad = delta(1, 2, lot_up(PARA, "LOTA", "recalled"))
+    bad["changes"].append({"op": "upsert", "entity": "nonsense", "record": {}})
+    tx(store, lambda s: s.set_meta("cache_version", "1"))
+    with pytest.raises(ValueError, match="nonsense"):
+        tx(store, lambda s: apply_delta(s, bad))
+    assert status(store, PARA, "LOTA") == "active"
+    assert tx(store, held_version) == 1
+
+
+# -- the shell ---------------------------------------------------------------------------------
+class Recorder:
+    def __init__(self) -> None:
+        self.msgs: list[tuple[str, dict[str, Any], int, bool]] = []
+
+    def __call__(self, topic: str, payload: dict[str, Any], qos: int, retain: bool = False) -> None:
+        assert validate(payload) == [], validate(payload)
+        self.msgs.append((topic, payload, qos, retain))
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [p for t, p, _, _ in self.msgs if t == topic]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make_sync(store: HotStore) -> tuple[CacheSync, Recorder, FakeClock]:
+    rec, clock = Recorder(), FakeClock()
+    sync = CacheSync(
+        topics=TOPICS,
+        run_in_writer=lambda fn: tx(store, fn),
+        publish=rec,
+        resync_interval=30,
+        monotonic=clock,
+    )
+    return sync, rec, clock
+
+
+def send(sync: CacheSync, msg: dict[str, Any]) -> str | None:
+    topic = TOPICS.cache_snapshot if "chunk" in msg else TOPICS.cache_delta
+    return sync.on_message(topic, json.dumps(msg).encode())
+
+
+def test_gaps_duplicates_out_of_order_and_resync(store: HotStore) -> None:
+    sync, rec, clock = make_sync(store)
+    sync.announce()
+    assert rec.on(TOPICS.cache_version)[-1]["version"] is None
+    assert rec.on(TOPICS.cache_resync)[-1]["reason"] == "empty"
+    assert send(sync, delta(1, 2)) == "gap"  # nothing held yet
+    assert send(sync, snapshot(1, products=PRODUCTS)) == "applied"
+    assert sync.held_version == 2  # the kept 1→2 delta followed the snapshot
+    assert send(sync, delta(2, 3, lot_up(PARA, "LOTA", "blocked"))) == "applied"
+    assert status(store, PARA, "LOTA") == "hold"
+    assert send(sync, delta(2, 3)) == "duplicate"  # acked again, nothing changes
+    assert status(store, PARA, "LOTA") == "hold"
+    acks = rec.on(TOPICS.cache_ack)
+    assert [(a["kind"], a["version"], a["ok"]) for a in acks[-2:]] == [
+        ("delta", 3, True),
+        ("delta", 3, True),
+    ]
+    # out of order: 4→5 before 3→4; kept, then both apply when the gap closes
+    n_resync = len(rec.on(TOPICS.cache_resync))
+    assert send(sync, delta(4, 5, recall("R9", PARA, ["LOTB"]))) == "gap"
+    assert rec.on(TOPICS.cache_resync)[-1] | {"time": 0, "request_id": 0} == {
+        "schema": {"name": "traceway.cache_resync_request", "version": "1.0"},
+        "gateway_id": "g1",
+        "site": "s1",
+        "time": 0,
+        "request_id": 0,
+        "have_version": 3,
+        "reason": "gap",
+    }
+    assert send(sync, delta(5, 6)) == "gap"
+    assert len(rec.on(TOPICS.cache_resync)) == n_resync + 1  # rate-limited
+    assert send(sync, delta(3, 4, lot_up(PARA, "LOTA", "released"))) == "applied"
+    assert sync.held_version == 6 and sync.pending == {}
+    assert status(store, PARA, "LOTB") == "recalled" and status(store, PARA, "LOTA") == "active"
+    assert rec.on(TOPICS.cache_version)[-1]["version"] == 6
+    # a real gap: resync, the snapshot answering it wins even at a lower version
+    assert send(sync, delta(8, 9)) == "gap"
+    rid = rec.on(TOPICS.cache_resync)[-1]["request_id"]
+    assert send(sync, snapshot(5, products=PRODUCTS)) == "stale"  # not ours, older
+    lots = [{"gtin": PARA, "lot": "LOTA", "expiry": None, "status": "recalled"}]
+    reply = snapshot(6, products=PRODUCTS, lots=lots, request_id=rid)
+    assert send(sync, reply) == "applied"
+    assert status(store, PARA, "LOTA") == "recalled" and status(store, PARA, "LOTB") == "active"
+    assert rec.on(TOPICS.cache_ack)[-1] | {"time": 0} == {
+        "schema": {"name": "traceway.cache_ack", "version": "1.0"},
+        "gateway_id": "g1",
+        "site": "s1",
+        "time": 0,
+        "kind": "snapshot",
+        "version": 6,
+        "request_id": rid,
+        "ok": True,
+    }
+    assert sync.outstanding is None and sync.pending == {8: sync.pending[8]}
+    clock.t += 31
+    assert send(sync, delta(9, 10)) == "gap"  # still missing 6→8: asks again after the interval
+    assert len(rec.on(TOPICS.cache_resync)) == n_resync + 3
+
+
+def test_invalid_and_failing_messages_are_nacked_and_change_nothing(store: HotStore) -> None:
+    sync, rec, _ = make_sync(store)
+    send(sync, snapshot(1, products=PRODUCTS))
+    bad = delta(1, 2)
+    bad["changes"][0]["record"]["gtin"] = "09506000134353"  # wrong check digit
+    assert sync.on_message(TOPICS.cache_delta, json.dumps(bad).encode()) == "invalid"
+    assert sync.on_message(TOPICS.cache_delta, b"\xff{") == "invalid"
+    nack = rec.on(TOPICS.cache_ack)[-1]
+    assert (nack["ok"], nack["version"]) == (False, 2) and "check digit" in nack["error"]
+    assert sync.held_version == 1
+    boom = CacheSync(
+        topics=TOPICS,
+        run_in_writer=lambda fn: tx(store, _raise),
+        publish=rec,
+        monotonic=FakeClock(),
+    )
+    boom._held, boom._loaded = 1, True
+    assert send(boom, delta(1, 2)) == "failed"
+    assert rec.on(TOPICS.cache_ack)[-1]["ok"] is False
+    assert rec.on(TOPICS.cache_resync)[-1]["reason"] == "corrupt"
+    assert boom.held_version == 1 and tx(store, held_version) == 1
+    assert sync.on_message(TOPICS.commands, b"{}") is None  # not a cache topic
+
+
+def _raise(_s: HotStore) -> None:
+    raise RuntimeError("disk on fire")
+
+
+# -- through the writer and a real broker ---------------------------------------------------------
+def test_local_movements_catch_a_double_shipment_offline(tmp_path: Path) -> None:
+    h = Harness(make_cfg(tmp_path, "shipping", duplicate_window=0))
+    try:
+        cut = ts(-60)  # a snapshot cut a minute ago still says SN1001 is in stock
+        assert h.one(SHIP_SN1001).verdict == "accept"
+        second = h.one(SHIP_SN1001)
+        assert (second.verdict, second.reasons[0].code) == ("reject", "serial_already_shipped")
+        serials = [{"gtin": PUMP, "serial": "SN1001", "state": "in_stock"}]
+        snap = snapshot(7, products=PRODUCTS, serials=serials, generated_at=cut)
+        h.writer.call(lambda s: apply_snapshot(s, snap))
+        third = h.one(SHIP_SN1001)
+        assert third.reasons[0].code == "serial_already_shipped"
+    finally:
+        h.close()
+
+
+class Recording(Harness):
+    """Harness whose writer records, in its own thread, the order of scans and tasks."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.order: list[str] = []
+        inner = self.processor.process
+
+        def process(scan: RawScan, store: HotStore) -> Outcome:
+            out = inner(scan, store)
+            self.order.append(out.reasons[0].code if out.reasons else out.verdict)
+            return out
+
+        self.processor.process = process  # type: ignore[method-assign]
+
+
+def _client(port: int, cid: str) -> mqtt.Client:
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5
+    )
+    connected = threading.Event()
+    c.on_connect = lambda *_a: connected.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert connected.wait(5)
+    return c
+
+
+def test_recall_through_broker_rejects_the_next_scan(tmp_path: Path, broker: Broker) -> None:
+    h = Recording(make_cfg(tmp_path, "shipping", duplicate_window=0, fefo="accept"))
+    gw = _client(broker.port, "gw")
+    central = _client(broker.port, "central")
+    acks: list[dict[str, Any]] = []
+    got_ack = threading.Event()
+
+    def on_central(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        acks.append(json.loads(msg.payload))
+        got_ack.set()
+
+    central.on_message = on_central
+    central.subscribe(TOPICS.cache_ack, qos=1)
+
+    def run(fn: Callable[[HotStore], Any]) -> Any:
+        if fn is held_version:
+            return h.writer.call(fn)
+
+        def marked(s: HotStore) -> Any:
+            res = fn(s)
+            h.order.append("SYNC")  # in the writer thread, in queue order with the scans
+            return res
+
+        return h.writer.call(marked)
+
+    sync = CacheSync(topics=TOPICS, run_in_writer=run, publish=publish_json(gw))
+    applied: list[float] = []
+
+    def on_gw(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        sync.on_message(msg.topic, bytes(msg.payload))
+        applied.append(time.perf_counter())
+
+    gw.on_message = on_gw
+    subscribed = threading.Event()
+    gw.on_subscribe = lambda *_a: subscribed.set()
+    gw.subscribe(TOPICS.cache_delta, qos=1)
+    assert subscribed.wait(5)
+    time.sleep(0.2)
+    h.writer.call(lambda s: s.set_meta("cache_version", "1"))
+
+    stop = threading.Event()
+
+    def feed() -> None:
+        t = 0.0
+        while not stop.is_set():
+            t += 100.0
+            h.writer.submit(RawScan(SHIP_LOTA, "sc", time.time(), t))
+            time.sleep(0.002)
+
+    latencies: list[float] = []
+    apply_s: list[float] = []
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        for i in range(5):
+            time.sleep(0.1)
+            lot_status = "recalled" if i % 2 == 0 else "released"
+            d = delta(1 + i, 2 + i, lot_up(PARA, "LOTA", lot_status))
+            n = len(applied)
+            t0 = time.perf_counter()
+            central.publish(TOPICS.cache_delta, json.dumps(d), qos=1)
+            deadline = time.monotonic() + 5
+            while len(applied) == n and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            assert len(applied) > n
+            latencies.append(applied[n] - t0)
+            assert sync.last_apply_s is not None
+            apply_s.append(sync.last_apply_s)
+    finally:
+        stop.set()
+        feeder.join()
+    assert got_ack.wait(5)
+    gw.loop_stop()
+    central.loop_stop()
+    h.writer.call(lambda s: None)
+    order = list(h.order)
+    h.close()
+    assert sync.held_version == 6
+    marks = [i for i, x in enumerate(order) if x == "SYNC"]
+    assert len(marks) == 5
+    for k, m in enumerate(marks):
+        after = order[m + 1] if m + 1 < len(order) else None
+        before = [x for x in order[marks[k - 1] + 1 if k else 0 : m] if x != "SYNC"]
+        if k % 2 == 0:  # recalled: the very next scan is rejected, none before it was
+            assert after in ("lot_recalled", None), order[m - 2 : m + 3]
+            assert "lot_recalled" not in before
+        else:
+            assert after != "lot_recalled"
+            assert before and set(before) == {"lot_recalled"}
+    assert {a["version"] for a in acks} >= {2}
+    print(
+        f"\nrecall publish→applied: median {statistics.median(latencies) * 1000:.1f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms; arrival→committed median "
+        f"{statistics.median(apply_s) * 1000:.1f} ms, max {max(apply_s) * 1000:.1f} ms "
+        f"({len(order) - 5} scans flowing)"
+    )
+    assert max(latencies) < 1.0
+
+
+def test_cache_tables_exist_after_migration(tmp_path: Path) -> None:
+    open_database(tmp_path / "m.db").dispose()
+    con = sqlite3.connect(tmp_path / "m.db")
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    con.close()
+    assert {"sync_lot_status", "sync_holds", "sync_recalls", "trg_lots_sync_blocks"} <= names
