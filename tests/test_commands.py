@@ -1,0 +1,243 @@
+"""Commands: every command against a fake control, refusals that change nothing, and one
+round trip through a private mosquitto with MQTT 5 response topic + correlation data."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.commands import CommandHandler, CommandRejected, Reply, paho_sender
+from mqtt_topics.commands import build_command
+from mqtt_topics.topics import GatewayTopics
+from mqtt_topics.validation import validate
+from tests.conftest import Broker
+
+TOPICS = GatewayTopics("s1", "g1")
+
+
+class FakeControl:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail = fail
+
+    def _note(self, *call: Any) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append(call)
+
+    def set_station_step(self, station: str, step: str) -> None:
+        self._note("step", station, step)
+
+    def set_transaction(self, station: str, transactions: list[tuple[str, str]]) -> None:
+        self._note("tx", station, transactions)
+
+    def print_label(
+        self,
+        printer: str | None,
+        template: str,
+        fields: Mapping[str, str],
+        copies: int,
+        idempotency_key: str,
+    ) -> int:
+        self._note("print", printer, template, dict(fields), copies, idempotency_key)
+        return 41
+
+    def reprint(
+        self, job_id: str | None, event_id: str | None, printer: str | None, copies: int
+    ) -> int:
+        self._note("reprint", job_id, event_id, printer, copies)
+        return 42
+
+    def resync_cache(self, reason: str) -> str:
+        self._note("resync", reason)
+        return "rid-1"
+
+    def reload_config(self) -> list[str]:
+        self._note("reload")
+        return ["scanners.sc"]
+
+    def status(self) -> dict[str, Any]:
+        self._note("status")
+        return {"cache_version": 7, "outbox_depth": 0}
+
+
+def run(
+    handler: CommandHandler, name: str, args: dict[str, Any] | None = None, rid: str = "r1"
+) -> Reply:
+    raw = json.dumps(build_command(name, args, rid)).encode()
+    reply = handler.handle(raw, "reply/here", b"\x01corr")
+    assert validate(reply.payload) == [], validate(reply.payload)
+    assert (reply.topic, reply.correlation) == ("reply/here", b"\x01corr")
+    return reply
+
+
+CASES: list[tuple[str, dict[str, Any] | None, tuple[Any, ...] | None, dict[str, Any]]] = [
+    ("ping", None, None, {"pong": True}),
+    ("status", None, ("status",), {"cache_version": 7, "outbox_depth": 0}),
+    ("reload_config", None, ("reload",), {"restarted": ["scanners.sc"]}),
+    ("resync_cache", {"reason": "op"}, ("resync", "op"), {"request_id": "rid-1"}),
+    (
+        "set_step",
+        {"station": "dock-1", "step": "shipping"},
+        ("step", "dock-1", "shipping"),
+        {"station": "dock-1", "step": "shipping"},
+    ),
+    (
+        "set_transaction",
+        {"station": "dock-1", "biz_transactions": [{"type": "po", "id": "PO-1"}]},
+        ("tx", "dock-1", [("po", "PO-1")]),
+        {"station": "dock-1", "biz_transactions": [{"type": "po", "id": "PO-1"}]},
+    ),
+    (
+        "print",
+        {"template": "pallet", "printer": "zebra-1", "fields": {"lot": "A"}, "copies": 2},
+        ("print", "zebra-1", "pallet", {"lot": "A"}, 2, "cmd:r1"),
+        {"job_id": "41"},
+    ),
+    ("reprint", {"job_id": "17"}, ("reprint", "17", None, None, 1), {"job_id": "42"}),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "call", "result"), CASES)
+def test_every_command(
+    name: str, args: dict[str, Any] | None, call: tuple[Any, ...] | None, result: dict[str, Any]
+) -> None:
+    fake = FakeControl()
+    reply = run(CommandHandler(TOPICS, fake), name, args)
+    assert reply.payload["ok"] is True, reply.payload
+    assert (reply.payload["command"], reply.payload["request_id"]) == (name, "r1")
+    assert reply.payload["result"] == result
+    assert fake.calls == ([call] if call else [])
+
+
+BAD: list[tuple[bytes, str]] = [
+    (b"\xff\xfe", "malformed"),
+    (b"[1, 2]", "malformed"),
+    (b'{"schema": {"name": "traceway.command", "version": "1.0"}}', "invalid"),
+    (json.dumps(build_command("self_destruct")).encode(), "unknown_command"),
+    (json.dumps(build_command("set_step", {"station": "dock-1"})).encode(), "invalid_args"),
+    (
+        json.dumps(build_command("set_step", {"station": "d", "step": "dancing"})).encode(),
+        "invalid_args",
+    ),
+    (json.dumps(build_command("ping", {"x": 1})).encode(), "invalid_args"),
+    (
+        json.dumps(build_command("reprint", {"job_id": "1", "event_id": "x"})).encode(),
+        "invalid_args",
+    ),
+    (b" " * (64 * 1024 + 1), "too_large"),
+]
+
+
+@pytest.mark.parametrize(("raw", "code"), BAD)
+def test_malformed_or_unknown_commands_get_an_error_and_change_nothing(
+    raw: bytes, code: str
+) -> None:
+    fake = FakeControl()
+    reply = CommandHandler(TOPICS, fake).handle(raw, None, b"c")
+    assert validate(reply.payload) == [], validate(reply.payload)
+    assert reply.topic == TOPICS.command_replies  # no response topic given
+    assert reply.payload["ok"] is False and reply.payload["error"]["code"] == code
+    assert fake.calls == []
+
+
+def test_control_errors_become_error_replies() -> None:
+    rejected = run(CommandHandler(TOPICS, FakeControl(CommandRejected("no station x"))), "status")
+    assert rejected.payload["error"] == {"code": "invalid_args", "message": "no station x"}
+    boom = run(CommandHandler(TOPICS, FakeControl(RuntimeError("printer gone"))), "reload_config")
+    assert boom.payload["ok"] is False
+    assert boom.payload["error"] == {"code": "failed", "message": "RuntimeError: printer gone"}
+
+
+class Msg:
+    def __init__(self, topic: str, payload: bytes, retain: bool = False, rt: str = "") -> None:
+        self.topic, self.payload, self.retain = topic, payload, retain
+        self.properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        if rt:
+            self.properties.ResponseTopic = rt
+
+
+def test_only_the_own_topic_and_no_retained_commands() -> None:
+    fake, sent = FakeControl(), list[Reply]()
+    h = CommandHandler(TOPICS, fake, sent.append)
+    raw = json.dumps(build_command("reload_config")).encode()
+    assert h.on_message(Msg(GatewayTopics("s1", "other").commands, raw)) is None
+    assert h.on_message(Msg(TOPICS.commands + "/x", raw)) is None
+    retained = h.on_message(Msg(TOPICS.commands, raw, retain=True))
+    assert retained is not None and retained.payload["error"]["code"] == "invalid"
+    wild = h.on_message(Msg(TOPICS.commands, raw, rt="replies/#"))
+    assert wild is not None and wild.topic == TOPICS.command_replies
+    assert fake.calls == [("reload",)] and len(sent) == 2
+
+
+def test_print_idempotency_key_without_request_id_follows_correlation() -> None:
+    fake = FakeControl()
+    h = CommandHandler(TOPICS, fake)
+    raw = json.dumps(build_command("print", {"template": "t"})).encode()
+    h.handle(raw, None, b"A")
+    h.handle(raw, None, b"A")
+    h.handle(raw, None, b"B")
+    keys = [c[-1] for c in fake.calls]
+    assert keys[0] == keys[1] != keys[2]
+
+
+def _client(port: int, cid: str) -> mqtt.Client:
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5
+    )
+    ok = threading.Event()
+    c.on_connect = lambda *_a: ok.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert ok.wait(5)
+    return c
+
+
+def test_round_trip_with_response_topic_and_correlation(broker: Broker) -> None:
+    fake = FakeControl()
+    gw = _client(broker.port, "gw")
+    handler = CommandHandler(TOPICS, fake, paho_sender(gw))
+    gw.on_message = lambda _c, _u, msg: (handler.on_message(msg), None)[1]
+    op = _client(broker.port, "operator")
+    got: list[mqtt.MQTTMessage] = []
+    done = threading.Event()
+
+    def on_reply(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg)
+        done.set()
+
+    op.on_message = on_reply
+    subs = threading.Semaphore(0)
+    gw.on_subscribe = op.on_subscribe = lambda *_a: subs.release()
+    gw.subscribe(TOPICS.commands, qos=1)
+    op.subscribe("ops/replies/7", qos=1)
+    assert subs.acquire(timeout=5) and subs.acquire(timeout=5)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ResponseTopic = "ops/replies/7"
+    props.CorrelationData = b"\x00\xffcorr-7"
+    cmd = build_command("set_step", {"station": "dock-1", "step": "picking"}, "req-7")
+    op.publish(TOPICS.commands, json.dumps(cmd), qos=1, properties=props)
+    try:
+        assert done.wait(5)
+    finally:
+        gw.loop_stop()
+        op.loop_stop()
+    msg = got[0]
+    assert msg.topic == "ops/replies/7"
+    assert getattr(msg.properties, "CorrelationData", None) == b"\x00\xffcorr-7"
+    payload = json.loads(msg.payload)
+    assert validate(payload) == []
+    assert (payload["ok"], payload["request_id"], payload["result"]["step"]) == (
+        True,
+        "req-7",
+        "picking",
+    )
+    assert fake.calls == [("step", "dock-1", "picking")]
