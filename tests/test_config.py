@@ -28,7 +28,11 @@ def test_minimal_config_defaults() -> None:
     assert cfg.broker.port == 1883
     assert cfg.storage.synchronous == "FULL"
     assert cfg.client_id == "traceway-s-g"
-    assert cfg.broker.tls.enabled is False
+    assert cfg.broker.tls.enabled is None
+    assert cfg.broker.use_tls is False  # loopback broker: plaintext allowed
+    remote = parse_config(BASE + '[broker]\nhost = "mqtt.example.com"\n', "gw.toml")
+    assert remote.broker.use_tls is True  # anything else: TLS unless explicitly disabled
+    assert err(BASE.replace('id = "g"', 'id = "cache"')).key == "gateway.id"
 
 
 @pytest.mark.parametrize(

@@ -263,13 +263,18 @@ def test_configure_client_credentials(
 def test_no_plaintext_credentials_to_remote_broker(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("secret-789")
-    remote = BrokerConfig(host="10.1.2.3", username="gw", password_file=pw)
+    remote = BrokerConfig(
+        host="10.1.2.3", username="gw", password_file=pw, tls=TlsConfig(enabled=False)
+    )
     with pytest.raises(TlsError, match="refusing to send MQTT credentials in plaintext") as info:
         configure_client(FakeClient(), remote)
     assert "secret-789" not in str(info.value)
     local = FakeClient()
     configure_client(local, BrokerConfig(host="127.0.0.1", username="gw", password_file=pw))
     assert local.context is None and local.creds == ("gw", "secret-789")
+    # without an explicit choice a remote broker gets TLS (safe by default)
+    assert BrokerConfig(host="10.1.2.3").use_tls is True
+    assert BrokerConfig(host="localhost").use_tls is False
 
 
 @pytest.mark.parametrize(
