@@ -214,12 +214,11 @@ def _lifted(interps: Sequence[Interpretation]) -> list[tuple[str, ...]]:
             out.append(())
             continue
         have = {e.ai for e in own}
+        # what the other clean GS1 symbols carry with exactly one value in the package
         extra = [
-            Element(ai, v)
-            for j, other in enumerate(interps)
-            if j != i and _clean_gs1(other)
-            for ai, v in other.ais
-            if ai not in have and len(values.get(ai, ())) == 1
+            Element(ai, next(iter(vs)))
+            for ai, vs in values.items()
+            if ai not in have and len(vs) == 1
         ]
         remaining = set(pairing_errors(own + extra))
         out.append(tuple(e for e in candidates if e not in remaining))
