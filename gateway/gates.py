@@ -206,7 +206,7 @@ def _lifted(interps: Sequence[Interpretation]) -> list[tuple[str, ...]]:
             for ai, v in it.ais:
                 values.setdefault(ai, set()).add(v)
     out: list[tuple[str, ...]] = []
-    for i, it in enumerate(interps):
+    for it in interps:
         own = _elements(it)
         own_errors = set(pairing_errors(own)) if it.kind in GS1_KINDS else set()
         candidates = [e for e in it.errors if e in own_errors and e.startswith("pairing:")]
