@@ -270,12 +270,14 @@ def test_pulser_switches_on_then_off_and_off_at_stop() -> None:
 def test_pulser_extends_a_running_pulse() -> None:
     gpio = RecordingGpio()
     p = Pulser(gpio)
-    p.pulse("", 5, 0.3)
-    time.sleep(0.1)
-    p.pulse("", 5, 0.3)
-    time.sleep(0.3)  # 0.4 s after the first pulse: the second one keeps it on
+    p.pulse("", 5, 1.0)
+    time.sleep(0.5)
+    p.pulse("", 5, 1.0)  # now on until 1.5 s
+    time.sleep(0.8)  # 1.3 s: past the first pulse's end, the line is still on
     assert gpio.calls == [("", 5, True)]
-    time.sleep(0.3)
+    deadline = time.monotonic() + 3
+    while len(gpio.calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert gpio.calls == [("", 5, True), ("", 5, False)]
     p.stop()
 
