@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 TIME_ERROR = 5  # adjtimex() return value when the clock is not synchronized
@@ -24,24 +25,57 @@ def _adjtimex_state() -> int | None:
 
 
 class ClockStatus:
-    """Caches the kernel's view of clock synchronisation for a few seconds."""
+    """Whether event times can be trusted: the kernel's NTP status, and no recent step.
 
-    def __init__(self, ttl: float = 10.0, forced: bool | None = None) -> None:
+    The kernel status is cached for ``ttl`` seconds. A step of the wall clock against
+    the monotonic clock (someone set the time, or NTP stepped it) makes the clock count
+    as unsynchronized for ``step_hold`` seconds: events right around a step carry
+    times that may be off, and ``clock_synced`` says so. Ordering never depends on
+    the wall clock: ``seq`` orders events.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 10.0,
+        forced: bool | None = None,
+        *,
+        step_threshold: float = 1.0,
+        step_hold: float = 60.0,
+        wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+        kernel: Callable[[], int | None] = lambda: _adjtimex_state(),
+    ) -> None:
         self._ttl = ttl
         self._forced = forced
         self._value = False
         self._checked = -1e18
+        self._wall, self._mono, self._kernel = wall, mono, kernel
+        self._offset = wall() - mono()
+        self._step_threshold = step_threshold
+        self._step_hold = step_hold
+        self._stepped_until = -1e18
+        self.steps = 0
 
-    def synced(self) -> bool:
-        """True when the kernel says the clock is synchronized (NTP/PTP/timesyncd)."""
-        if self._forced is not None:
-            return self._forced
-        now = time.monotonic()
-        if now - self._checked > self._ttl:
-            state = _adjtimex_state()
-            if state is None or state < 0:  # unknown (e.g. adjtimex refused): ask timesyncd
+    def _kernel_synced(self, now: float) -> bool:
+        if now - self._checked >= self._ttl:
+            state = self._kernel()
+            if state is None or state < 0:  # unknown (adjtimex refused): ask timesyncd
                 self._value = _TIMESYNCD_FLAG.exists()
             else:
                 self._value = state != TIME_ERROR
             self._checked = now
         return self._value
+
+    def synced(self) -> bool:
+        """True when the kernel says the clock is synchronized and it did not just step."""
+        if self._forced is not None:
+            return self._forced
+        now = self._mono()
+        offset = self._wall() - now
+        if abs(offset - self._offset) > self._step_threshold:
+            self.steps += 1
+            self._stepped_until = now + self._step_hold
+        self._offset = offset
+        if now < self._stepped_until:
+            return False
+        return self._kernel_synced(now)

@@ -155,6 +155,11 @@ class StorageConfig(_Strict):
     outbox_high_watermark: float = Field(default=0.8, gt=0, lt=1)
     outbox_low_watermark: float = Field(default=0.6, gt=0, lt=1)
     max_group: int = Field(default=256, ge=1, description="Most scans in one group commit.")
+    max_size_mb: int = Field(
+        default=0,
+        ge=0,
+        description="Largest the database may grow (MB); 0: until the disk is full.",
+    )
 
     @model_validator(mode="after")
     def _watermarks(self) -> StorageConfig:

@@ -49,6 +49,8 @@ class Gateway:
         self.topics = GatewayTopics(cfg.gateway.site, cfg.gateway.id, cfg.broker.topic_prefix)
         self.clock = ClockStatus()
         self.counters = Counters()
+        self.storage_down_since: float | None = None
+        self.storage_rejected = 0
         self.readers: dict[str, Any] = {}
         self.stopped = threading.Event()
         self.boot = 0
@@ -62,6 +64,7 @@ class Gateway:
             self.processor,
             synchronous=cfg.storage.synchronous,
             max_group=cfg.storage.max_group,
+            max_size_mb=cfg.storage.max_size_mb,
             on_committed=self._committed,
             on_failed=self._failed,
         )
@@ -180,9 +183,17 @@ class Gateway:
 
     def _mark_published(self, seqs: list[int]) -> None:
         now = time.time()
-        self.writer.submit(Task(lambda store: store.mark_published(seqs, now)))
+
+        def mark(store: HotStore) -> None:
+            store.mark_published(seqs, now)
+            if self.processor.outbox_alarm:
+                self.processor.check_outbox(store)
+
+        self.writer.submit(Task(mark))
 
     def _committed(self, outcomes: list[Outcome]) -> None:
+        if self.storage_down_since is not None:
+            self._storage_recovered()
         for o in outcomes:
             self.counters.by_verdict[o.verdict] = self.counters.by_verdict.get(o.verdict, 0) + 1
             level = logging.INFO if o.verdict != "reject" else logging.WARNING
@@ -195,9 +206,38 @@ class Gateway:
                 worker.wake()
 
     def _failed(self, scans: list[RawScan], why: str) -> None:
+        """The database refused the group (disk full, I/O error): nothing was written."""
         self.counters.storage_failures += len(scans)
+        if self.storage_down_since is None:
+            self.storage_down_since = time.time()
+            log.critical("storage failure: %s — scans are rejected until it is fixed", why)
+        self.storage_rejected += len(scans)
         for s in scans:
-            scan_log.error("REJECT storage_error: scan not recorded (%s) from %s", why, s.scanner)
+            scan_log.error(
+                "REJECT %s storage_error: scan not recorded (%s) from %s",
+                self.processor.station_of(s),
+                why,
+                s.scanner,
+            )
+
+    def _storage_recovered(self) -> None:
+        """First commit after a storage failure: record what was lost as an alert."""
+        since, count = self.storage_down_since, self.storage_rejected
+        self.storage_down_since, self.storage_rejected = None, 0
+        assert since is not None
+        station = next(iter(self.cfg.stations))
+        message = (
+            f"storage was full or failing from {datetime.fromtimestamp(since).astimezone():%H:%M:%S}"
+            f" until now; {count} scan(s) were rejected and not recorded"
+        )
+        log.warning("%s", message)
+        self.writer.submit(
+            Task(
+                lambda store: self.processor.alert(
+                    store, station=station, alert="disk_full", severity="critical", message=message
+                )
+            )
+        )
 
     def _device_status(self, st: DeviceStatus) -> None:
         """A reader or printer changed state: log it and publish it (retained per device)."""

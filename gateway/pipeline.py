@@ -153,6 +153,7 @@ class ScanProcessor:
         self.today = today
         self.wall = wall
         self.seq = 0  # last assigned seq; the writer loads and persists it
+        self.outbox_alarm = False  # above the high watermark, until below the low one
 
     # -- helpers ------------------------------------------------------------------------
     def station_of(self, scan: RawScan) -> str:
@@ -185,6 +186,38 @@ class ScanProcessor:
             json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
             self.wall(),
         )
+        if not self.outbox_alarm:
+            self.check_outbox(store)
+
+    def check_outbox(self, store: HotStore) -> None:
+        """Raise/clear the outbox watermark alarm (an alert row each way)."""
+        sc = self.cfg.storage
+        high = sc.outbox_capacity * sc.outbox_high_watermark
+        low = sc.outbox_capacity * sc.outbox_low_watermark
+        station = next(iter(self.cfg.stations))
+        if not self.outbox_alarm and store.depth >= high:
+            self.outbox_alarm = True
+            self.alert(
+                store,
+                station=station,
+                alert="outbox_high_watermark",
+                severity="warning",
+                message=f"{store.depth} events wait in the outbox (capacity "
+                f"{sc.outbox_capacity}); is the broker reachable?",
+            )
+        elif self.outbox_alarm and store.depth <= low:
+            self.outbox_alarm = False
+            self.alert(
+                store,
+                station=station,
+                alert="outbox_recovered",
+                severity="info",
+                message=f"outbox back to {store.depth} events",
+            )
+
+    def outbox_full(self, store: HotStore) -> bool:
+        """True when new scans must be refused (old events are never dropped)."""
+        return store.depth >= self.cfg.storage.outbox_capacity
 
     def alert(
         self,
@@ -224,6 +257,13 @@ class ScanProcessor:
     def process(self, scan: RawScan, store: HotStore) -> Outcome:
         """Interpret, decide and record one scan inside the open transaction."""
         station = self.station_of(scan)
+        if self.outbox_full(store):
+            reason = Reason(
+                "outbox_full",
+                f"{store.depth} events wait in the outbox (capacity "
+                f"{self.cfg.storage.outbox_capacity}); scan refused, nothing recorded",
+            )
+            return Outcome(scan, station, "alert", "reject", (reason,), "scan refused")
         if scan.error is not None:
             return self._input_error(scan, station, store)
         interp = self.interpreter.interpret(scan.text, self.today())

@@ -53,12 +53,14 @@ class Writer:
         *,
         synchronous: str = "FULL",
         max_group: int = 256,
+        max_size_mb: int = 0,
         on_committed: Callable[[list[Outcome]], None] | None = None,
         on_failed: Callable[[list[RawScan], str], None] | None = None,
     ) -> None:
         self.db_path = db_path
         self.processor = processor
         self.synchronous = synchronous
+        self.max_size_mb = max_size_mb
         self.max_group = max_group
         self.on_committed = on_committed
         self.on_failed = on_failed
@@ -106,7 +108,9 @@ class Writer:
 
     # -- the thread -----------------------------------------------------------------------
     def _open(self) -> None:
-        self._conn = connect(self.db_path, self.synchronous, autocheckpoint=False)
+        self._conn = connect(
+            self.db_path, self.synchronous, autocheckpoint=False, max_size_mb=self.max_size_mb
+        )
         self.store = HotStore(self._conn)
         self.processor.seq = int(self.store.get_meta("last_seq", "0") or 0)
 
@@ -139,6 +143,7 @@ class Writer:
         store = self.store
         assert store is not None
         seq_before = self.processor.seq
+        depth_before = store.depth
         outcomes: list[Outcome] = []
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
         scans: list[RawScan] = []
@@ -180,6 +185,7 @@ class Writer:
                 store.set_meta("last_seq", str(self.processor.seq))
             store.commit()
         except sqlite3.Error as exc:
+            store.depth = depth_before
             self._fail(store, seq_before, scans, results, items, exc)
             return
         self.commits += 1

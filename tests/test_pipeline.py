@@ -378,3 +378,34 @@ def test_unpack_lists_contents(tmp_path: Path) -> None:
     assert empty.reasons[0].code == "empty_pallet"
     for e in h.outbox():
         assert validate(e) == []
+
+
+def test_outbox_watermarks_and_capacity(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, duplicate_window=0)
+    cfg = cfg.model_copy(
+        update={
+            "storage": cfg.storage.model_copy(
+                update={
+                    "outbox_capacity": 100,
+                    "outbox_high_watermark": 0.1,
+                    "outbox_low_watermark": 0.05,
+                }
+            )
+        }
+    )
+    h = Harness(cfg)
+    try:
+        outs = h.scan(*[f"]d2010950600013436921W{i}" for i in range(101)])
+        assert h.processor.outbox_alarm
+        refused = [o for o in outs if o.reasons and o.reasons[0].code == "outbox_full"]
+        assert refused and all(o.seq is None for o in refused)
+        depth = h.writer.call(lambda s: s.depth)
+        assert depth == 100 == h.writer.call(lambda s: s.outbox_depth())
+        h.writer.call(lambda s: (s.mark_published(range(1, 100), 1.0), h.processor.check_outbox(s)))
+        assert not h.processor.outbox_alarm
+    finally:
+        h.close()
+    alerts = [e["alert"] for e in h.outbox() if e["schema"]["name"] == "traceway.alert"]  # type: ignore[index]
+    assert alerts == ["outbox_high_watermark", "outbox_recovered"]
+    seqs = [e["seq"] for e in h.outbox()]
+    assert seqs == list(range(1, len(seqs) + 1))  # refusals leave no gap

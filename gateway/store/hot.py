@@ -16,7 +16,7 @@ from gateway.decide import LotInfo, ProductInfo, SerialInfo
 
 
 def connect(
-    path: Path, synchronous: str = "FULL", autocheckpoint: bool = True
+    path: Path, synchronous: str = "FULL", autocheckpoint: bool = True, max_size_mb: int = 0
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with WAL and busy timeout.
 
@@ -30,6 +30,9 @@ def connect(
     conn.execute("PRAGMA foreign_keys=ON")
     if not autocheckpoint:
         conn.execute("PRAGMA wal_autocheckpoint=0")
+    if max_size_mb > 0:
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        conn.execute(f"PRAGMA max_page_count={max_size_mb * 1024 * 1024 // page}")
     return conn
 
 
@@ -86,6 +89,8 @@ class HotStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        #: Unpublished outbox rows, kept current by insert_outbox/mark_published.
+        self.depth = self.outbox_depth()
 
     # -- transactions -------------------------------------------------------------------
     def begin(self) -> None:
@@ -235,12 +240,14 @@ class HotStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (seq, event_id, kind, topic, payload, now),
         )
+        self.depth += 1
 
     def mark_published(self, seqs: Iterable[int], now: float) -> None:
-        self.conn.executemany(
+        cur = self.conn.executemany(
             "UPDATE outbox SET published_at = ? WHERE seq = ? AND published_at IS NULL",
             [(now, s) for s in seqs],
         )
+        self.depth -= max(0, cur.rowcount)
 
     def outbox_depth(self) -> int:
         row = self.conn.execute("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetchone()
