@@ -65,7 +65,8 @@ class Outcome:
         why = "; ".join(f"{r.code}: {r.message}" for r in self.reasons)
         seq = f" seq={self.seq}" if self.seq is not None else ""
         tail = f" — {why}" if why else ""
-        return f"{head} {self.summary}{tail}{seq}"
+        # barcode data is untrusted: control characters never reach the log raw
+        return make_visible(f"{head} {self.summary}{tail}{seq}")
 
 
 @dataclass
