@@ -9,7 +9,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,9 @@ from pydantic import (
 
 from drivers.printers.config import PrinterConfig
 from drivers.scanners.config import ScannerConfig
+from gateway.feedback import FeedbackConfig
+from gateway.gates import GateConfig
+from gateway.metrics import MetricsConfig
 
 BIZ_STEPS = (
     "receiving",
@@ -184,6 +187,8 @@ class StationConfig(_Strict):
     source: str = ""
     print_on_accept: str = Field(default="", description="Template to print on accepted scans.")
     printer: str = Field(default="", description="Printer for print_on_accept.")
+    gate: GateConfig = GateConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
 
 
 class PatternConfig(_Strict):
@@ -227,6 +232,7 @@ class GatewayConfig(_Strict):
     patterns: list[PatternConfig] = []
     cache: CacheConfig = CacheConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

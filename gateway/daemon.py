@@ -16,7 +16,19 @@ from drivers.scanners.types import DeviceStatus, RawScan
 from gateway import __version__
 from gateway.cache_import import cache_is_empty, import_csv
 from gateway.clock import ClockStatus
-from gateway.config import GatewayConfig, config_hash
+from gateway.config import GatewayConfig, config_hash, load_config
+from gateway.feedback import Feedback, make_gpio
+from gateway.gates import Gate, GateAssembler, GateWorker, NoReadStats
+from gateway.metrics import (
+    DeviceBoard,
+    Figures,
+    MetricsLoop,
+    ScanCounters,
+    outbox_figures,
+    printer_state,
+    scanner_state,
+    start_prometheus,
+)
 from gateway.pipeline import Outcome, ScanProcessor
 from gateway.publisher import Publisher, StatusMessage
 from gateway.readers import make_reader
@@ -26,6 +38,7 @@ from gateway.writer import Task, Writer
 from mqtt_topics.topics import GatewayTopics
 
 log = logging.getLogger("traceway")
+_PRINTER_PROBLEMS = ("paper out", "ribbon out", "head open", "paused")
 scan_log = logging.getLogger("traceway.scan")
 
 
@@ -73,7 +86,20 @@ class Gateway:
         self._device_lock = threading.Lock()
         self.print_workers = self._make_print_workers()
         self.watcher: Any = None
+        self.scan_counters = ScanCounters()
+        self.devices = DeviceBoard(self.topics)
+        self._device_payloads: dict[str, dict[str, Any]] = {}
+        self.gate_stats = NoReadStats()
+        self.gates = self._make_gates()
+        fb = {n: s.feedback for n, s in cfg.stations.items()}
+        self.feedback = Feedback(
+            fb, self._beep, self._publish_verdict, make_gpio(fb), topic_root=self.topics.root
+        )
         self.publisher: Publisher | None = None
+        self.cache_sync: Any = None
+        self.commands: Any = None
+        self.metrics_loop: MetricsLoop | None = None
+        self.prometheus: Any = None
         if cfg.broker.enabled:
             self.publisher = Publisher(
                 cfg.broker,
@@ -82,8 +108,37 @@ class Gateway:
                 self._mark_published,
                 birth=self._birth,
                 will=self._status_message("offline"),
-                on_connected=self._republish_devices,
+                subscriptions=[(t, 1) for t in self._subscriptions()],
+                on_message=self._on_message,
+                on_connected=self._on_connected,
             )
+            from gateway.cache_sync import CacheSync, publish_json
+            from gateway.commands import CommandHandler, paho_sender
+
+            pub = publish_json(self.publisher.client)
+            self.cache_sync = CacheSync(
+                topics=self.topics, run_in_writer=self.writer.call, publish=pub
+            )
+            self.commands = CommandHandler(self.topics, self, paho_sender(self.publisher.client))
+            self.metrics_loop = MetricsLoop(self.topics, self.figures, pub, cfg.metrics.interval)
+
+    def _subscriptions(self) -> list[str]:
+        subs = self.topics.subscriptions()
+        return [t if isinstance(t, str) else t[0] for t in subs]
+
+    def _make_gates(self) -> GateWorker | None:
+        gated = {n: s.gate for n, s in self.cfg.stations.items() if s.gate.enabled}
+        if not gated:
+            return None
+        assemblers = {
+            n: GateAssembler(
+                n,
+                g,
+                [k for k, sc in self.cfg.scanners.items() if sc.station == n and sc.enabled],
+            )
+            for n, g in gated.items()
+        }
+        return GateWorker(assemblers, self._gate_closed)
 
     def _make_print_workers(self) -> dict[str, Any]:
         if not self.cfg.printers:
@@ -167,19 +222,66 @@ class Gateway:
     def _birth(self) -> StatusMessage:
         return self._status_message("online")
 
-    def _cache_version(self) -> int:
+    def _cache_version(self) -> int | None:
         from sqlalchemy import select
 
         from gateway.store.schema import meta
 
         with self.engine.connect() as conn:
             v = conn.execute(select(meta.c.value).where(meta.c.key == "cache_version")).scalar()
-        return int(v or 0)
+        return int(v) if v is not None else None
 
     # -- callbacks ------------------------------------------------------------------------
     def submit(self, scan: RawScan) -> None:
         """The sink every reader hands complete scans to (never blocks)."""
+        if self.gates is not None:
+            station = self.processor.station_of(scan)
+            if self.cfg.stations[station].gate.enabled:
+                self.gates.submit(station, scan)
+                return
         self.writer.submit(scan)
+
+    def _gate_closed(self, gate: Gate) -> None:
+        self.gate_stats.record(gate)
+        self.writer.submit(gate)
+
+    def _beep(self, scanner: str, ok: bool) -> bool:
+        beep = getattr(self.readers.get(scanner), "beep", None)
+        return bool(beep(ok)) if beep is not None else False
+
+    def _publish_verdict(self, topic: str, data: bytes) -> None:
+        # QoS 0 with a short expiry: a late diverter signal is worse than none
+        if self.publisher is None or not self.publisher.connected:
+            return
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.MessageExpiryInterval = 5
+        self.publisher.client.publish(topic, data, qos=0, retain=False, properties=props)
+
+    def _on_message(self, msg: Any) -> None:
+        if msg.topic == self.topics.commands:
+            if self.commands is not None:
+                self.commands.on_message(msg)
+        elif self.cache_sync is not None:
+            self.cache_sync.on_message(msg.topic, bytes(msg.payload))
+
+    def _on_connected(self) -> None:
+        self._republish_devices()
+        if self.cache_sync is not None:
+            threading.Thread(
+                target=self.cache_sync.announce, name="cache-announce", daemon=True
+            ).start()
+
+    def figures(self) -> Figures:
+        """Current counters and gauges for metrics and Prometheus."""
+        scans, no_reads = self.scan_counters.totals()
+        depth, age = outbox_figures(self.cfg.storage.path)
+        lat = list(self.publisher.stats.latencies) if self.publisher is not None else []
+        return Figures(
+            scans, no_reads, depth, age, lat, self.devices.printers(), self.devices.scanners()
+        )
 
     def _mark_published(self, seqs: list[int]) -> None:
         now = time.time()
@@ -194,10 +296,14 @@ class Gateway:
     def _committed(self, outcomes: list[Outcome]) -> None:
         if self.storage_down_since is not None:
             self._storage_recovered()
+        self.scan_counters.note(outcomes)
         for o in outcomes:
             self.counters.by_verdict[o.verdict] = self.counters.by_verdict.get(o.verdict, 0) + 1
             level = logging.INFO if o.verdict != "reject" else logging.WARNING
             scan_log.log(level, "%s", o.line())
+            if o.scan.scanner:
+                self.devices.seen(o.scan.scanner)
+            self.feedback.on_outcome(o)
         if self.publisher is not None:
             self.publisher.wake()
         for printer in {o.print_job for o in outcomes if o.print_job}:
@@ -213,11 +319,12 @@ class Gateway:
             log.critical("storage failure: %s — scans are rejected until it is fixed", why)
         self.storage_rejected += len(scans)
         for s in scans:
+            station = self.processor.station_of(s)
             scan_log.error(
-                "REJECT %s storage_error: scan not recorded (%s) from %s",
-                self.processor.station_of(s),
-                why,
-                s.scanner,
+                "REJECT %s storage_error: scan not recorded (%s) from %s", station, why, s.scanner
+            )
+            self.feedback.on_verdict(
+                station, s.scanner, "reject", ["storage_error"], None, None, s.text
             )
 
     def _storage_recovered(self) -> None:
@@ -240,7 +347,7 @@ class Gateway:
         )
 
     def _device_status(self, st: DeviceStatus) -> None:
-        """A reader or printer changed state: log it and publish it (retained per device)."""
+        """A reader or printer changed state: log it, publish it (retained), alarm if needed."""
         with self._device_lock:
             previous = self.device_states.get(st.device)
             self.device_states[st.device] = st
@@ -248,31 +355,216 @@ class Gateway:
             return
         level = logging.INFO if st.state in ("connected", "alive", "ready") else logging.WARNING
         log.log(level, "%s %s: %s %s", st.kind, st.device, st.state, st.detail)
-        self._publish_device(st, previous.state if previous else None)
-
-    def _publish_device(self, st: DeviceStatus, previous: str | None) -> None:
-        if self.publisher is None:
-            return
-        from mqtt_topics.status import build_device_status
-
-        payload = build_device_status(
-            gateway_id=self.cfg.gateway.id,
-            site=self.cfg.gateway.site,
-            time=datetime.now().astimezone(),
-            device=st.device,
-            kind="printer" if st.kind == "printer" else "scanner",
-            state=st.state,
-            previous=previous,
-            detail=st.detail[:200],
-            last_seen=datetime.fromtimestamp(st.at).astimezone() if st.at else None,
-        )
-        self.publisher.publish_direct(self.topics.device(st.device), payload, retain=True)
+        if st.kind == "printer":
+            problems = [p for p in _PRINTER_PROBLEMS if p in st.detail.lower()]
+            pstate = {"connected": "ready", "disconnected": "offline"}.get(st.state, "held")
+            state = printer_state(pstate, problems)
+        else:
+            state = scanner_state(st.state)
+        at = datetime.fromtimestamp(st.at).astimezone() if st.at else None
+        res = self.devices.update(st.device, st.kind, state, st.detail[:200], at)
+        if res is not None:
+            topic, payload = res
+            with self._device_lock:
+                self._device_payloads[topic] = payload
+            if self.publisher is not None:
+                self.publisher.publish_direct(topic, payload, retain=True)
+        if st.state == "heartbeat_lost":
+            station = self.cfg.scanners[st.device].station if st.device in self.cfg.scanners else ""
+            self.writer.submit(
+                Task(
+                    lambda store: self.processor.alert(
+                        store,
+                        station=station or next(iter(self.cfg.stations)),
+                        alert="heartbeat_lost",
+                        severity="error",
+                        message=f"scanner {st.device}: no heartbeat ({st.detail})",
+                        extra={"device": st.device},
+                    )
+                )
+            )
 
     def _republish_devices(self) -> None:
         with self._device_lock:
-            states = list(self.device_states.values())
-        for st in states:
-            self._publish_device(st, None)
+            payloads = list(self._device_payloads.items())
+        if self.publisher is not None:
+            for topic, payload in payloads:
+                self.publisher.publish_direct(topic, payload, retain=True)
+
+    # -- GatewayControl (MQTT commands) -------------------------------------------------------
+    def set_station_step(self, station: str, step: str) -> None:
+        """Switch a station's business step (runs in the writer, between scans)."""
+        from dataclasses import replace
+
+        from gateway.commands import CommandRejected
+
+        if station not in self.processor.stations:
+            raise CommandRejected(f"unknown station {station!r}")
+
+        def change(_store: HotStore) -> None:
+            st = self.processor.stations[station]
+            self.processor.stations[station] = replace(st, step=step)
+            self.processor.duplicates.forget_station(station)
+
+        self.writer.call(change)
+        log.info("station %s: step is now %s (command)", station, step)
+
+    def set_transaction(self, station: str, transactions: list[tuple[str, str]]) -> None:
+        """Set (or, with an empty list, clear) a station's business transaction reference."""
+        from dataclasses import replace
+
+        from gateway.commands import CommandRejected
+
+        if station not in self.processor.stations:
+            raise CommandRejected(f"unknown station {station!r}")
+        tx = transactions[0] if transactions else None
+
+        def change(_store: HotStore) -> None:
+            self.processor.stations[station] = replace(
+                self.processor.stations[station], transaction=tx
+            )
+
+        self.writer.call(change)
+        log.info("station %s: transaction %s (command)", station, tx)
+
+    def print_label(
+        self,
+        printer: str | None,
+        template: str,
+        fields: Any,
+        copies: int,
+        idempotency_key: str,
+    ) -> int:
+        """Queue a label through the durable print queue; returns the first job id."""
+        from gateway.commands import CommandRejected
+        from gateway.print_queue import new_job_row
+
+        name = printer or next(iter(self.cfg.printers), None)
+        if name is None or name not in self.cfg.printers:
+            raise CommandRejected(f"unknown printer {printer!r}")
+
+        def enqueue(store: HotStore) -> int:
+            first = 0
+            for n in range(copies):
+                key = idempotency_key if n == 0 else f"{idempotency_key}#{n + 1}"
+                row = new_job_row(
+                    idempotency_key=key,
+                    printer=name,
+                    template=template,
+                    fields={k: str(v) for k, v in fields.items()},
+                    event_id=None,
+                    now=time.time(),
+                )
+                store.insert_print_job(row)
+                job = store.conn.execute(
+                    "SELECT id FROM print_jobs WHERE idempotency_key = ?", (key,)
+                ).fetchone()
+                first = first or int(job[0])
+            return first
+
+        job_id = int(self.writer.call(enqueue))
+        worker = self.print_workers.get(name)
+        if worker is not None:
+            worker.wake()
+        return job_id
+
+    def reprint(
+        self, job_id: str | None, event_id: str | None, printer: str | None, copies: int
+    ) -> int:
+        """Queue a reprint (a new job marked as one) of a job, or of an event's label."""
+        from gateway.commands import CommandRejected
+        from gateway.print_queue import reprint as queue_reprint
+
+        with self.engine.begin() as conn:
+            if job_id is None and event_id is not None:
+                from sqlalchemy import select
+
+                from gateway.store.schema import print_jobs
+
+                row = conn.execute(
+                    select(print_jobs.c.id).where(print_jobs.c.event_id == event_id)
+                ).first()
+                if row is None:
+                    raise CommandRejected(f"no label job for event {event_id}")
+                job_id = str(row[0])
+            if job_id is None:
+                raise CommandRejected("give job_id or event_id")
+            try:
+                new = 0
+                for _ in range(copies):
+                    new = new or queue_reprint(conn, int(job_id), now=time.time())
+            except (KeyError, ValueError) as exc:
+                raise CommandRejected(str(exc)) from exc
+        for worker in self.print_workers.values():
+            worker.wake()
+        return new
+
+    def resync_cache(self, reason: str) -> str:
+        """Ask the central side for a fresh snapshot."""
+        if self.cache_sync is None:
+            raise RuntimeError("no broker configured")
+        return str(self.cache_sync.request_resync("command"))
+
+    def reload_config(self) -> list[str]:
+        """Re-read the config file and restart only what changed."""
+        from gateway.commands import CommandRejected
+
+        if self.config_path is None:
+            raise CommandRejected("the gateway was not started from a config file")
+        try:
+            new = load_config(self.config_path)
+        except Exception as exc:
+            raise CommandRejected(str(exc)) from exc
+        changed: list[str] = []
+        needs_restart = [
+            k for k in ("gateway", "broker", "storage") if getattr(new, k) != getattr(self.cfg, k)
+        ]
+        if needs_restart:
+            raise CommandRejected(
+                f"{', '.join(needs_restart)} changed: restart the service to apply"
+            )
+        for name in set(self.cfg.scanners) | set(new.scanners):
+            if self.cfg.scanners.get(name) != new.scanners.get(name):
+                old_reader = self.readers.pop(name, None)
+                if old_reader is not None:
+                    old_reader.stop(1.0)
+                sc = new.scanners.get(name)
+                if sc is not None and sc.enabled:
+                    reader = make_reader(name, sc, self.submit, self._device_status)
+                    reader.start()
+                    self.readers[name] = reader
+                changed.append(f"scanners.{name}")
+        if new.stations != self.cfg.stations or new.patterns != self.cfg.patterns:
+
+            def swap(_store: HotStore) -> None:
+                self.processor.reconfigure(new)
+
+            self.writer.call(swap)
+            changed.append("stations/patterns")
+        self.cfg = new
+        self.config_hash = config_hash(self.config_path)
+        log.info("config reloaded: %s", ", ".join(changed) or "nothing changed")
+        return changed
+
+    def status(self) -> dict[str, Any]:
+        """A status report for the ``status`` command."""
+        f = self.figures()
+        return {
+            "version": __version__,
+            "boot": self.boot,
+            "config_hash": self.config_hash,
+            "cache_version": self._cache_version(),
+            "clock_synced": self.clock.synced(),
+            "outbox_depth": f.outbox_depth,
+            "oldest_unsent_age_s": f.oldest_unsent_age_s,
+            "scans": dict(f.scans),
+            "stations": {
+                n: {"step": st.step, "location": st.location}
+                for n, st in self.processor.stations.items()
+            },
+            "printers": dict(f.printers),
+            "readers": sorted(self.readers),
+        }
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -286,6 +578,13 @@ class Gateway:
             self.publisher.start()
         for worker in self.print_workers.values():
             worker.start()
+        if self.gates is not None:
+            self.gates.start()
+        if self.metrics_loop is not None:
+            self.metrics_loop.start()
+        self.prometheus = start_prometheus(
+            self.cfg.metrics, self.figures, self.cfg.gateway.id, self.cfg.gateway.site
+        )
         for name, sc in self.cfg.scanners.items():
             if not sc.enabled:
                 continue
@@ -327,8 +626,15 @@ class Gateway:
                 reader.stop(1.0)
             except Exception:
                 log.exception("stopping a reader failed")
+        if self.gates is not None:
+            self.gates.stop()  # open gates go to the writer
         self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
         self.checkpointer.stop()
+        self.feedback.close()
+        if self.metrics_loop is not None:
+            self.metrics_loop.stop()
+        if self.prometheus is not None:
+            self.prometheus.close()
         for worker in self.print_workers.values():
             worker.stop(2.0)
         if self.publisher is not None:

@@ -31,6 +31,7 @@ from gateway.decide import (
     duplicate_decision,
     input_error_decision,
 )
+from gateway.gates import GS1_KINDS, Gate, merge_package, package_view
 from gateway.interpret import BarcodePattern, Interpretation, Interpreter
 from gateway.print_queue import new_job_row
 from gateway.station import StationState, apply_command, apply_location, toggle_pallet
@@ -255,7 +256,64 @@ class ScanProcessor:
         return seq, eid
 
     # -- the scan path --------------------------------------------------------------------
-    def process(self, scan: RawScan, store: HotStore) -> Outcome:
+    def reconfigure(self, cfg: GatewayConfig) -> None:
+        """New stations/patterns after a config reload (called in the writer thread)."""
+        self.cfg = cfg
+        self.interpreter = Interpreter(
+            [BarcodePattern(p.kind, p.regex, p.name) for p in cfg.patterns]
+        )
+        old = self.stations
+        self.stations = {
+            n: old[n] if n in old and old[n].step == s.step else StationState.from_config(n, s)
+            for n, s in cfg.stations.items()
+        }
+
+    def process_gate(self, gate: Gate, store: HotStore) -> list[Outcome]:
+        """One package read by a tunnel gate: a no-read alert, or its codes as one package."""
+        if gate.no_read or not gate.codes:
+            first = gate.no_reads[0] if gate.no_reads else None
+            scan = first or RawScan(
+                "",
+                gate.readers[0] if gate.readers else "",
+                self.wall(),
+                gate.closed_at,
+                error="no_read",
+            )
+            d = Decision(
+                "reject", (Reason("no_read", "the gate read no code on the package"),), None
+            )
+            seq, eid = self.alert(
+                store,
+                station=gate.station,
+                alert="no_read",
+                severity="warning",
+                message=d.reasons[0].message,
+                scan=scan,
+                decision=d,
+                extra={"device": scan.scanner} if scan.scanner else None,
+            )
+            return [Outcome(scan, gate.station, "alert", "reject", d.reasons, "no read", seq, eid)]
+        today = self.today()
+        interps = [self.interpreter.interpret(s.text, today) for s in gate.codes]
+        gs1 = [i for i, it in enumerate(interps) if it.kind in GS1_KINDS]
+        others = [i for i in range(len(interps)) if i not in gs1]
+        outcomes: list[Outcome] = []
+        merged = merge_package(interps) if len(gs1) > 1 else None
+        if merged is not None:
+            first = gate.codes[gs1[0]]
+            scan = RawScan(
+                merged.input, first.scanner, first.received_at, first.monotonic, first.frame_id
+            )
+            outcomes.append(self.process(scan, store, merged))
+        else:
+            view = package_view(interps)
+            outcomes.extend(self.process(gate.codes[i], store, view[i]) for i in gs1)
+        outcomes.extend(self.process(gate.codes[i], store, interps[i]) for i in others)
+        return outcomes
+
+    def process(
+        self, scan: RawScan, store: HotStore, interp: Interpretation | None = None
+    ) -> Outcome:
         """Interpret, decide and record one scan inside the open transaction."""
         station = self.station_of(scan)
         if self.outbox_full(store):
@@ -267,7 +325,8 @@ class ScanProcessor:
             return Outcome(scan, station, "alert", "reject", (reason,), "scan refused")
         if scan.error is not None:
             return self._input_error(scan, station, store)
-        interp = self.interpreter.interpret(scan.text, self.today())
+        if interp is None:
+            interp = self.interpreter.interpret(scan.text, self.today())
         if interp.kind in ("location", "command") and not interp.errors:
             return self._control(scan, station, interp)
         st = self.stations[station]
@@ -420,10 +479,7 @@ class ScanProcessor:
     def _control(self, scan: RawScan, station: str, interp: Interpretation) -> Outcome:
         st = self.stations[station]
         value = interp.value or ""
-        if interp.kind == "location":
-            res = apply_location(st, value)
-        else:
-            res = apply_command(st, value)
+        res = apply_location(st, value) if interp.kind == "location" else apply_command(st, value)
         self.stations[station] = res.state
         if res.ok:
             self.duplicates.forget_station(station)  # a new context: the same code counts again

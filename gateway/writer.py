@@ -22,6 +22,7 @@ from typing import Any
 
 from drivers.scanners.types import RawScan
 from gateway.decide import Reason
+from gateway.gates import Gate
 from gateway.pipeline import Outcome, ScanProcessor
 from gateway.store.hot import HotStore, connect
 
@@ -93,7 +94,7 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, item: RawScan | Task) -> None:
+    def submit(self, item: RawScan | Task | Gate) -> None:
         """Hand a scan or task to the writer (never blocks)."""
         self._q.put(item)
 
@@ -152,7 +153,22 @@ class Writer:
             for item in items:
                 store.savepoint()
                 try:
-                    if isinstance(item, RawScan):
+                    if isinstance(item, Gate):
+                        scans.extend(item.codes or item.no_reads)
+                        seq_item = self.processor.seq
+                        try:
+                            outcomes.extend(self.processor.process_gate(item, store))
+                        except sqlite3.OperationalError:
+                            raise
+                        except Exception as exc:  # a bug must not lose the package
+                            log.exception("processing a gate failed")
+                            store.rollback_savepoint()
+                            store.savepoint()
+                            self.processor.seq = seq_item
+                            first = (item.codes or item.no_reads or (None,))[0]
+                            if first is not None:
+                                outcomes.append(self._internal_error(first, store, exc))
+                    elif isinstance(item, RawScan):
                         scans.append(item)
                         seq_item = self.processor.seq
                         try:

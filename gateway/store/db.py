@@ -107,7 +107,7 @@ def check_schema(path: Path) -> None:
     script = ScriptDirectory.from_config(_alembic_config())
     tables, current = _read_only_facts(path)
     if current is None and tables - {"alembic_version"}:
-        if not _OUR_TABLES <= tables:
+        if not tables >= _OUR_TABLES:
             raise DatabaseError(
                 f"{path}: this SQLite database belongs to something else (tables: "
                 f"{', '.join(sorted(tables)[:8])}). traceway will not touch it: point "

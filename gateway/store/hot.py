@@ -70,7 +70,7 @@ class Checkpointer:
         """One checkpoint when the WAL has grown past ``min_pages`` (always for TRUNCATE)."""
         try:
             if mode == "PASSIVE":
-                busy, log_pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                _busy, log_pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if log_pages > 0 and done >= log_pages and log_pages >= self.min_pages * 16:
                     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # keep the WAL file small
             else:
