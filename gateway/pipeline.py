@@ -156,6 +156,7 @@ class ScanProcessor:
         self.wall = wall
         self.seq = 0  # last assigned seq; the writer loads and persists it
         self.outbox_alarm = False  # above the high watermark, until below the low one
+        self._template_cache: dict[tuple[str, str], frozenset[str] | None] = {}
 
     # -- helpers ------------------------------------------------------------------------
     def station_of(self, scan: RawScan) -> str:
@@ -438,6 +439,9 @@ class ScanProcessor:
         if not st_cfg.print_on_accept or not st_cfg.printer:
             return None
         fields = label_fields(interp, decision, view)
+        wanted = self._template_fields(st_cfg.print_on_accept, st_cfg.printer)
+        if wanted is not None:
+            fields = {k: v for k, v in fields.items() if k in wanted}
         row = new_job_row(
             idempotency_key=f"event:{event_id}:{st_cfg.print_on_accept}",
             printer=st_cfg.printer,
@@ -448,6 +452,24 @@ class ScanProcessor:
         )
         store.insert_print_job(row)
         return st_cfg.printer
+
+    def _template_fields(self, template: str, printer: str) -> frozenset[str] | None:
+        """The field names a printer's variant of a template declares (None: unknown)."""
+        key = (template, printer)
+        if key not in self._template_cache:
+            names: frozenset[str] | None = None
+            pc = self.cfg.printers.get(printer)
+            if pc is not None:
+                try:
+                    from drivers.printers.templates import load_templates
+
+                    extra = [pc.labels_dir] if pc.labels_dir else []
+                    t = load_templates(extra).get(template, pc.dpi, pc.size)
+                    names = frozenset(f.name for f in t.fields)
+                except Exception:  # the print worker reports template problems on the job
+                    names = None
+            self._template_cache[key] = names
+        return self._template_cache[key]
 
     def _input_error(self, scan: RawScan, station: str, store: HotStore) -> Outcome:
         assert scan.error is not None
