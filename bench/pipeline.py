@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.config import parse_config  # noqa: E402
-from gateway.daemon import Gateway  # noqa: E402
-from gateway.pipeline import Outcome  # noqa: E402
+from gateway.config import parse_config
+from gateway.daemon import Gateway
+from gateway.pipeline import Outcome
 
 GTIN = "09506000134369"
 
@@ -173,7 +173,7 @@ def raw_paho(port: int, n: int, window: int = 100) -> float:
 
     c.on_publish = on_pub
     t0 = time.perf_counter()
-    for i in range(n):
+    for _ in range(n):
         inflight.acquire()
         c.publish("bench/raw", payload, qos=1)
     for _ in range(n):

@@ -69,8 +69,7 @@ def make_broker(tmp: Path, extra_conf: str = "") -> Broker:
         "allow_anonymous true\n"
         "persistence false\n"
         "max_inflight_messages 0\n"
-        "max_queued_messages 0\n"
-        + extra_conf
+        "max_queued_messages 0\n" + extra_conf
     )
     return Broker(port=port, conf=conf, log=tmp / "mosquitto.log")
 

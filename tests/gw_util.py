@@ -16,8 +16,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.conftest import free_port
-
 SERIAL_GTIN = "09506000134369"
 
 

@@ -87,7 +87,9 @@ def test_reimport_updates(tmp_path: Path) -> None:
     import_csv(engine, p)
     engine.dispose()
     con = sqlite3.connect(tmp_path / "c.db")
-    assert con.execute("SELECT description, tracking FROM products").fetchall() == [("New", "serial")]
+    assert con.execute("SELECT description, tracking FROM products").fetchall() == [
+        ("New", "serial")
+    ]
 
 
 def test_cli_import(tmp_path: Path) -> None:
@@ -97,16 +99,39 @@ def test_cli_import(tmp_path: Path) -> None:
     )
     demo = ROOT / "config" / "demo"
     r = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "cache", "import", "--config", str(cfg),
-         "--products", str(demo / "products.csv"), "--lots", str(demo / "lots.csv")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "cache",
+            "import",
+            "--config",
+            str(cfg),
+            "--products",
+            str(demo / "products.csv"),
+            "--lots",
+            str(demo / "lots.csv"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr
     assert "imported 4 products, 6 lots, 0 serials" in r.stdout
     bad = write(tmp_path / "bad.csv", "gtin,tracking\n1,lot\n")
     r = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "cache", "import", "--config", str(cfg), "--products", str(bad)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "cache",
+            "import",
+            "--config",
+            str(cfg),
+            "--products",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 1
     assert f"{bad}:2:" in r.stderr and "nothing was written" in r.stderr

@@ -42,13 +42,29 @@ def test_minimal_config_defaults() -> None:
         (BASE.replace("receiving", "recieving"), "stations.a.step", "Input should be"),
         (BASE + "[broker]\nport = 70000\n", "broker.port", "less than or equal"),
         (BASE + "[broker]\nprot = 1\n", "broker.prot", "Extra inputs"),
-        (BASE + "[scanners.t]\ntype='tcp'\nstation='a'\nport=0\n", "scanners.t.port", "greater than"),
-        (BASE + "[scanners.t]\ntype='tcp'\nstation='zz'\nport=1\n", "scanners.t.station", "unknown station 'zz'"),
+        (
+            BASE + "[scanners.t]\ntype='tcp'\nstation='a'\nport=0\n",
+            "scanners.t.port",
+            "greater than",
+        ),
+        (
+            BASE + "[scanners.t]\ntype='tcp'\nstation='zz'\nport=1\n",
+            "scanners.t.station",
+            "unknown station 'zz'",
+        ),
         (BASE + "[scanners.t]\ntype='usb'\nstation='a'\n", "scanners.t", "tag"),
-        (BASE + "[[patterns]]\nkind='location'\nregex='(['\n", "patterns[0].regex", "regular expression"),
+        (
+            BASE + "[[patterns]]\nkind='location'\nregex='(['\n",
+            "patterns[0].regex",
+            "regular expression",
+        ),
         (BASE + "[storage]\noutbox_low_watermark=0.9\n", "storage", "below"),
         (BASE.replace('site = "s"', 'site = "a/b"'), "gateway.site", "pattern"),
-        (BASE + "[stations.b]\nstep='shipping'\nprint_on_accept='lot'\n", "stations.b.printer", "required"),
+        (
+            BASE + "[stations.b]\nstep='shipping'\nprint_on_accept='lot'\n",
+            "stations.b.printer",
+            "required",
+        ),
     ],
 )
 def test_errors_name_file_and_key(text: str, key: str, words: str) -> None:
@@ -78,7 +94,9 @@ def test_relative_paths_resolve_against_config_folder(tmp_path: Path) -> None:
     assert cfg.broker.password_file == (tmp_path / "sub" / "pw").resolve()
 
 
-def test_password_from_env_or_file_never_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_from_env_or_file_never_from_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
     cfg = parse_config(BASE + f'[broker]\nusername = "g"\npassword_file = "{pw}"\n', "x")
@@ -151,7 +169,9 @@ def test_demo_config_and_check_config_cli(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(BASE + "[broker]\nport = 'x'\n")
     r = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "check-config", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "gateway.cli", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 1
     assert f"{bad}: broker.port: " in r.stderr

@@ -79,9 +79,16 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
 
 def test_run_refuses_with_clear_message(tmp_path: Path) -> None:
     cfg = tmp_path / "gw.toml"
-    cfg.write_text('[gateway]\nsite="s"\nid="g"\n[storage]\npath="gw.db"\n[broker]\nenabled=false\n[stations.a]\nstep="receiving"\n')
+    cfg.write_text(
+        '[gateway]\nsite="s"\nid="g"\n[storage]\npath="gw.db"\n[broker]\nenabled=false\n[stations.a]\nstep="receiving"\n'
+    )
     (tmp_path / "gw.db").write_text("hello")
-    r = subprocess.run([sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 3
     assert "not an SQLite database" in r.stderr
     assert (tmp_path / "gw.db").read_text() == "hello"

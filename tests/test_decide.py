@@ -62,7 +62,7 @@ def test_receiving_new_lot_is_fine() -> None:
 
 
 def test_invalid_barcode_rejected_and_moves_nothing() -> None:
-    bad = f"]C10109506000134353 17300331\x1d10X".replace(" ", "")
+    bad = "]C10109506000134353 17300331\x1d10X".replace(" ", "")
     d = decide(interpret(bad), st(), CacheView(LOT_PRODUCT), TODAY)
     assert d.verdict == "reject"
     assert d.codes == ("invalid_barcode",)
