@@ -69,6 +69,7 @@ class Gateway:
         self.boot = 0
         self.started_at = datetime.now().astimezone()
         self.engine = open_database(cfg.storage.path, cfg.storage.synchronous)
+        self._load_refusals()
         self._seed_cache()
         self.boot = self._bump_boot()
         self.processor = ScanProcessor(cfg, self.clock.synced)
@@ -318,6 +319,7 @@ class Gateway:
             self.storage_down_since = time.time()
             log.critical("storage failure: %s — scans are rejected until it is fixed", why)
         self.storage_rejected += len(scans)
+        self._remember_refusals()
         for s in scans:
             station = self.processor.station_of(s)
             scan_log.error(
@@ -327,10 +329,39 @@ class Gateway:
                 station, s.scanner, "reject", ["storage_error"], None, None, s.text
             )
 
+    @property
+    def _refusals_file(self) -> Path:
+        return self.cfg.storage.path.with_name(self.cfg.storage.path.name + ".refused")
+
+    def _remember_refusals(self) -> None:
+        """Keep the refusal count outside the database, so a restart does not forget it."""
+        import json
+
+        try:
+            self._refusals_file.write_text(
+                json.dumps({"since": self.storage_down_since, "count": self.storage_rejected})
+            )
+        except OSError:
+            pass  # a truly full disk: the count stays in memory
+
+    def _load_refusals(self) -> None:
+        import json
+
+        try:
+            data = json.loads(self._refusals_file.read_text())
+            self.storage_down_since = float(data["since"])
+            self.storage_rejected = int(data["count"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+
     def _storage_recovered(self) -> None:
         """First commit after a storage failure: record what was lost as an alert."""
         since, count = self.storage_down_since, self.storage_rejected
         self.storage_down_since, self.storage_rejected = None, 0
+        try:
+            self._refusals_file.unlink(missing_ok=True)
+        except OSError:
+            pass
         assert since is not None
         station = next(iter(self.cfg.stations))
         message = (

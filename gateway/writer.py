@@ -239,6 +239,13 @@ class Writer:
         for item in items:
             if isinstance(item, Task) and item.future is not None and not item.future.done():
                 item.future.set_exception(err)
+        # every scan of the group is lost, not only those processed before the failure
+        scans = []
+        for item in items:
+            if isinstance(item, RawScan):
+                scans.append(item)
+            elif isinstance(item, Gate):
+                scans.extend(item.codes or item.no_reads)
         if self.on_failed is not None and scans:
             try:
                 self.on_failed(scans, str(exc))

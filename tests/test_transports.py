@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ def test_tcp_second_client_is_refused_and_reconnect_works() -> None:
             b.open()
             b.write(b"~HS")
             b.read(1.0)
+        deadline = time.monotonic() + 5  # the fake's accept thread may lag under load
+        while fake.state.refused_clients < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert fake.state.refused_clients == 1
         fake.power_cycle()
         with pytest.raises(TransportError):
