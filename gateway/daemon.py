@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -292,7 +294,7 @@ class Gateway:
             if self.processor.outbox_alarm:
                 self.processor.check_outbox(store)
 
-        self.writer.submit(Task(mark))
+        self.writer.submit(Task(mark, durable=False))
 
     def _committed(self, outcomes: list[Outcome]) -> None:
         if self.storage_down_since is not None:
@@ -301,7 +303,8 @@ class Gateway:
         for o in outcomes:
             self.counters.by_verdict[o.verdict] = self.counters.by_verdict.get(o.verdict, 0) + 1
             level = logging.INFO if o.verdict != "reject" else logging.WARNING
-            scan_log.log(level, "%s", o.line())
+            if scan_log.isEnabledFor(level):
+                scan_log.log(level, "%s", o.line())
             if o.scan.scanner:
                 self.devices.seen(o.scan.scanner)
             self.feedback.on_outcome(o)
@@ -602,7 +605,7 @@ class Gateway:
         """Start writer, publisher and readers."""
         # Hand the GIL over sooner than the default 5 ms: readers and the writer are
         # latency-sensitive (an evdev client's ring holds only ~64 events).
-        sys.setswitchinterval(0.001)
+        sys.setswitchinterval(float(os.environ.get("TRACEWAY_SWITCH_INTERVAL", "0.001")))
         self.writer.start()
         self.checkpointer.start()
         if self.publisher is not None:
@@ -623,6 +626,9 @@ class Gateway:
             reader.start()
             self.readers[name] = reader
         self._start_hotplug()
+        # Everything allocated so far lives as long as the daemon: keep it out of the
+        # cyclic GC's way, so collections stay short (they stall every thread).
+        gc.freeze()
         log.info(
             "traceway %s running: site %s gateway %s, %d scanner(s), state in %s",
             __version__,

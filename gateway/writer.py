@@ -35,6 +35,10 @@ class Task:
 
     fn: Callable[[HotStore], Any]
     future: Future[Any] | None = None
+    #: False for writes that may be lost in a power cut without harm (PUBACK marks: the
+    #: event is sent again, and consumers deduplicate). A group made only of such tasks
+    #: commits without an fsync; the next durable commit flushes it along with itself.
+    durable: bool = True
 
 
 _STOP = object()
@@ -148,7 +152,12 @@ class Writer:
         outcomes: list[Outcome] = []
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
         scans: list[RawScan] = []
+        relaxed = self.synchronous != "OFF" and all(
+            isinstance(i, Task) and not i.durable for i in items
+        )
         try:
+            if relaxed:
+                store.conn.execute("PRAGMA synchronous=NORMAL")
             store.begin()
             for item in items:
                 store.savepoint()
@@ -200,7 +209,11 @@ class Writer:
             if self.processor.seq != seq_before:
                 store.set_meta("last_seq", str(self.processor.seq))
             store.commit()
+            if relaxed:
+                store.conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as exc:
+            if relaxed:
+                store.conn.execute(f"PRAGMA synchronous={self.synchronous}")
             store.depth = depth_before
             self._fail(store, seq_before, scans, results, items, exc)
             return

@@ -51,20 +51,20 @@ def unescape(text: str) -> str:
     return _ESC.sub(repl, text)
 
 
+def _visible_table() -> dict[int, str]:
+    table = {o: f"<{_NAMES.get(o, f'x{o:02X}')}>" for o in [*range(0x20), 0x7F]}
+    # C1 controls (NEL, CSI …) and the Unicode line/paragraph separators
+    table.update({o: f"<U+{o:04X}>" for o in [*range(0x80, 0xA0), 0x2028, 0x2029]})
+    return table
+
+
+_VISIBLE = _visible_table()
+
+
 def make_visible(text: str) -> str:
     """Show control characters as ``<GS>``, ``<CR>``, ``<U+0085>`` … (logs, technician screens).
 
     C0 and C1 controls and the Unicode line/paragraph separators are made visible, so
     untrusted scan data can never start a new log line or send a terminal escape.
     """
-    out: list[str] = []
-    for ch in text:
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F:
-            out.append(f"<{_NAMES.get(o, f'x{o:02X}')}>")
-        elif 0x80 <= o <= 0x9F or o in (0x2028, 0x2029):
-            # C1 controls (NEL, CSI …) and Unicode line/paragraph separators
-            out.append(f"<U+{o:04X}>")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return text.translate(_VISIBLE)
