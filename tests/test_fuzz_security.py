@@ -273,12 +273,6 @@ def test_log_and_console_lines_have_no_raw_c0_controls(
     assert a.isascii() and no_c0_controls(a)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drivers/scanners/escapes.py make_visible() only escapes C0 and DEL: C1 controls "
-    "(NEL U+0085, CSI U+009B …, from latin-1 bytes 0x80-0x9F) and U+2028/U+2029 reach the "
-    "log and console raw",
-)
 @pytest.mark.parametrize("evil", ["\x85", "\x9b2J", "\u2028", "\u2029"])
 def test_log_lines_escape_c1_controls_and_line_separators(evil: str) -> None:
     o = outcome_for(f"]C0ABC{evil}FAKE LOG LINE", StationRules("receiving"), CacheView())
