@@ -158,6 +158,9 @@ class StorageConfig(_Strict):
     outbox_high_watermark: float = Field(default=0.8, gt=0, lt=1)
     outbox_low_watermark: float = Field(default=0.6, gt=0, lt=1)
     max_group: int = Field(default=256, ge=1, description="Most scans in one group commit.")
+    keep_published_hours: float = Field(
+        default=168.0, ge=0, description="Published events are deleted after this many hours."
+    )
     max_size_mb: int = Field(
         default=0,
         ge=0,

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -358,27 +359,58 @@ class Gateway:
             return
 
     def _storage_recovered(self) -> None:
-        """First commit after a storage failure: record what was lost as an alert."""
+        """First commit after a storage failure: record what was lost as an alert.
+
+        The refusal count is forgotten only once the alert itself is committed: a disk
+        that is nearly full can refuse that transaction too.
+        """
         since, count = self.storage_down_since, self.storage_rejected
-        self.storage_down_since, self.storage_rejected = None, 0
-        try:
-            self._refusals_file.unlink(missing_ok=True)
-        except OSError:
-            pass
         assert since is not None
+        self.storage_down_since, self.storage_rejected = None, 0
         station = next(iter(self.cfg.stations))
         message = (
             f"storage was full or failing from {datetime.fromtimestamp(since).astimezone():%H:%M:%S}"
             f" until now; {count} scan(s) were rejected and not recorded"
         )
         log.warning("%s", message)
+        fut: Future[Any] = Future()
+
+        def done(f: Future[Any]) -> None:
+            if f.exception() is None:
+                try:
+                    self._refusals_file.unlink(missing_ok=True)
+                except OSError:
+                    pass
+                return
+            # not recorded: put the count back (plus anything refused meanwhile)
+            self.storage_down_since = min(since, self.storage_down_since or since)
+            self.storage_rejected += count
+            self._remember_refusals()
+
+        fut.add_done_callback(done)
         self.writer.submit(
             Task(
                 lambda store: self.processor.alert(
                     store, station=station, alert="disk_full", severity="critical", message=message
-                )
+                ),
+                fut,
             )
         )
+
+    def _prune_outbox(self) -> None:
+        """Delete published events older than ``storage.keep_published_hours`` (bounded disk)."""
+        keep = self.cfg.storage.keep_published_hours * 3600
+        cutoff = time.time() - keep
+
+        def prune(store: HotStore) -> int:
+            cur = store.conn.execute(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE published_at "
+                "IS NOT NULL AND published_at < ? ORDER BY seq LIMIT 20000)",
+                (cutoff,),
+            )
+            return int(cur.rowcount)
+
+        self.writer.submit(Task(prune, durable=False))
 
     def _device_status(self, st: DeviceStatus) -> None:
         """A reader or printer changed state: log it, publish it (retained), alarm if needed."""
@@ -727,7 +759,11 @@ def run_gateway(
             watchdog.start()
         except ImportError:
             pass
+        next_prune = time.monotonic() + 60
         while not stop.wait(0.2):
+            if time.monotonic() >= next_prune:
+                gw._prune_outbox()
+                next_prune = time.monotonic() + 600
             if exit_after_replay and gw.replay_finished() and gw.writer.backlog() == 0:
                 _drain(gw, drain_timeout)
                 break

@@ -229,3 +229,20 @@ def test_reload_restarts_only_what_changed(rig: Rig) -> None:
     rig.cfg_path.write_text(broken)
     r = rig.command("reload_config")
     assert r["ok"] is False  # broker changes need a restart; refused, nothing changed
+
+
+def test_published_events_are_pruned_unsent_never(rig: Rig) -> None:
+    def seed(store: Any) -> None:
+        for seq, published in ((1001, 1.0), (1002, None), (1003, time.time())):
+            store.conn.execute(
+                "INSERT INTO outbox(seq, event_id, kind, topic, payload, created_at, published_at) "
+                "VALUES (?, ?, 'event', 't', '{}', 1.0, ?)",
+                (seq, f"e{seq}", published),
+            )
+
+    rig.gw.writer.call(seed)
+    rig.gw._prune_outbox()
+    left = rig.gw.writer.call(
+        lambda s: [r[0] for r in s.conn.execute("SELECT seq FROM outbox WHERE seq > 1000")]
+    )
+    assert left == [1002, 1003]  # old published row gone; unsent and recent rows kept

@@ -864,12 +864,6 @@ def test_failed_group_reports_every_scan(tmp_path: Path) -> None:
     assert [s.text for s in failed] == [s.text for s in scans]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/daemon.py _storage_recovered resets storage_rejected and unlinks the "
-    ".refused file BEFORE the disk_full alert Task commits; when that Task fails (the disk "
-    "is still/again full) the count of refused scans is lost for good",
-)
 def test_disk_full_alert_not_lost_when_its_own_write_fails(tmp_path: Path) -> None:
     """The recovery alert hits a full disk once more: the refusal count must survive."""
     from drivers.scanners.types import RawScan

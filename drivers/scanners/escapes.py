@@ -55,6 +55,9 @@ def _visible_table() -> dict[int, str]:
     table = {o: f"<{_NAMES.get(o, f'x{o:02X}')}>" for o in [*range(0x20), 0x7F]}
     # C1 controls (NEL, CSI …) and the Unicode line/paragraph separators
     table.update({o: f"<U+{o:04X}>" for o in [*range(0x80, 0xA0), 0x2028, 0x2029]})
+    # bidi controls could make a log line read differently from what it holds
+    bidi = [0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    table.update({o: f"<U+{o:04X}>" for o in bidi})
     return table
 
 
