@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -341,12 +342,10 @@ class Gateway:
         """Keep the refusal count outside the database, so a restart does not forget it."""
         import json
 
-        try:
+        with contextlib.suppress(OSError):  # a truly full disk: the count stays in memory
             self._refusals_file.write_text(
                 json.dumps({"since": self.storage_down_since, "count": self.storage_rejected})
             )
-        except OSError:
-            pass  # a truly full disk: the count stays in memory
 
     def _load_refusals(self) -> None:
         import json
@@ -377,10 +376,8 @@ class Gateway:
 
         def done(f: Future[Any]) -> None:
             if f.exception() is None:
-                try:
+                with contextlib.suppress(OSError):
                     self._refusals_file.unlink(missing_ok=True)
-                except OSError:
-                    pass
                 return
             # not recorded: put the count back (plus anything refused meanwhile)
             self.storage_down_since = min(since, self.storage_down_since or since)
