@@ -9,6 +9,7 @@ publisher wake-up), so a scan is durable before anyone is told it was accepted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -145,13 +146,12 @@ class Writer:
         self._conn.close()
 
     def _commit_group(self, items: list[object]) -> None:
+        """Run every item in one transaction (each in a savepoint) and commit once."""
         store = self.store
         assert store is not None
-        seq_before = self.processor.seq
-        depth_before = store.depth
+        seq_before, depth_before = self.processor.seq, store.depth
         outcomes: list[Outcome] = []
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
-        scans: list[RawScan] = []
         relaxed = self.synchronous != "OFF" and all(
             isinstance(i, Task) and not i.durable for i in items
         )
@@ -160,65 +160,20 @@ class Writer:
                 store.conn.execute("PRAGMA synchronous=NORMAL")
             store.begin()
             for item in items:
-                store.savepoint()
-                try:
-                    if isinstance(item, Gate):
-                        scans.extend(item.codes or item.no_reads)
-                        seq_item = self.processor.seq
-                        try:
-                            outcomes.extend(self.processor.process_gate(item, store))
-                        except sqlite3.OperationalError:
-                            raise
-                        except Exception as exc:  # a bug must not lose the package
-                            log.exception("processing a gate failed")
-                            store.rollback_savepoint()
-                            store.savepoint()
-                            self.processor.seq = seq_item
-                            first = (item.codes or item.no_reads or (None,))[0]
-                            if first is not None:
-                                outcomes.append(self._internal_error(first, store, exc))
-                    elif isinstance(item, RawScan):
-                        scans.append(item)
-                        seq_item = self.processor.seq
-                        try:
-                            outcomes.append(self.processor.process(item, store))
-                        except sqlite3.OperationalError:
-                            raise
-                        except Exception as exc:  # a bug must not lose the scan
-                            log.exception("processing a scan failed")
-                            store.rollback_savepoint()
-                            store.savepoint()
-                            self.processor.seq = seq_item
-                            outcomes.append(self._internal_error(item, store, exc))
-                    elif isinstance(item, Task):
-                        try:
-                            res = item.fn(store)
-                        except sqlite3.OperationalError:
-                            raise
-                        except Exception as exc:
-                            store.rollback_savepoint()
-                            store.savepoint()
-                            if item.future is not None:
-                                results.append((item.future, None, exc))
-                        else:
-                            if item.future is not None:
-                                results.append((item.future, res, None))
-                    store.release()
-                except sqlite3.OperationalError:
-                    raise
+                self._run_item(item, store, outcomes, results)
             if self.processor.seq != seq_before:
                 store.set_meta("last_seq", str(self.processor.seq))
             store.commit()
-            if relaxed:
-                store.conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as exc:
-            if relaxed:
-                store.conn.execute(f"PRAGMA synchronous={self.synchronous}")
             store.depth = depth_before
-            self._fail(store, seq_before, scans, results, items, exc)
+            self._fail(store, seq_before, items, exc)
             return
+        finally:
+            if relaxed:
+                with contextlib.suppress(sqlite3.Error):
+                    store.conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self.commits += 1
-        self.scans += len(scans)
+        self.scans += sum(len(_scans_of(i)) for i in items)
         self.failed = False
         for fut, res, err in results:
             if err is not None:
@@ -231,15 +186,51 @@ class Writer:
             except Exception:
                 log.exception("on_committed callback failed")
 
+    def _run_item(
+        self,
+        item: object,
+        store: HotStore,
+        outcomes: list[Outcome],
+        results: list[tuple[Future[Any], Any, BaseException | None]],
+    ) -> None:
+        """One item in its own savepoint. Database errors abort the whole group; any
+        other error (a bug) rolls back just this item, which is still recorded."""
+        seq_item, depth_item = self.processor.seq, store.depth
+        store.savepoint()
+        try:
+            if isinstance(item, Gate):
+                outcomes.extend(self.processor.process_gate(item, store))
+            elif isinstance(item, RawScan):
+                outcomes.append(self.processor.process(item, store))
+            elif isinstance(item, Task):
+                res = item.fn(store)
+                if item.future is not None:
+                    results.append((item.future, res, None))
+        except sqlite3.OperationalError:
+            raise  # disk full, I/O error: the group fails as a whole
+        except Exception as exc:
+            store.rollback_savepoint()
+            store.savepoint()
+            self.processor.seq, store.depth = seq_item, depth_item
+            if isinstance(item, Task):
+                if item.future is not None:
+                    results.append((item.future, None, exc))
+            else:
+                log.exception("processing a scan failed")
+                first = next(iter(_scans_of(item)), None)
+                if first is not None:
+                    outcomes.append(self._internal_error(first, store, exc))
+        store.release()
+
     def _fail(
         self,
         store: HotStore,
         seq_before: int,
-        scans: list[RawScan],
-        results: list[tuple[Future[Any], Any, BaseException | None]],
         items: list[object],
         exc: sqlite3.Error,
     ) -> None:
+        """Roll back; fail the tasks' futures; report every scan of the group as lost."""
+        scans = [s for item in items for s in _scans_of(item)]
         try:
             store.rollback()
         except sqlite3.Error:
@@ -252,13 +243,6 @@ class Writer:
         for item in items:
             if isinstance(item, Task) and item.future is not None and not item.future.done():
                 item.future.set_exception(err)
-        # every scan of the group is lost, not only those processed before the failure
-        scans = []
-        for item in items:
-            if isinstance(item, RawScan):
-                scans.append(item)
-            elif isinstance(item, Gate):
-                scans.extend(item.codes or item.no_reads)
         if self.on_failed is not None and scans:
             try:
                 self.on_failed(scans, str(exc))
@@ -281,3 +265,12 @@ class Writer:
             decision=d,
         )
         return Outcome(scan, station, "alert", "reject", (reason,), "internal error", seq, eid)
+
+
+def _scans_of(item: object) -> tuple[RawScan, ...]:
+    """The scans a queue item carries (none for a task)."""
+    if isinstance(item, RawScan):
+        return (item,)
+    if isinstance(item, Gate):
+        return item.codes or item.no_reads
+    return ()
