@@ -438,14 +438,19 @@ class ScanProcessor:
         st_cfg = self.cfg.stations[station]
         if not st_cfg.print_on_accept or not st_cfg.printer:
             return None
+        template = st_cfg.print_on_accept
+        if template == "auto":  # the built-in template that fits what was scanned
+            template = "serial" if interp.serial else "lot" if interp.lot else "sscc"
+            if template == "sscc" and not interp.sscc:
+                return None
         fields = label_fields(interp, decision, view)
-        wanted = self._template_fields(st_cfg.print_on_accept, st_cfg.printer)
+        wanted = self._template_fields(template, st_cfg.printer)
         if wanted is not None:
             fields = {k: v for k, v in fields.items() if k in wanted}
         row = new_job_row(
-            idempotency_key=f"event:{event_id}:{st_cfg.print_on_accept}",
+            idempotency_key=f"event:{event_id}:{template}",
             printer=st_cfg.printer,
-            template=st_cfg.print_on_accept,
+            template=template,
             fields=fields,
             event_id=event_id,
             now=self.wall(),
