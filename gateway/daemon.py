@@ -85,6 +85,7 @@ class Gateway:
             max_size_mb=cfg.storage.max_size_mb,
             on_committed=self._committed,
             on_failed=self._failed,
+            on_rows=self._rows_committed,
         )
         self.checkpointer = Checkpointer(cfg.storage.path)
         self.device_states: dict[str, DeviceStatus] = {}
@@ -287,6 +288,10 @@ class Gateway:
         return Figures(
             scans, no_reads, depth, age, lat, self.devices.printers(), self.devices.scanners()
         )
+
+    def _rows_committed(self, rows: list[tuple[int, str, str]]) -> None:
+        if self.publisher is not None:
+            self.publisher.feed(rows)
 
     def _mark_published(self, seqs: list[int]) -> None:
         now = time.time()

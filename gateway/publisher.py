@@ -21,7 +21,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +95,10 @@ class Publisher:
         self._inflight: OrderedDict[int, tuple[int, float]] = OrderedDict()  # mid -> (seq, t)
         self._cursor = 0  # highest seq handed to paho in this process
         self._retry: list[int] = []  # seqs whose PUBACK failed, to send again
+        #: Rows the writer just committed (seq, topic, payload): published from memory, so
+        #: the steady state needs no database read; the outbox covers anything beyond it.
+        self._fresh: deque[tuple[int, str, str]] = deque()
+        self.fresh_limit = 20_000
         self._said_unreachable = False
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.client = self._make_client(will)
@@ -225,6 +229,12 @@ class Publisher:
         info = self.client.publish(topic, json.dumps(payload), qos=qos, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
+    def feed(self, rows: list[tuple[int, str, str]]) -> None:
+        """Committed outbox rows, in seq order (called by the writer; never blocks)."""
+        if len(self._fresh) < self.fresh_limit:
+            self._fresh.extend(rows)  # deque.extend is thread-safe; no lock of ours
+        self._wake.set()
+
     def wake(self) -> None:
         """New outbox rows were committed."""
         self._wake.set()
@@ -304,7 +314,17 @@ class Publisher:
                 ).fetchall()
             )
             room -= len(rows)
-        if room > 0:
+        while room > 0 and self._fresh:
+            seq, topic, payload = self._fresh[0]
+            if seq <= self._cursor:
+                self._fresh.popleft()  # already sent from the database
+                continue
+            if seq != self._cursor + 1 or rows:
+                break  # a gap (rows not in memory): read them from the outbox
+            self._fresh.popleft()
+            self._publish_row(seq, topic, payload)
+            room -= 1
+        if room > 0 and not self._fresh_covers_cursor():
             rows.extend(
                 conn.execute(
                     "SELECT seq, topic, payload FROM outbox "
@@ -318,12 +338,19 @@ class Publisher:
                     break
                 self._retry.insert(0, seq)
                 continue
-            info = self.client.publish(topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
-                log.warning("publish of seq=%d refused by paho (rc=%s)", seq, info.rc)
-                self._retry.append(seq)
-                continue
-            self._inflight[info.mid] = (seq, time.monotonic())
-            self._cursor = max(self._cursor, seq)
-        if rows:
+            self._publish_row(seq, topic, payload)
+        if rows or (self._fresh and len(self._inflight) < self.cfg.max_inflight):
             self._wake.set()  # more may be waiting
+
+    def _fresh_covers_cursor(self) -> bool:
+        """True when the next row to send is waiting in memory."""
+        return bool(self._fresh) and self._fresh[0][0] <= self._cursor + 1
+
+    def _publish_row(self, seq: int, topic: str, payload: str) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+            log.warning("publish of seq=%d refused by paho (rc=%s)", seq, info.rc)
+            self._retry.append(seq)
+            return
+        self._inflight[info.mid] = (seq, time.monotonic())
+        self._cursor = max(self._cursor, seq)

@@ -62,6 +62,7 @@ class Writer:
         max_size_mb: int = 0,
         on_committed: Callable[[list[Outcome]], None] | None = None,
         on_failed: Callable[[list[RawScan], str], None] | None = None,
+        on_rows: Callable[[list[tuple[int, str, str]]], None] | None = None,
     ) -> None:
         self.db_path = db_path
         self.processor = processor
@@ -70,6 +71,7 @@ class Writer:
         self.max_group = max_group
         self.on_committed = on_committed
         self.on_failed = on_failed
+        self.on_rows = on_rows
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._conn: sqlite3.Connection | None = None
@@ -150,6 +152,7 @@ class Writer:
         store = self.store
         assert store is not None
         seq_before, depth_before = self.processor.seq, store.depth
+        store.fresh = []
         outcomes: list[Outcome] = []
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
         relaxed = self.synchronous != "OFF" and all(
@@ -174,6 +177,8 @@ class Writer:
                     store.conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self.commits += 1
         self.scans += sum(len(_scans_of(i)) for i in items)
+        if self.on_rows is not None and store.fresh:
+            self.on_rows(store.fresh)  # committed rows, in seq order, for the publisher
         self.failed = False
         for fut, res, err in results:
             if err is not None:
@@ -195,7 +200,7 @@ class Writer:
     ) -> None:
         """One item in its own savepoint. Database errors abort the whole group; any
         other error (a bug) rolls back just this item, which is still recorded."""
-        seq_item, depth_item = self.processor.seq, store.depth
+        seq_item, depth_item, fresh_item = self.processor.seq, store.depth, len(store.fresh)
         store.savepoint()
         try:
             if isinstance(item, Gate):
@@ -212,6 +217,7 @@ class Writer:
             store.rollback_savepoint()
             store.savepoint()
             self.processor.seq, store.depth = seq_item, depth_item
+            del store.fresh[fresh_item:]
             if isinstance(item, Task):
                 if item.future is not None:
                     results.append((item.future, None, exc))

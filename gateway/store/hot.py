@@ -91,6 +91,8 @@ class HotStore:
         self.conn = conn
         #: Unpublished outbox rows, kept current by insert_outbox/mark_published.
         self.depth = self.outbox_depth()
+        #: Rows inserted in the open transaction: handed to the publisher after commit.
+        self.fresh: list[tuple[int, str, str]] = []
 
     # -- transactions -------------------------------------------------------------------
     def begin(self) -> None:
@@ -241,6 +243,7 @@ class HotStore:
             (seq, event_id, kind, topic, payload, now),
         )
         self.depth += 1
+        self.fresh.append((seq, topic, payload))
 
     def mark_published(self, seqs: Iterable[int], now: float) -> None:
         cur = self.conn.executemany(
