@@ -129,6 +129,11 @@ class BrokerConfig(_Strict):
     keepalive: int = Field(default=30, ge=5, le=3600)
     session_expiry: int = Field(default=7 * 24 * 3600, ge=0, description="Seconds.")
     max_inflight: int = Field(default=100, ge=1, le=1000)
+    separate_process: bool = Field(
+        default=True,
+        description="Run the MQTT client in its own process (its own GIL, so the writer "
+        "keeps a core); false: a thread of the daemon.",
+    )
     reconnect_min_delay: float = Field(default=1.0, gt=0, description="Seconds.")
     reconnect_max_delay: float = Field(default=30.0, gt=0, description="Seconds.")
     topic_prefix: str = "traceway/v1"

@@ -35,6 +35,7 @@ from gateway.metrics import (
 )
 from gateway.pipeline import Outcome, ScanProcessor
 from gateway.publisher import Publisher, StatusMessage
+from gateway.publisher_process import RemotePublisher
 from gateway.readers import make_reader
 from gateway.store.db import open_database
 from gateway.store.hot import Checkpointer, HotStore
@@ -101,13 +102,14 @@ class Gateway:
         self.feedback = Feedback(
             fb, self._beep, self._publish_verdict, make_gpio(fb), topic_root=self.topics.root
         )
-        self.publisher: Publisher | None = None
+        self.publisher: Publisher | RemotePublisher | None = None
         self.cache_sync: Any = None
         self.commands: Any = None
         self.metrics_loop: MetricsLoop | None = None
         self.prometheus: Any = None
         if cfg.broker.enabled:
-            self.publisher = Publisher(
+            publisher_class = RemotePublisher if cfg.broker.separate_process else Publisher
+            self.publisher = publisher_class(
                 cfg.broker,
                 cfg.client_id,
                 cfg.storage.path,

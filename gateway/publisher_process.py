@@ -1,0 +1,306 @@
+"""The MQTT publisher in a child process: its own interpreter, its own GIL.
+
+On two cores the writer (interpretation, decisions, SQLite) and paho (packet building,
+PUBACK handling) compete for one GIL when they share a process; in a child process the
+publisher reads the outbox itself (SQLite WAL readers never block the writer) and the
+writer keeps a core. The parent keeps the single-writer rule: the child sends PUBACKed
+``seq`` numbers back over a pipe and the parent's writer marks them.
+
+``RemotePublisher`` has the interface of :class:`gateway.publisher.Publisher` that the
+daemon uses. Messages over the pipe are small tuples:
+
+parent → child: ``("wake",)``, ``("pub", topic, payload, qos, retain, props)``,
+``("stop", topic | None, payload | None, timeout)``
+child → parent: ``("ack", [seq, …])``, ``("msg", topic, payload, retain, props)``,
+``("connected",)``, ``("hb", connected, published, failed, latencies)``
+
+When the parent dies (even by SIGKILL) the pipe closes; the child then exits at once
+without an MQTT DISCONNECT, so the broker publishes the gateway's Will (``offline``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from gateway.config import BrokerConfig
+from gateway.publisher import Publisher, PublisherStats, StatusMessage
+
+log = logging.getLogger(__name__)
+
+_PROPS = ("ResponseTopic", "CorrelationData", "MessageExpiryInterval")
+
+
+def _props_to_dict(props: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if props is None:
+        return out
+    for name in _PROPS:
+        try:
+            value = getattr(props, name)
+        except AttributeError:
+            continue
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _dict_to_props(values: dict[str, Any]) -> Any:
+    if not values:
+        return None
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    for name, value in values.items():
+        setattr(props, name, value)
+    return props
+
+
+@dataclass
+class RemoteMessage:
+    """An incoming MQTT message forwarded by the child (what paho handlers read)."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    properties: SimpleNamespace = field(default_factory=SimpleNamespace)
+
+
+class _PipeClient:
+    """The ``client.publish(...)`` that cache sync, commands and metrics call."""
+
+    def __init__(self, owner: RemotePublisher) -> None:
+        self._owner = owner
+
+    def publish(
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Any = None,
+    ) -> None:
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        self._owner._send(("pub", topic, data, qos, retain, _props_to_dict(properties)))
+
+
+class RemotePublisher:
+    """Runs :class:`Publisher` in a child process; same interface for the daemon."""
+
+    def __init__(
+        self,
+        cfg: BrokerConfig,
+        client_id: str,
+        db_path: Path,
+        mark: Callable[[list[int]], None],
+        *,
+        birth: Callable[[], StatusMessage] | None = None,
+        will: StatusMessage | None = None,
+        subscriptions: Iterable[tuple[str, int]] = (),
+        on_message: Callable[[Any], None] | None = None,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.mark = mark
+        self.birth = birth
+        self.on_message_cb = on_message
+        self.on_connected = on_connected
+        self.stats = PublisherStats()
+        self.client = _PipeClient(self)
+        self.last_progress = time.monotonic()
+        self._connected = threading.Event()
+        self._send_lock = threading.Lock()
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=child_main,
+            args=(child, cfg, client_id, str(db_path), will, list(subscriptions)),
+            name="traceway-publisher",
+            daemon=True,
+        )
+        self._child_end = child
+        self._receiver = threading.Thread(target=self._receive, name="publisher-pipe", daemon=True)
+        self._stopping = False
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the child (it connects in the background) and the pipe receiver."""
+        self._proc.start()
+        self._child_end.close()
+        self._receiver.start()
+
+    def stop(self, offline: StatusMessage | None = None, timeout: float = 3.0) -> None:
+        """Publish ``offline`` (if connected), disconnect and end the child."""
+        self._stopping = True
+        self._send(
+            (
+                "stop",
+                offline.topic if offline else None,
+                json.dumps(offline.payload) if offline else None,
+                max(0.5, timeout - 1.0),
+            )
+        )
+        self._proc.join(timeout)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(1)
+        self._conn.close()
+
+    # -- the daemon's interface -----------------------------------------------------------
+    def wake(self) -> None:
+        """New outbox rows were committed."""
+        self._send(("wake",))
+
+    def feed(self, rows: list[tuple[int, str, str]]) -> None:
+        """The child reads committed rows from the outbox itself; just wake it."""
+        self.wake()
+
+    def publish_direct(
+        self, topic: str, payload: dict[str, Any], *, qos: int = 1, retain: bool = False
+    ) -> bool:
+        """Publish a status-like message now, outside the outbox (False when offline)."""
+        if not self._connected.is_set():
+            return False
+        self._send(("pub", topic, json.dumps(payload).encode(), qos, retain, {}))
+        return True
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.is_alive() and self._receiver.is_alive()
+
+    # -- internals ------------------------------------------------------------------------
+    def _send(self, msg: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            try:
+                self._conn.send(msg)
+            except (OSError, ValueError, BrokenPipeError):
+                if not self._stopping:
+                    log.error("the publisher process is gone")
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                msg = self._conn.recv()
+            except (EOFError, OSError):
+                if not self._stopping:
+                    log.error("the publisher process ended unexpectedly")
+                self._connected.clear()
+                return
+            try:
+                self._handle(msg)
+            except Exception:
+                log.exception("handling %s from the publisher process failed", msg[0])
+
+    def _handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "ack":
+            self.mark(list(msg[1]))
+        elif kind == "hb":
+            was = self._connected.is_set()
+            _, connected, published, failed, latencies = msg
+            self.stats.published, self.stats.failed = published, failed
+            self.stats.latencies = list(latencies)
+            self.last_progress = time.monotonic()
+            if connected:
+                self._connected.set()
+            else:
+                self._connected.clear()
+                self.stats.connected_since = None
+            if connected and not was and self.stats.connected_since is None:
+                self.stats.connected_since = time.time()
+        elif kind == "connected":
+            self._connected.set()
+            self.stats.connects += 1
+            self.stats.connected_since = time.time()
+            if self.birth is not None:
+                b = self.birth()
+                self._send(("pub", b.topic, json.dumps(b.payload).encode(), 1, True, {}))
+            if self.on_connected is not None:
+                self.on_connected()
+        elif kind == "msg":
+            _, topic, payload, retain, props = msg
+            if self.on_message_cb is not None:
+                self.on_message_cb(RemoteMessage(topic, payload, retain, SimpleNamespace(**props)))
+
+
+def child_main(
+    conn: Any,
+    cfg: BrokerConfig,
+    client_id: str,
+    db_path: str,
+    will: StatusMessage | None,
+    subscriptions: list[tuple[str, int]],
+) -> None:
+    """The publisher process: paho + outbox reads; exits when the parent goes away."""
+    # systemd and a terminal signal the whole group: only the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    lock = threading.Lock()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        with lock:
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):
+                os._exit(0)
+
+    def forward(m: Any) -> None:
+        send(("msg", m.topic, bytes(m.payload), bool(m.retain), _props_to_dict(m.properties)))
+
+    pub = Publisher(
+        cfg,
+        client_id,
+        Path(db_path),
+        lambda seqs: send(("ack", seqs)),
+        will=will,
+        subscriptions=subscriptions,
+        on_message=forward,
+        on_connected=lambda: send(("connected",)),
+    )
+    pub.start()
+
+    def heartbeat() -> None:
+        while True:
+            s = pub.stats
+            send(("hb", pub.connected, s.published, s.failed, s.latencies[-256:]))
+            time.sleep(0.25)
+
+    threading.Thread(target=heartbeat, name="hb", daemon=True).start()
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the parent died: no DISCONNECT, so the broker sends our Will
+        kind = msg[0]
+        if kind == "wake":
+            pub.wake()
+        elif kind == "pub":
+            _, topic, payload, qos, retain, props = msg
+            pub.client.publish(
+                topic, payload, qos=qos, retain=retain, properties=_dict_to_props(props)
+            )
+        elif kind == "stop":
+            _, topic, payload, timeout = msg
+            offline = StatusMessage(topic, json.loads(payload)) if topic else None
+            pub.stop(offline, timeout)
+            os._exit(0)
