@@ -139,3 +139,42 @@ def test_sigkill_mid_stream_loses_nothing(tmp_path: Path, broker: Broker) -> Non
     check_contiguous(events, n)
     for e in events:
         assert rows[e["seq"]] == e["event_id"]  # a duplicate carries the same id
+
+
+def test_sigkill_publishes_the_will_and_leaves_no_publisher_behind(
+    tmp_path: Path, broker: Broker
+) -> None:
+    col = Collector(broker.port)
+    col.start()
+    scan_port = free_port()
+    gw = GatewayProcess(gateway_config(tmp_path, broker.port, scan_port), tmp_path / "gw.log")
+    gw.start(wait_port=scan_port)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(
+            p.get("state") == "online" for p in col.of("status")
+        ):
+            time.sleep(0.05)
+        assert any(p.get("state") == "online" for p in col.of("status"))
+        assert gw.proc is not None
+        children = _children(gw.proc.pid)
+        assert children, "the MQTT client runs in a child process"
+        gw.kill()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(
+            p.get("state") == "offline" for p in col.of("status")
+        ):
+            time.sleep(0.05)
+        offline = [p for p in col.of("status") if p.get("state") == "offline"]
+        assert offline and offline[0]["reason"] == "connection_lost"  # the Will
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+            time.sleep(0.05)
+        assert not [c for c in children if Path(f"/proc/{c}").exists()], "orphaned child"
+    finally:
+        col.stop()
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True)
+    return [int(a) for a, b in (line.split() for line in out.stdout.splitlines()) if int(b) == pid]
