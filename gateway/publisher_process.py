@@ -209,11 +209,14 @@ class RemotePublisher:
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
         if kind == "ack":
-            self.mark(list(msg[1]))
+            seqs = list(msg[1])
+            self.stats.published += len(seqs)  # counted here, at once (hb comes every 0.25 s)
+            self.last_progress = time.monotonic()
+            self.mark(seqs)
         elif kind == "hb":
             was = self._connected.is_set()
-            _, connected, published, failed, latencies = msg
-            self.stats.published, self.stats.failed = published, failed
+            _, connected, _published, failed, latencies = msg
+            self.stats.failed = failed
             self.stats.latencies = list(latencies)
             self.last_progress = time.monotonic()
             if connected:
