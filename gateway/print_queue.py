@@ -5,7 +5,7 @@ States: queued → sending → sent → confirmed, or held (printer not ready) /
 and is resolved by asking the printer (label counter, buffer) before anything else is
 sent on that printer; when the outcome cannot be known it is printed again and marked
 ``is_reprint``. The printer's label counter taken just before sending is kept in the
-job's ``error`` column as ``counter=N`` (until the schema has a column for it).
+job's ``printer_counter`` column (older rows: an ``error`` note ``counter=N``).
 """
 
 from __future__ import annotations
@@ -339,7 +339,11 @@ class PrintWorker:
             self._sleep(min(self.status_interval, 0.2 if st.ready else self.status_interval))
             return True
         outcome = resolve_outcome(
-            counter_before=counter_from_note(job["error"]),
+            counter_before=(
+                job["printer_counter"]
+                if job.get("printer_counter") is not None
+                else counter_from_note(job["error"])
+            ),
             counter_now=self.printer.label_count(),
             idle=True,
         )
@@ -378,7 +382,8 @@ class PrintWorker:
             state="sending",
             zpl=zpl,
             attempts=job["attempts"] + 1,
-            error=counter_note(counter),
+            printer_counter=counter,
+            error="",
         )
         self.printer.print_label(template, values)
         self._set(job["id"], state="sent")
