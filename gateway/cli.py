@@ -1,4 +1,8 @@
-"""The ``traceway`` command line. Sub-commands live in small ``cli_*`` modules."""
+"""The ``traceway`` command line. Sub-commands live in small ``cli_*`` modules.
+
+A config error (exit 2) or an unusable database (exit 3) raised by any sub-command
+is reported here, once, with the file and what is wrong.
+"""
 
 from __future__ import annotations
 
@@ -48,8 +52,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
+    from gateway.config import ConfigError
+    from gateway.store.db import DatabaseError
+    from gateway.tls import TlsError
+
     try:
         return int(func(args))
+    except (ConfigError, TlsError) as exc:  # names the file and the key
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:  # names the file and what to do
+        print(f"database error: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.config import ConfigError, load_config
+from gateway.config import load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,21 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from gateway.cache_import import ImportError_, import_csv
-    from gateway.store.db import DatabaseError, open_database
+    from gateway.store.db import open_database
 
     if not (args.products or args.lots or args.serials):
         print("nothing to import: give --products, --lots and/or --serials", file=sys.stderr)
         return 2
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        engine = open_database(cfg.storage.path, cfg.storage.synchronous)
-    except DatabaseError as exc:
-        print(f"database error: {exc}", file=sys.stderr)
-        return 3
+    cfg = load_config(args.config)
+    engine = open_database(cfg.storage.path, cfg.storage.synchronous)
     try:
         counts = import_csv(engine, args.products, args.lots, args.serials)
     except ImportError_ as exc:

@@ -352,13 +352,9 @@ def _patterns(cfg: Any) -> list[Any]:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from gateway.config import ConfigError, load_config
+    from gateway.config import load_config
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"traceway scan-test: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config)
     sc = cfg.scanners.get(args.scanner)
     if sc is None:
         known = ", ".join(sorted(cfg.scanners)) or "none"
@@ -414,13 +410,9 @@ def cmd_scan_test(args: argparse.Namespace) -> int:
     if args.events:
         patterns: list[Any] = []
         if args.config:
-            from gateway.config import ConfigError, load_config
+            from gateway.config import load_config
 
-            try:
-                patterns = _patterns(load_config(args.config))
-            except ConfigError as exc:
-                print(f"traceway scan-test: {exc}", file=sys.stderr)
-                return 2
+            patterns = _patterns(load_config(args.config))
         return _offline(args, patterns)
     if not args.config or not args.scanner:
         print("traceway scan-test: give --config and --scanner, or --events", file=sys.stderr)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.config import ConfigError, load_config
+from gateway.config import load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,11 +46,7 @@ def outbox_stats(db: Path) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config)
     if not cfg.storage.path.exists():
         print(f"{cfg.storage.path}: no database yet (the gateway has not run)", file=sys.stderr)
         return 1

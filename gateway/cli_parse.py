@@ -39,13 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Print one JSON object per barcode; 0 if all are error-free, 1 if not, 2 on bad config."""
     patterns: list[BarcodePattern] = []
     if args.config:
-        from gateway.config import ConfigError
-
-        try:
-            patterns = _patterns(args.config)
-        except ConfigError as exc:
-            print(f"traceway parse: {exc}", file=sys.stderr)
-            return 2
+        patterns = _patterns(args.config)
     interpreter = Interpreter(patterns)
     status = 0
     for raw in args.barcodes:

@@ -31,12 +31,9 @@ def _engine(args: argparse.Namespace) -> tuple[Any, Any]:
     """(config, engine) for commands that need the database; raises SystemExit with a message."""
     import sqlalchemy as sa
 
-    from gateway.config import ConfigError, load_config
+    from gateway.config import load_config
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from exc
+    cfg = load_config(args.config)
     db = Path(cfg.storage.path)
     if not db.exists():
         raise SystemExit(

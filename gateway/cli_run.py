@@ -27,26 +27,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from gateway.daemon import run_gateway
     from gateway.logsetup import setup_logging
-    from gateway.store.db import DatabaseError
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config)
     setup_logging(cfg.logging.level)
     for w in config_warnings(args.config, cfg):
         print(f"warning: {w}", file=sys.stderr)
-    from gateway.tls import TlsError
-
-    try:
-        return run_gateway(cfg, args.config, exit_after_replay=args.exit_after_replay)
-    except DatabaseError as exc:
-        print(f"database error: {exc}", file=sys.stderr)
-        return 3
-    except TlsError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    return run_gateway(cfg, args.config, exit_after_replay=args.exit_after_replay)
 
 
 def check_config(args: argparse.Namespace) -> int:
