@@ -8,13 +8,12 @@ log records or exception messages.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.config import BrokerConfig, TlsConfig
+from gateway.config import BrokerConfig, TlsConfig, is_loopback
 
 
 class TlsError(Exception):
@@ -110,16 +109,6 @@ def _has_default_paths() -> bool:
         (paths.cafile and Path(paths.cafile).exists())
         or (paths.capath and Path(paths.capath).is_dir() and any(Path(paths.capath).iterdir()))
     )
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _PahoClient(Protocol):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from drivers.scanners.backoff import Backoff
 from drivers.scanners.config import HidPosScanner
 from drivers.scanners.event_log import ReportRecord, decode_reports, read_records
 from drivers.scanners.hidpos import HidPosAssembler, HidPosLayout, is_hidpos_scanner, usage_pages
@@ -19,7 +20,7 @@ from drivers.scanners.hidpos_reader import (
     match_hidraw,
     parse_hid_uevent,
 )
-from drivers.scanners.hotplug import Backoff, DeviceWatcher
+from drivers.scanners.hotplug import DeviceWatcher
 from drivers.scanners.types import DeviceStatus, RawScan
 
 DATA = Path(__file__).parent / "data" / "events"
@@ -216,7 +217,7 @@ def test_reader_reassembles_and_reconnects() -> None:
         status.append,
         lister=lambda: [info] if present[0] else [],
         opener=opener,
-        backoff=Backoff(0.02, 0.05),
+        backoff=Backoff(0.02, 0.05, jitter="none"),
     )
     r.start()
     try:
@@ -246,7 +247,7 @@ def test_reader_reports_missing_device_once_and_stops_quickly() -> None:
     cfg = HidPosScanner(type="hidpos", station="dock1", device="/dev/hidraw9")
     status: list[DeviceStatus] = []
     r = HidPosReader(
-        "pos1", cfg, lambda s: None, status.append, lister=list, backoff=Backoff(0.01, 0.02)
+        "pos1", cfg, lambda s: None, status.append, lister=list, backoff=Backoff(0.01, 0.02, jitter="none")
     )
     r.start()
     time.sleep(0.2)
@@ -261,7 +262,7 @@ def test_reader_reports_missing_device_once_and_stops_quickly() -> None:
 
 
 def test_backoff() -> None:
-    b = Backoff(0.5, 3.0)
+    b = Backoff(0.5, 3.0, jitter="none")
     assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     b.reset()
     assert b.next() == 0.5

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from drivers.scanners.backoff import Backoff
 from drivers.scanners.config import EvdevScanner
 from drivers.scanners.evdev_reader import (
     LETTER_KEYS,
@@ -22,7 +23,6 @@ from drivers.scanners.evdev_reader import (
     parse_vendor_product,
 )
 from drivers.scanners.event_log import EventRecord, decode_key_events, read_records
-from drivers.scanners.hotplug import Backoff
 from drivers.scanners.keyboard_decoder import (
     DecodedScan,
     KeyboardDecoder,
@@ -556,7 +556,7 @@ def test_reader_decodes_grabs_and_reconnects() -> None:
         status.append,
         lister=lister,
         device_factory=factory,
-        backoff=Backoff(0.02, 0.05),
+        backoff=Backoff(0.02, 0.05, jitter="none"),
     )
     r.start()
     try:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.scanners.backoff import Backoff
 from drivers.scanners.config import EvdevScanner
 from drivers.scanners.event_log import EventRecorder
-from drivers.scanners.hotplug import Backoff, ReconnectingReader
+from drivers.scanners.hotplug import ReconnectingReader
 from drivers.scanners.keyboard_decoder import DecodedScan, KeyboardDecoder, terminator_codes
 from drivers.scanners.keymaps import LED_CAPSL, get_layout
 from drivers.scanners.types import RawScan, ScanSink, StatusSink

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from drivers.scanners.backoff import Backoff
 from drivers.scanners.config import HidPosScanner
 from drivers.scanners.evdev_reader import parse_vendor_product, to_raw_scan
 from drivers.scanners.event_log import EventRecorder
 from drivers.scanners.hidpos import HidPosAssembler, is_hidpos_scanner
-from drivers.scanners.hotplug import Backoff, DeviceGone, ReconnectingReader
+from drivers.scanners.hotplug import DeviceGone, ReconnectingReader
 from drivers.scanners.types import ScanSink, StatusSink
 
 log = logging.getLogger(__name__)

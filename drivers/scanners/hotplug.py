@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+from drivers.scanners.backoff import Backoff
 from drivers.scanners.types import DeviceState, DeviceStatus, StatusSink
 
 log = logging.getLogger(__name__)
@@ -26,24 +27,6 @@ log = logging.getLogger(__name__)
 H = TypeVar("H")
 #: ``listener(action, subsystem, device_node)``; action is udev's ``add``/``remove``/...
 HotplugListener = Callable[[str, str, str], None]
-
-
-class Backoff:
-    """Retry delays: ``initial``, doubling up to ``maximum``; ``reset()`` after a success."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 10.0, factor: float = 2.0) -> None:
-        self.initial, self.maximum, self.factor = initial, maximum, factor
-        self._next = initial
-
-    def next(self) -> float:
-        """The delay before the next attempt."""
-        d = self._next
-        self._next = min(self.maximum, self._next * self.factor)
-        return d
-
-    def reset(self) -> None:
-        """Start again from the initial delay."""
-        self._next = self.initial
 
 
 class DeviceGone(OSError):
@@ -61,7 +44,7 @@ class ReconnectingReader(ABC, Generic[H]):
     ) -> None:
         self.name = name
         self.on_status = on_status
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(maximum=10.0, jitter="decorrelated")
         self.connected = False
         self.last_seen = 0.0  # time.monotonic() of the last input from the device
         self._stop = threading.Event()
