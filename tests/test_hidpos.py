@@ -247,7 +247,12 @@ def test_reader_reports_missing_device_once_and_stops_quickly() -> None:
     cfg = HidPosScanner(type="hidpos", station="dock1", device="/dev/hidraw9")
     status: list[DeviceStatus] = []
     r = HidPosReader(
-        "pos1", cfg, lambda s: None, status.append, lister=list, backoff=Backoff(0.01, 0.02, jitter="none")
+        "pos1",
+        cfg,
+        lambda s: None,
+        status.append,
+        lister=list,
+        backoff=Backoff(0.01, 0.02, jitter="none"),
     )
     r.start()
     time.sleep(0.2)
