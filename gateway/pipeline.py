@@ -256,6 +256,36 @@ class ScanProcessor:
         self._write(store, "alert", self.topics.alerts, payload)
         return seq, eid
 
+    def reject(
+        self,
+        store: HotStore,
+        scan: RawScan,
+        station: str,
+        decision: Decision,
+        *,
+        severity: str = "error",
+        interp: Interpretation | None = None,
+        summary: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """A scan that moves nothing: an alert named by its first reason, and its outcome."""
+        seq, eid = self.alert(
+            store,
+            station=station,
+            alert=decision.reasons[0].code if decision.reasons else "rejected",
+            severity=severity,
+            message="; ".join(r.message for r in decision.reasons),
+            scan=scan,
+            decision=decision,
+            interp=interp,
+            extra=extra,
+        )
+        if not summary:
+            summary = describe(interp) if interp is not None else f"from {scan.scanner}"
+        return Outcome(
+            scan, station, "alert", decision.verdict, decision.reasons, summary, seq, eid, interp
+        )
+
     # -- the scan path --------------------------------------------------------------------
     def reconfigure(self, cfg: GatewayConfig) -> None:
         """New stations/patterns after a config reload (called in the writer thread)."""
@@ -283,17 +313,12 @@ class ScanProcessor:
             d = Decision(
                 "reject", (Reason("no_read", "the gate read no code on the package"),), None
             )
-            seq, eid = self.alert(
-                store,
-                station=gate.station,
-                alert="no_read",
-                severity="warning",
-                message=d.reasons[0].message,
-                scan=scan,
-                decision=d,
-                extra={"device": scan.scanner} if scan.scanner else None,
-            )
-            return [Outcome(scan, gate.station, "alert", "reject", d.reasons, "no read", seq, eid)]
+            extra = {"device": scan.scanner} if scan.scanner else None
+            return [
+                self.reject(
+                    store, scan, gate.station, d, severity="warning", summary="no read", extra=extra
+                )
+            ]
         today = self.today()
         interps = [self.interpreter.interpret(s.text, today) for s in gate.codes]
         gs1 = [i for i, it in enumerate(interps) if it.kind in GS1_KINDS]
@@ -334,19 +359,7 @@ class ScanProcessor:
         st_cfg = self.cfg.stations[station]
         if self.duplicates.check(station, scan.text, scan.monotonic, st_cfg.duplicate_window):
             d = duplicate_decision(st_cfg.duplicate_window)
-            seq, eid = self.alert(
-                store,
-                station=station,
-                alert="duplicate_scan",
-                severity="info",
-                message=d.reasons[0].message,
-                scan=scan,
-                decision=d,
-                interp=interp,
-            )
-            return Outcome(
-                scan, station, "alert", d.verdict, d.reasons, describe(interp), seq, eid, interp
-            )
+            return self.reject(store, scan, station, d, severity="info", interp=interp)
         if (
             interp.sscc
             and not interp.gtin
@@ -360,19 +373,7 @@ class ScanProcessor:
                 (Reason("no_open_pallet", "scan the pallet's SSCC first, then the items"),),
                 None,
             )
-            seq, eid = self.alert(
-                store,
-                station=station,
-                alert="no_open_pallet",
-                severity="error",
-                message=d.reasons[0].message,
-                scan=scan,
-                decision=d,
-                interp=interp,
-            )
-            return Outcome(
-                scan, station, "alert", "reject", d.reasons, describe(interp), seq, eid, interp
-            )
+            return self.reject(store, scan, station, d, interp=interp)
         rules = StationRules(
             step=st.step,
             unknown_gtin=st_cfg.unknown_gtin,
@@ -383,28 +384,7 @@ class ScanProcessor:
         view, lot_id = self._view(store, interp, st.step)
         decision = decide(interp, rules, view, self.today())
         if decision.movement is None:
-            code = decision.reasons[0].code if decision.reasons else "rejected"
-            seq, eid = self.alert(
-                store,
-                station=station,
-                alert=code,
-                severity="error",
-                message="; ".join(r.message for r in decision.reasons),
-                scan=scan,
-                decision=decision,
-                interp=interp,
-            )
-            return Outcome(
-                scan,
-                station,
-                "alert",
-                decision.verdict,
-                decision.reasons,
-                describe(interp),
-                seq,
-                eid,
-                interp,
-            )
+            return self.reject(store, scan, station, decision, interp=interp)
         self._apply(store, interp, decision, st, lot_id)
         seq, eid = self._event(store, scan, station, st, interp, decision)
         printer = self._print_on_accept(store, station, interp, decision, view, eid)
@@ -490,18 +470,7 @@ class ScanProcessor:
             }
             d = input_error_decision(scan.error, scan.detail or msgs.get(scan.error, scan.error))
             severity = "error"
-        seq, eid = self.alert(
-            store,
-            station=station,
-            alert=scan.error,
-            severity=severity,
-            message=d.reasons[0].message,
-            scan=scan,
-            decision=d,
-        )
-        return Outcome(
-            scan, station, "alert", "reject", d.reasons, f"from {scan.scanner}", seq, eid
-        )
+        return self.reject(store, scan, station, d, severity=severity)
 
     def _control(self, scan: RawScan, station: str, interp: Interpretation) -> Outcome:
         st = self.stations[station]

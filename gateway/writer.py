@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.scanners.types import RawScan
-from gateway.decide import Reason
+from gateway.decide import Decision, Reason
 from gateway.gates import Gate
 from gateway.pipeline import Outcome, ScanProcessor
 from gateway.store.hot import HotStore, connect
@@ -256,21 +256,11 @@ class Writer:
                 log.exception("on_failed callback failed")
 
     def _internal_error(self, scan: RawScan, store: HotStore, exc: Exception) -> Outcome:
+        d = Decision("reject", (Reason("internal_error", f"{type(exc).__name__}: {exc}"),), None)
         station = self.processor.station_of(scan)
-        reason = Reason("internal_error", f"{type(exc).__name__}: {exc}")
-        from gateway.decide import Decision
-
-        d = Decision("reject", (reason,), None)
-        seq, eid = self.processor.alert(
-            store,
-            station=station,
-            alert="internal_error",
-            severity="critical",
-            message=reason.message,
-            scan=scan,
-            decision=d,
+        return self.processor.reject(
+            store, scan, station, d, severity="critical", summary="internal error"
         )
-        return Outcome(scan, station, "alert", "reject", (reason,), "internal error", seq, eid)
 
 
 def _scans_of(item: object) -> tuple[RawScan, ...]:
