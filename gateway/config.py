@@ -9,7 +9,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -27,21 +27,6 @@ from gateway.feedback import FeedbackConfig
 from gateway.gates import GateConfig
 from gateway.metrics import MetricsConfig
 
-BIZ_STEPS = (
-    "receiving",
-    "storing",
-    "picking",
-    "packing",
-    "unpacking",
-    "shipping",
-    "commissioning",
-    "consuming",
-    "destroying",
-    "holding",
-    "cycle_counting",
-    "returning",
-    "inspecting",
-)
 BizStep = Literal[
     "receiving",
     "storing",
@@ -57,6 +42,8 @@ BizStep = Literal[
     "returning",
     "inspecting",
 ]
+#: The station steps, in the order above.
+BIZ_STEPS: tuple[str, ...] = get_args(BizStep)
 Policy = Literal["accept", "warn", "reject"]
 #: An optional path where an empty string means "not set".
 OptPath = Annotated[Path | None, BeforeValidator(lambda v: None if v == "" else v)]

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,16 +46,6 @@ _PRINTER_PROBLEMS = ("paper out", "ribbon out", "head open", "paused")
 scan_log = logging.getLogger("traceway.scan")
 
 
-@dataclass
-class Counters:
-    """Scan counts by verdict, for status and metrics."""
-
-    by_verdict: dict[str, int] = field(
-        default_factory=lambda: {"accept": 0, "warn": 0, "reject": 0}
-    )
-    storage_failures: int = 0
-
-
 class Gateway:
     """One running gateway: database, writer, publisher, readers."""
 
@@ -66,7 +55,6 @@ class Gateway:
         self.config_hash = config_hash(config_path) if config_path else ""
         self.topics = GatewayTopics(cfg.gateway.site, cfg.gateway.id, cfg.broker.topic_prefix)
         self.clock = ClockStatus()
-        self.counters = Counters()
         self.storage_down_since: float | None = None
         self.storage_rejected = 0
         self.readers: dict[str, Any] = {}
@@ -200,8 +188,6 @@ class Gateway:
         return boot
 
     def _status_message(self, state: str, reason: str = "connection_lost") -> StatusMessage:
-        from datetime import datetime
-
         from mqtt_topics.status import build_birth, build_offline
 
         now = datetime.now().astimezone()
@@ -310,7 +296,6 @@ class Gateway:
             self._storage_recovered()
         self.scan_counters.note(outcomes)
         for o in outcomes:
-            self.counters.by_verdict[o.verdict] = self.counters.by_verdict.get(o.verdict, 0) + 1
             level = logging.INFO if o.verdict != "reject" else logging.WARNING
             if scan_log.isEnabledFor(level):
                 scan_log.log(level, "%s", o.line())
@@ -326,7 +311,6 @@ class Gateway:
 
     def _failed(self, scans: list[RawScan], why: str) -> None:
         """The database refused the group (disk full, I/O error): nothing was written."""
-        self.counters.storage_failures += len(scans)
         if self.storage_down_since is None:
             self.storage_down_since = time.time()
             log.critical("storage failure: %s — scans are rejected until it is fixed", why)
