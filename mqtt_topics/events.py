@@ -47,6 +47,30 @@ def _dicts(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | N
     return [dict(r) for r in rows] if rows is not None else None
 
 
+def _envelope(
+    schema: Mapping[str, str],
+    event_id: str,
+    seq: int,
+    gateway_id: str,
+    site: str,
+    station: str,
+    event_time: datetime,
+    clock_synced: bool,
+) -> dict[str, Any]:
+    """The keys every event and alert starts with (one ``seq`` space for both)."""
+    return {
+        "schema": dict(schema),
+        "event_id": event_id,
+        "seq": seq,
+        "gateway_id": gateway_id,
+        "site": site,
+        "station": station,
+        "event_time": format_time(event_time),
+        "tz_offset": tz_offset(event_time),
+        "clock_synced": clock_synced,
+    }
+
+
 def build_event(
     *,
     event_id: str,
@@ -84,27 +108,23 @@ def build_event(
 
     The movement-specific keywords are omitted from the payload when None.
     """
-    payload: dict[str, Any] = {
-        "schema": dict(EVENT_SCHEMA),
-        "event_id": event_id,
-        "seq": seq,
-        "gateway_id": gateway_id,
-        "site": site,
-        "station": station,
-        "event_time": format_time(event_time),
-        "tz_offset": tz_offset(event_time),
-        "clock_synced": clock_synced,
-        "movement": movement,
-        "event_type": event_type,
-        "action": action,
-        "biz_step": biz_step,
-        "disposition": disposition,
-        "read_point": read_point,
-        "biz_location": biz_location,
-        "items": [dict(i) for i in items],
-        "scan": dict(scan) if scan is not None else None,
-        "decision": dict(decision),
-    }
+    payload = _envelope(
+        EVENT_SCHEMA, event_id, seq, gateway_id, site, station, event_time, clock_synced
+    )
+    payload.update(
+        {
+            "movement": movement,
+            "event_type": event_type,
+            "action": action,
+            "biz_step": biz_step,
+            "disposition": disposition,
+            "read_point": read_point,
+            "biz_location": biz_location,
+            "items": [dict(i) for i in items],
+            "scan": dict(scan) if scan is not None else None,
+            "decision": dict(decision),
+        }
+    )
     optional: dict[str, Any] = {
         "location": location,
         "from_location": from_location,
@@ -143,22 +163,18 @@ def build_alert(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An alert payload (topic ``.../alerts``): a rejected scan, a no-read, a device alarm."""
-    payload: dict[str, Any] = {
-        "schema": dict(ALERT_SCHEMA),
-        "event_id": event_id,
-        "seq": seq,
-        "gateway_id": gateway_id,
-        "site": site,
-        "station": station,
-        "event_time": format_time(event_time),
-        "tz_offset": tz_offset(event_time),
-        "clock_synced": clock_synced,
-        "alert": alert,
-        "severity": severity,
-        "message": message,
-        "scan": dict(scan) if scan is not None else None,
-        "decision": dict(decision) if decision is not None else None,
-    }
+    payload = _envelope(
+        ALERT_SCHEMA, event_id, seq, gateway_id, site, station, event_time, clock_synced
+    )
+    payload.update(
+        {
+            "alert": alert,
+            "severity": severity,
+            "message": message,
+            "scan": dict(scan) if scan is not None else None,
+            "decision": dict(decision) if decision is not None else None,
+        }
+    )
     if interpretation is not None:
         payload["interpretation"] = dict(interpretation)
     if extra:
