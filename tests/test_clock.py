@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from gateway import clock
 from gateway.clock import TIME_ERROR, ClockStatus
 
 
@@ -57,8 +62,14 @@ def test_small_drift_is_not_a_step() -> None:
         assert cs.synced() is True
 
 
-def test_unknown_kernel_state_is_not_synced_without_timesyncd() -> None:
+def test_unknown_kernel_state_falls_back_to_timesyncd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "synchronized"
+    monkeypatch.setattr(clock, "_TIMESYNCD_FLAG", flag)
     c = Clocks()
-    c.kernel_state = -1
-    assert make(c).synced() in (False, True)  # falls back to timesyncd's flag file
+    c.kernel_state = -1  # adjtimex refused
+    assert make(c).synced() is False  # no timesyncd flag
+    flag.touch()
+    assert make(c).synced() is True
     assert ClockStatus(forced=True).synced() is True

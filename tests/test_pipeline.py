@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import date
 from pathlib import Path
 
@@ -173,16 +174,17 @@ def test_workstation_flow(h: Harness) -> None:
     ev = h.outbox()[-1]
     assert ev["items"][0]["quantity"] == 5  # type: ignore[index]
     assert ev["biz_transactions"] == [{"type": "po", "id": "4711"}]
-    bad = h.one("LOC-")
-    assert bad.kind in ("control", "alert")
+    bad = h.one("LOC-")  # the pattern needs a value: not a location, nothing matches
+    assert (bad.kind, bad.reasons[0].code) == ("alert", "unknown_barcode")
 
 
-def test_unknown_command_is_rejected_with_reason(h: Harness) -> None:
-    # a command pattern match with a value the station does not know
-    o = h.processor._control(
-        RawScan("X", "sc", 0, 0), "ws", h.processor.interpreter.interpret("PO:")
-    )
-    assert o.verdict in ("accept", "reject")
+def test_command_the_station_cannot_apply_is_rejected_with_reason(h: Harness) -> None:
+    # both match the command pattern, neither can be applied
+    for code, words in (("QTY:0", "at least 1"), ("CLOSE", "no pallet is open")):
+        o = h.one(code)
+        assert (o.kind, o.verdict, o.reasons[0].code) == ("control", "reject", "unknown_command")
+        assert words in o.reasons[0].message
+    assert h.processor.stations["ws"].next_quantity is None  # nothing changed
 
 
 def test_duplicate_within_window(tmp_path: Path) -> None:
@@ -248,8 +250,10 @@ def test_tasks_run_in_the_writer(h: Harness) -> None:
         h.writer.call(lambda s: 1 / 0)
     # the writer is still alive after a failing task
     assert h.writer.call(lambda s: 42) == 42
-    fut_task = Task(lambda s: None)
-    h.writer.submit(fut_task)
+    # a non-durable task (PUBACK marks) commits without fsync and still runs
+    fut: Future[int] = Future()
+    h.writer.submit(Task(lambda s: s.outbox_depth() + 7, fut, durable=False))
+    assert fut.result(5) == 7
 
 
 def test_storage_failure_reports_scans_and_recovers(tmp_path: Path) -> None:
