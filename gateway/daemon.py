@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -85,6 +86,8 @@ class Gateway:
         self.devices = DeviceBoard(self.topics)
         self._device_payloads: dict[str, dict[str, Any]] = {}
         self.gate_stats = NoReadStats()
+        self._reports: queue.SimpleQueue[list[Outcome] | None] = queue.SimpleQueue()
+        self._reporter = threading.Thread(target=self._report, name="reporter", daemon=True)
         self.gates = self._make_gates()
         fb = {n: s.feedback for n, s in cfg.stations.items()}
         self.feedback = Feedback(
@@ -292,22 +295,32 @@ class Gateway:
         self.writer.submit(Task(mark, durable=False))
 
     def _committed(self, outcomes: list[Outcome]) -> None:
+        """Runs in the writer thread after a commit: only wake-ups and a hand-off here."""
         if self.storage_down_since is not None:
             self._storage_recovered()
-        self.scan_counters.note(outcomes)
-        for o in outcomes:
-            level = logging.INFO if o.verdict != "reject" else logging.WARNING
-            if scan_log.isEnabledFor(level):
-                scan_log.log(level, "%s", o.line())
-            if o.scan.scanner:
-                self.devices.seen(o.scan.scanner)
-            self.feedback.on_outcome(o)
         if self.publisher is not None:
             self.publisher.wake()
         for printer in {o.print_job for o in outcomes if o.print_job}:
             worker = self.print_workers.get(printer)
             if worker is not None:
                 worker.wake()
+        self._reports.put(outcomes)
+
+    def _report(self) -> None:
+        """The reporter thread: log lines, operator feedback, counters — off the writer, so a
+        slow journal or console never holds up the next commit."""
+        while True:
+            outcomes = self._reports.get()
+            if outcomes is None:
+                return
+            self.scan_counters.note(outcomes)
+            for o in outcomes:
+                level = logging.INFO if o.verdict != "reject" else logging.WARNING
+                if scan_log.isEnabledFor(level):
+                    scan_log.log(level, "%s", o.line())
+                if o.scan.scanner:
+                    self.devices.seen(o.scan.scanner)
+                self.feedback.on_outcome(o)
 
     def _failed(self, scans: list[RawScan], why: str) -> None:
         """The database refused the group (disk full, I/O error): nothing was written."""
@@ -626,6 +639,7 @@ class Gateway:
         # Hand the GIL over sooner than the default 5 ms: readers and the writer are
         # latency-sensitive (an evdev client's ring holds only ~64 events).
         sys.setswitchinterval(float(os.environ.get("TRACEWAY_SWITCH_INTERVAL", "0.001")))
+        self._reporter.start()
         self.writer.start()
         self.checkpointer.start()
         if self.publisher is not None:
@@ -687,6 +701,8 @@ class Gateway:
             self.gates.stop()  # open gates go to the writer
         self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
         self.checkpointer.stop()
+        self._reports.put(None)  # after the last outcome: report everything, then stop
+        self._reporter.join(2.0)
         self.feedback.close()
         if self.metrics_loop is not None:
             self.metrics_loop.stop()
