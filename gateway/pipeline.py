@@ -26,6 +26,7 @@ from gateway.decide import (
     Decision,
     LotInfo,
     Reason,
+    SerialInfo,
     StationRules,
     decide,
     duplicate_decision,
@@ -385,7 +386,7 @@ class ScanProcessor:
         decision = decide(interp, rules, view, self.today())
         if decision.movement is None:
             return self.reject(store, scan, station, decision, interp=interp)
-        self._apply(store, interp, decision, st, lot_id)
+        self._apply(store, interp, decision, st, lot_id, view.serial)
         seq, eid = self._event(store, scan, station, st, interp, decision)
         printer = self._print_on_accept(store, station, interp, decision, view, eid)
         if st.next_quantity is not None and interp.lot is not None:
@@ -575,8 +576,12 @@ class ScanProcessor:
         decision: Decision,
         st: StationState,
         lot_id: int | None,
+        prev: SerialInfo | None,
     ) -> None:
-        """Update the cache for an accepted movement (so the next scan sees it)."""
+        """Update the cache for an accepted movement (so the next scan sees it).
+
+        ``lot_id`` and ``prev`` come from the view the decision was made on (no second read).
+        """
         mv = decision.movement
         assert mv is not None
         now = self.wall()
@@ -597,7 +602,6 @@ class ScanProcessor:
                 store.add_stock(lot_id, st.location, taken if taken > 0 else qty)
         if interp.serial:
             state = SERIAL_STATE_AFTER.get(mv)
-            prev = store.serial(interp.gtin, interp.serial)
             if state is None and prev is None:
                 return
             new_state = state or (prev.state if prev else "in_stock")

@@ -223,11 +223,11 @@ def test_group_commit_groups_and_a_bug_loses_nothing(
 ) -> None:
     real = h.processor._apply
 
-    def flaky(store, interp, decision, st, lot_id):  # type: ignore[no-untyped-def]
+    def flaky(store, interp, decision, st, lot_id, prev):  # type: ignore[no-untyped-def]
         if interp.serial == "BOOM":
             store.put_serial(interp.gtin, "HALF", None, "in_stock", "", 0.0)  # half-done work
             raise RuntimeError("bug")
-        return real(store, interp, decision, st, lot_id)
+        return real(store, interp, decision, st, lot_id, prev)
 
     monkeypatch.setattr(h.processor, "_apply", flaky)
     codes = [f"]d20109506000134369 21S{i}".replace(" ", "") for i in range(50)]
