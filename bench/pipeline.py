@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config import parse_config
 from gateway.daemon import Gateway
-from gateway.pipeline import Outcome
+from gateway.outcome import Outcome
 
 GTIN = "09506000134369"
 LOT_GTIN = "09506000134352"

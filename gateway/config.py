@@ -24,8 +24,8 @@ from pydantic import (
 from drivers.printers.config import PrinterConfig
 from drivers.scanners.config import ScannerConfig
 from gateway.feedback import FeedbackConfig
-from gateway.gates import GateConfig
 from gateway.metrics import MetricsConfig
+from gateway.rules.gates import GateConfig
 
 BizStep = Literal[
     "receiving",

@@ -18,11 +18,9 @@ from typing import Any
 
 from drivers.scanners.types import DeviceStatus, RawScan
 from gateway import __version__
-from gateway.cache_import import cache_is_empty, import_csv
 from gateway.clock import ClockStatus
 from gateway.config import GatewayConfig, config_hash, load_config
 from gateway.feedback import Feedback, make_gpio
-from gateway.gates import Gate, GateAssembler, GateWorker, NoReadStats
 from gateway.metrics import (
     DeviceBoard,
     Figures,
@@ -33,10 +31,13 @@ from gateway.metrics import (
     scanner_state,
     start_prometheus,
 )
-from gateway.pipeline import Outcome, ScanProcessor
-from gateway.publisher import Publisher, StatusMessage
-from gateway.publisher_process import RemotePublisher
+from gateway.mqtt.publisher import Publisher, StatusMessage
+from gateway.mqtt.publisher_process import RemotePublisher
+from gateway.outcome import Outcome
+from gateway.pipeline import ScanProcessor
 from gateway.readers import make_reader
+from gateway.rules.gates import Gate, GateAssembler, GateWorker, NoReadStats
+from gateway.store.cache_import import cache_is_empty, import_csv
 from gateway.store.db import open_database
 from gateway.store.hot import Checkpointer, HotStore
 from gateway.writer import Task, Writer
@@ -111,8 +112,8 @@ class Gateway:
                 on_message=self._on_message,
                 on_connected=self._on_connected,
             )
-            from gateway.cache_sync import CacheSync, publish_json
-            from gateway.commands import CommandHandler, paho_sender
+            from gateway.mqtt.commands import CommandHandler, paho_sender
+            from gateway.store.cache_sync import CacheSync, publish_json
 
             pub = publish_json(self.publisher.client)
             self.cache_sync = CacheSync(
@@ -463,7 +464,7 @@ class Gateway:
         """Switch a station's business step (runs in the writer, between scans)."""
         from dataclasses import replace
 
-        from gateway.commands import CommandRejected
+        from gateway.mqtt.commands import CommandRejected
 
         if station not in self.processor.stations:
             raise CommandRejected(f"unknown station {station!r}")
@@ -480,7 +481,7 @@ class Gateway:
         """Set (or, with an empty list, clear) a station's business transaction reference."""
         from dataclasses import replace
 
-        from gateway.commands import CommandRejected
+        from gateway.mqtt.commands import CommandRejected
 
         if station not in self.processor.stations:
             raise CommandRejected(f"unknown station {station!r}")
@@ -503,7 +504,7 @@ class Gateway:
         idempotency_key: str,
     ) -> int:
         """Queue a label through the durable print queue; returns the first job id."""
-        from gateway.commands import CommandRejected
+        from gateway.mqtt.commands import CommandRejected
         from gateway.print_queue import new_job_row
 
         name = printer or next(iter(self.cfg.printers), None)
@@ -539,7 +540,7 @@ class Gateway:
         self, job_id: str | None, event_id: str | None, printer: str | None, copies: int
     ) -> int:
         """Queue a reprint (a new job marked as one) of a job, or of an event's label."""
-        from gateway.commands import CommandRejected
+        from gateway.mqtt.commands import CommandRejected
         from gateway.print_queue import reprint as queue_reprint
 
         with self.engine.begin() as conn:
@@ -574,7 +575,7 @@ class Gateway:
 
     def reload_config(self) -> list[str]:
         """Re-read the config file and restart only what changed."""
-        from gateway.commands import CommandRejected
+        from gateway.mqtt.commands import CommandRejected
 
         if self.config_path is None:
             raise CommandRejected("the gateway was not started from a config file")

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drivers.scanners.escapes import make_visible
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Outcome
+    from gateway.outcome import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ import uuid6
 from drivers.scanners.escapes import make_visible
 from drivers.scanners.types import RawScan
 from gateway.config import GatewayConfig
-from gateway.decide import (
+from gateway.outcome import Outcome
+from gateway.print_queue import new_job_row
+from gateway.rules.decide import (
     INBOUND,
     OUTBOUND,
     SERIAL_STATE_AFTER,
@@ -32,43 +34,16 @@ from gateway.decide import (
     duplicate_decision,
     input_error_decision,
 )
-from gateway.gates import GS1_KINDS, Gate, merge_package, package_view
-from gateway.interpret import BarcodePattern, Interpretation, Interpreter
-from gateway.print_queue import new_job_row
-from gateway.station import StationState, apply_command, apply_location, toggle_pallet
+from gateway.rules.gates import GS1_KINDS, Gate, merge_package, package_view
+from gateway.rules.station import StationState, apply_command, apply_location, toggle_pallet
 from gateway.store.hot import HotStore
+from gs1.interpret import BarcodePattern, Interpretation, Interpreter
 from mqtt_topics.events import Item, build_alert, build_event
 from mqtt_topics.movements import MOVEMENTS
 from mqtt_topics.topics import GatewayTopics
 
 #: Movements that take stock from a location into the station's location.
 RELOCATE = frozenset({"putaway", "transfer", "pick"})
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What processing a scan produced; reported to the operator after commit."""
-
-    scan: RawScan
-    station: str
-    kind: str  # event | alert | control
-    verdict: str
-    reasons: tuple[Reason, ...]
-    summary: str
-    seq: int | None = None
-    event_id: str | None = None
-    interpretation: Interpretation | None = None
-    movement: str | None = None
-    print_job: str | None = None  # printer name when a label job was queued
-
-    def line(self) -> str:
-        """One plain-words log line for this scan."""
-        head = f"{self.verdict.upper():6} {self.station}"
-        why = "; ".join(f"{r.code}: {r.message}" for r in self.reasons)
-        seq = f" seq={self.seq}" if self.seq is not None else ""
-        tail = f" — {why}" if why else ""
-        # barcode data is untrusted: control characters never reach the log raw
-        return make_visible(f"{head} {self.summary}{tail}{seq}")
 
 
 @dataclass

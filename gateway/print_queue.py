@@ -22,13 +22,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from drivers.printers.gs1 import EncodeError
 from drivers.printers.printer import Printer
 from drivers.printers.status import PrinterStatus
 from drivers.printers.templates import TemplateError, TemplateSet, fill, load_templates
 from drivers.printers.transport import TransportError, backoff_delays
 from drivers.scanners.types import DeviceState, DeviceStatus, StatusSink
 from gateway.store.schema import print_jobs
+from gs1.encode import EncodeError
 
 log = logging.getLogger(__name__)
 STATES = ("queued", "sending", "sent", "confirmed", "held", "failed", "unknown")

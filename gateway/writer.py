@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from drivers.scanners.types import RawScan
-from gateway.decide import Decision, Reason
-from gateway.gates import Gate
-from gateway.pipeline import Outcome, ScanProcessor
+from gateway.outcome import Outcome
+from gateway.pipeline import ScanProcessor
+from gateway.rules.decide import Decision, Reason
+from gateway.rules.gates import Gate
 from gateway.store.hot import HotStore, connect
 
 log = logging.getLogger(__name__)

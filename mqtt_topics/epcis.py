@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from gs1.keys import is_valid_gln
+from gs1.uris import class_uri, gln_uri, party_uri, sgtin_uri, sscc_uri
 from mqtt_topics.events import EVENT_SCHEMA, format_time
-from mqtt_topics.gs1 import class_uri, gln_uri, is_valid_gln, party_uri, sgtin_uri, sscc_uri
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 #: JSON-LD prefix of traceway's extension fields (``tw:seq``, ``tw:gatewayID``, …).

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from gs1.keys import check_digit
 from mqtt_topics.cache import build_ack, build_cache_version, build_resync_request
 from mqtt_topics.commands import build_command, build_reply, parse_command
 from mqtt_topics.events import Item, build_alert, build_event
-from mqtt_topics.gs1 import check_digit
 from mqtt_topics.movements import spec_for
 from mqtt_topics.status import build_birth, build_device_status, build_metrics
 

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from mqtt_topics.gs1 import is_valid_gln, is_valid_gtin, is_valid_sscc
+from gs1.keys import is_valid_gln, is_valid_gtin, is_valid_sscc
 
 SCHEMA_ID_PREFIX = "urn:traceway:schema:"
 

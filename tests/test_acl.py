@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import BrokerConfig, TlsConfig
-from gateway.tls import configure_client, tls_context
+from gateway.mqtt.tls import configure_client, tls_context
 from tests.conftest import Broker, free_port
 from tests.tls_util import Pki, issue, make_pki, run_as_self
 
@@ -135,7 +135,7 @@ class Client:
 def _client(
     ab: AclBroker, user: str | None = None, *, cert: bool = False, password: str | None = None
 ) -> Client:
-    """Connect through gateway.tls (the code the daemon uses); raise if refused."""
+    """Connect through gateway.mqtt.tls (the code the daemon uses); raise if refused."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     box = Client(c)
     connected: list[ReasonCode] = []

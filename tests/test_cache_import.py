@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cache_import import ImportError_, import_csv, normalize_gtin
+from gateway.store.cache_import import ImportError_, import_csv, normalize_gtin
 from gateway.store.db import open_database
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from drivers.scanners.types import RawScan
-from gateway.cache_import import import_csv
-from gateway.cache_sync import (
+from gateway.outcome import Outcome
+from gateway.store.cache_import import import_csv
+from gateway.store.cache_sync import (
     Apply,
     CacheSync,
     Gap,
@@ -32,7 +33,6 @@ from gateway.cache_sync import (
     plan_delta,
     publish_json,
 )
-from gateway.pipeline import Outcome
 from gateway.store.db import open_database
 from gateway.store.hot import HotStore, connect
 from mqtt_topics.cache import validate_delta, validate_snapshot

@@ -10,9 +10,9 @@ import pytest
 from drivers.scanners.evdev_reader import InputDeviceInfo
 from drivers.scanners.hidpos_reader import HidrawInfo
 from drivers.scanners.types import RawScan
-from gateway import cli_devices
+from gateway.cli import devices as cli_devices
 from gateway.cli import main
-from gateway.cli_devices import (
+from gateway.cli.devices import (
     Inventory,
     SerialPort,
     UsbPrinter,
@@ -43,7 +43,7 @@ def test_scan_test_offline_us(capsys: pytest.CaptureFixture[str]) -> None:
     assert row["symbology"] == "]C1"
     assert set(row) >= {"text", "symbology", "interpretation"}
     interp = row["interpretation"]
-    if interp is not None:  # gateway.interpret present
+    if interp is not None:  # gs1.interpret present
         assert isinstance(interp, dict) and interp["gtin"] == "09501101530003"
 
 
@@ -204,7 +204,7 @@ def test_interpretation_fallback_when_module_missing(monkeypatch: pytest.MonkeyP
     real_import = builtins.__import__
 
     def fake_import(name: str, *args: object, **kw: object) -> object:
-        if name == "gateway.interpret":
+        if name == "gs1.interpret":
             raise ImportError(name)
         return real_import(name, *args, **kw)  # type: ignore[arg-type]
 

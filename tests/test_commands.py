@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.commands import CommandHandler, CommandRejected, Reply, paho_sender
+from gateway.mqtt.commands import CommandHandler, CommandRejected, Reply, paho_sender
 from mqtt_topics.commands import build_command
 from mqtt_topics.topics import GatewayTopics
 from mqtt_topics.validation import validate

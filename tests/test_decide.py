@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from gateway.decide import (
+from gateway.rules.decide import (
     CacheView,
     LotInfo,
     ProductInfo,
@@ -17,7 +17,7 @@ from gateway.decide import (
     fefo_pick,
     input_error_decision,
 )
-from gateway.interpret import interpret
+from gs1.interpret import interpret
 
 TODAY = date(2026, 11, 21)
 GTIN = "09506000134352"
@@ -77,7 +77,7 @@ def test_unknown_barcode() -> None:
 
 
 def test_location_is_not_an_item() -> None:
-    from gateway.interpret import BarcodePattern
+    from gs1.interpret import BarcodePattern
 
     i = interpret("LOC-A1", [BarcodePattern("location", r"LOC-(?P<value>.+)")])
     d = decide(i, st(), CacheView(), TODAY)

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator, FormatChecker
 
 from gateway.cli import main
+from gs1.keys import is_valid_gln, is_valid_gtin, is_valid_sscc
+from gs1.uris import encode, sgtin_uri, uri_ais
 from mqtt_topics.epcis import (
     EpcisExportError,
     party_or_location_uri,
@@ -27,14 +29,6 @@ from mqtt_topics.examples import (
     example_id,
     example_payloads,
     scripted_day,
-)
-from mqtt_topics.gs1 import (
-    encode,
-    is_valid_gln,
-    is_valid_gtin,
-    is_valid_sscc,
-    parse_digital_link,
-    sgtin_uri,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +134,7 @@ def test_gs1_keys_in_output_have_valid_check_digits(day_doc: dict[str, Any]) -> 
     assert len(links) > 20
     seen = set()
     for link in links:
-        keys = parse_digital_link(link)
+        keys = uri_ais(link)
         for ai, check in (
             ("01", is_valid_gtin),
             ("00", is_valid_sscc),
@@ -154,7 +148,7 @@ def test_gs1_keys_in_output_have_valid_check_digits(day_doc: dict[str, Any]) -> 
 
 
 def test_check_digit_test_can_fail() -> None:
-    assert not is_valid_gtin(parse_digital_link("https://id.gs1.org/01/09506000134353/21/1")["01"])
+    assert not is_valid_gtin(uri_ais("https://id.gs1.org/01/09506000134353/21/1")["01"])
 
 
 def test_identifiers(day_doc: dict[str, Any]) -> None:
@@ -283,7 +277,7 @@ CSET82 = st.text(
 @given(CSET82)
 def test_digital_link_round_trip(serial: str) -> None:
     uri = sgtin_uri("09506000134352", serial)
-    assert parse_digital_link(uri) == {"01": "09506000134352", "21": serial}
+    assert uri_ais(uri) == {"01": "09506000134352", "21": serial}
     assert all(c.isalnum() or c in "-._~%" for c in encode(serial))
     assert FormatChecker().conforms(uri, "uri")
 

@@ -829,7 +829,8 @@ def test_failed_group_reports_every_scan(tmp_path: Path) -> None:
     """A group that fails at its 2nd scan: all 3 scans are reported, none is silently lost."""
     from drivers.scanners.types import RawScan
     from gateway.config import parse_config
-    from gateway.pipeline import Outcome, ScanProcessor
+    from gateway.outcome import Outcome
+    from gateway.pipeline import ScanProcessor
     from gateway.store.db import open_database
     from gateway.store.hot import HotStore
     from gateway.writer import Writer

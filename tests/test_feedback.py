@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from drivers.scanners.types import RawScan
-from gateway.decide import Reason
 from gateway.feedback import (
     Feedback,
     FeedbackConfig,
@@ -31,7 +30,8 @@ from gateway.feedback import (
     make_gpio,
     verdict_topic,
 )
-from gateway.pipeline import Outcome
+from gateway.outcome import Outcome
+from gateway.rules.decide import Reason
 
 GS = "\x1d"
 ROOT = "traceway/v1/site1/gw1"

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from drivers.printers.gs1 import EncodeError
 from drivers.printers.templates import (
     Template,
     TemplateError,
@@ -29,7 +28,10 @@ from drivers.printers.templates import (
     recall_format,
 )
 from drivers.scanners.types import RawScan
-from gateway.decide import (
+from gateway.feedback import console_line
+from gateway.outcome import Outcome
+from gateway.pipeline import describe, label_fields
+from gateway.rules.decide import (
     CacheView,
     Decision,
     LotInfo,
@@ -38,9 +40,8 @@ from gateway.decide import (
     StationRules,
     decide,
 )
-from gateway.feedback import console_line
-from gateway.interpret import BarcodePattern, Interpreter, interpret
-from gateway.pipeline import Outcome, describe, label_fields
+from gs1.encode import EncodeError
+from gs1.interpret import BarcodePattern, Interpreter, interpret
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 11, 21)
@@ -292,9 +293,9 @@ class PipelineHarness:
     def __init__(self, tmp: Path) -> None:
         import threading
 
-        from gateway.cache_import import import_csv
         from gateway.config import parse_config
         from gateway.pipeline import ScanProcessor
+        from gateway.store.cache_import import import_csv
         from gateway.store.db import open_database
         from gateway.writer import Writer
 

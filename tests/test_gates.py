@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from drivers.scanners.types import RawScan
-from gateway.gates import (
+from gateway.rules.gates import (
     Gate,
     GateAssembler,
     GateConfig,
@@ -26,7 +26,7 @@ from gateway.gates import (
     package_errors,
     package_view,
 )
-from gateway.interpret import Interpretation, interpret
+from gs1.interpret import Interpretation, interpret
 
 TODAY = date(2025, 6, 1)
 SSCC = "]C100395123450000000017"

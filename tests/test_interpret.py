@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from gateway.interpret import BarcodePattern, Interpretation, interpret
+from gs1.interpret import BarcodePattern, Interpretation, interpret
 
 TODAY = date(2025, 6, 1)
 GS = "\x1d"

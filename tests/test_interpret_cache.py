@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from gateway.gs1_dates import century_year, parse_yymmdd, valid_hhmm
-from gateway.interpret import BarcodePattern, Interpreter, interpret
+from gs1.dates import century_year, parse_yymmdd, valid_hhmm
+from gs1.interpret import BarcodePattern, Interpreter, interpret
 
 D1, D2 = date(2025, 6, 1), date(2025, 6, 2)
 CODE = "]C10109506000134352172012251" + "0ABC123"

@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.interpret import BarcodePattern, Interpretation, interpret
+from gs1.interpret import BarcodePattern, Interpretation, interpret
 
 CODES = {
     "empty", "unparseable", "not_gs1", "check_digit", "invalid_date",

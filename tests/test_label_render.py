@@ -11,8 +11,8 @@ zplkit = pytest.importorskip("zplkit")
 zxingcpp = pytest.importorskip("zxingcpp")
 from PIL import Image  # noqa: E402
 
-from drivers.printers.gs1 import Element, element_string  # noqa: E402
 from drivers.printers.templates import download_format, fill, load_templates, recall_format  # noqa: E402
+from gs1.encode import Element, element_string  # noqa: E402
 
 TEMPLATES = load_templates()
 VALUES = {
@@ -54,7 +54,7 @@ def expected(name: str, dpi: int, size: str) -> set[tuple[str, str]]:
     t = TEMPLATES.get(name, dpi, size)
     fmap = {f.name: f for f in t.fields}
     vals = {k: v for k, v in VALUES[name].items()}
-    from drivers.printers.gs1 import normalise
+    from gs1.encode import normalise
 
     out = set()
     for s in t.slots:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from drivers.scanners.types import RawScan
-from gateway.cache_import import import_csv
 from gateway.config import GatewayConfig, parse_config
-from gateway.pipeline import Outcome, ScanProcessor
+from gateway.outcome import Outcome
+from gateway.pipeline import ScanProcessor
+from gateway.store.cache_import import import_csv
 from gateway.store.db import open_database
 from gateway.writer import Task, Writer
 from mqtt_topics.validation import validate

@@ -10,7 +10,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import BrokerConfig
-from gateway.publisher import Publisher
+from gateway.mqtt.publisher import Publisher
 from gateway.store.db import open_database
 from gateway.store.hot import HotStore, connect
 

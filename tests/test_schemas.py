@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
+from gs1.keys import check_digit, is_valid_gln, is_valid_gtin, is_valid_sscc
 from mqtt_topics.events import build_alert, build_event
 from mqtt_topics.examples import (
     GATEWAY,
@@ -24,7 +25,6 @@ from mqtt_topics.examples import (
     scripted_day,
     with_check_digit,
 )
-from mqtt_topics.gs1 import check_digit, is_valid_gln, is_valid_gtin, is_valid_sscc
 from mqtt_topics.status import build_birth, build_device_status, build_metrics, build_offline
 from mqtt_topics.topics import TOPICS, GatewayTopics, spec_for_topic, topic_filter
 from mqtt_topics.validation import load_schema, schema_names, validate

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser
+from gateway.cli.main import build_parser
 from gateway.config import StorageConfig
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"

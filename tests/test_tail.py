@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.cli_tail import check, format_line
+from gateway.cli.tail import check, format_line
 from mqtt_topics.examples import example_payloads, scripted_day
 from mqtt_topics.topics import GatewayTopics
 from tests.conftest import Broker, free_port

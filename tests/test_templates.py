@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.printers.gs1 import EncodeError
 from drivers.printers.templates import BUILTIN_DIR, TemplateError, fill, load_dir, load_templates
+from gs1.encode import EncodeError
 
 LOT = {"gtin": "09501101530003", "lot": "A1", "expiry": "2027-01-31"}
 

@@ -1,4 +1,4 @@
-"""gateway.tls against a private mosquitto with TLS listeners on 127.0.0.1 (test-time PKI)."""
+"""gateway.mqtt.tls against a private mosquitto with TLS listeners on 127.0.0.1 (test-time PKI)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import BrokerConfig, TlsConfig
-from gateway.tls import TlsError, configure_client, is_loopback, tls_context
+from gateway.mqtt.tls import TlsError, configure_client, is_loopback, tls_context
 from tests.conftest import Broker, free_port, make_broker
 from tests.tls_util import Pki, listener_conf, make_pki, run_as_self
 

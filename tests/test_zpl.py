@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.printers.gs1 import (
-    CSET82,
+from drivers.printers.zpl import escape_text, gs1_128, gs1_datamatrix
+from gs1.encode import (
+    CSET82_CHARS,
     Element,
     EncodeError,
     check_digit,
@@ -15,7 +16,6 @@ from drivers.printers.gs1 import (
     normalise,
     validate_pairs,
 )
-from drivers.printers.zpl import escape_text, gs1_128, gs1_datamatrix
 
 
 @given(st.text())
@@ -43,10 +43,14 @@ def test_check_digit_and_normalise() -> None:
     for ai, bad, why in [
         ("01", "09501101530004", "check digit"),
         ("10", "A^B", "character set"),
-        ("10", "A" * 21, "21 characters"),
-        ("17", "2027-13-01", "valid date"),
-        ("30", "12a", "digits"),
-        ("99", "x", "not supported"),
+        ("10", "A" * 21, "format N2\\+X\\.\\.20"),
+        ("17", "2027-13-01", "not a calendar date"),
+        ("17", "2031-02-30", "not a calendar date"),
+        ("17", "270229", "not a valid date"),
+        ("17", "270431", "not a valid date"),
+        ("17", "2090-01-01", "reads it as 1990-01-01"),
+        ("30", "12a", "format N2\\+N\\.\\.8"),
+        ("23", "x", "not a GS1 application identifier"),
     ]:
         with pytest.raises(EncodeError, match=why):
             normalise(ai, bad, "f")
@@ -73,7 +77,7 @@ def test_gs1_128_encodation() -> None:
     assert gs1_128([Element("00", "376104250021234569")]).data == ">;>800376104250021234569"
 
 
-@given(st.text(alphabet=sorted(CSET82), min_size=1, max_size=20))
+@given(st.text(alphabet=sorted(CSET82_CHARS), min_size=1, max_size=20))
 def test_datamatrix_escapes_underscore(lot: str) -> None:
     data = gs1_datamatrix([Element("01", "09501101530003"), Element("10", lot), Element("30", "1")])
     assert data.startswith("_1")

@@ -4,7 +4,7 @@ A template ``NAME`` is ``NAME.toml`` (fields and what each ``^FN`` slot shows) a
 ZPL file per variant, ``NAME_<dpi>_<size>.zpl`` (e.g. ``lot_203_4x6.zpl``). Built-ins
 live in ``drivers/printers/labels/``; a site directory (``config/labels/``) may add
 templates or override built-ins. Filling is pure: it validates and escapes every
-value and raises :class:`~drivers.printers.gs1.EncodeError` for data that cannot be
+value and raises :class:`~gs1.encode.EncodeError` for data that cannot be
 printed correctly.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from drivers.printers.gs1 import Element, EncodeError, hri, normalise, validate_pairs
 from drivers.printers.zpl import DM_ESCAPE, code128_fits, gs1_128, gs1_datamatrix, text_field
+from gs1.encode import Element, EncodeError, check_label, hri, normalise
 
 SlotKind = Literal["text", "hri", "gs1-128", "datamatrix"]
 SIZES: dict[str, tuple[float, float]] = {"4x6": (4.0, 6.0), "4x2": (4.0, 2.0)}
@@ -317,7 +317,8 @@ def slot_data(t: Template, values: Mapping[str, str]) -> dict[int, str | None]:
     """Field data command (``^FH\\^FD…`` / ``^FD…``) per ``^FN`` slot; None leaves a slot empty."""
     vals = _check_values(t, values)
     by_name = {f.name: f for f in t.fields}
-    validate_pairs([Element(str(f.ai), vals[f.name]) for f in t.fields if f.ai and f.name in vals])
+    # The label's GS1 data as a whole must read back cleanly with the reader's rules.
+    check_label([Element(str(f.ai), vals[f.name]) for f in t.fields if f.ai and f.name in vals])
     out: dict[int, str | None] = {}
     for s in t.slots:
         if s.kind == "text":

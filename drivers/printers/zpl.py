@@ -1,7 +1,7 @@
 """ZPL building blocks: safe text field data and GS1 barcode encodation.
 
 Pure functions, no I/O. Text goes through ``^FH\\`` hex escapes so field data can
-never become a command; GS1 data is validated (see :mod:`drivers.printers.gs1`)
+never become a command; GS1 data is validated (see :mod:`gs1.encode`)
 and encoded with FNC1 in the right places for ``^BC`` (GS1-128) and ``^BX``
 (GS1 DataMatrix with ``_`` as the escape character).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from drivers.printers.gs1 import Element, EncodeError
+from gs1.encode import Element, EncodeError
 
 #: The escape character given to ``^BX`` (7th parameter). Never used with ``^FH``.
 DM_ESCAPE = "_"
@@ -60,7 +60,7 @@ _FNC1 = None  # token for FNC1 in the token list
 def _tokens(elements: Sequence[Element]) -> list[str | None]:
     toks: list[str | None] = [_FNC1]
     for i, e in enumerate(elements):
-        toks.extend(e.ai + e.data)
+        toks.extend(e.ai + e.value)
         if not e.fixed and i < len(elements) - 1:
             toks.append(_FNC1)
     return toks
@@ -131,7 +131,7 @@ def gs1_datamatrix(elements: Sequence[Element]) -> str:
         raise EncodeError("GS1 DataMatrix: no elements")
     out = ["_1"]
     for i, e in enumerate(elements):
-        out.append((e.ai + e.data).replace(DM_ESCAPE, DM_ESCAPE * 2))
+        out.append((e.ai + e.value).replace(DM_ESCAPE, DM_ESCAPE * 2))
         if not e.fixed and i < len(elements) - 1:
             out.append("_1")
     return "".join(out)

@@ -22,9 +22,7 @@ class DatabaseError(Exception):
 
 def _alembic_config() -> Config:
     cfg = Config()
-    cfg.set_main_option(
-        "script_location", str(Path(__file__).resolve().parent.parent / "migrations")
-    )
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
     return cfg
 
 

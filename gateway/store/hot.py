@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from gateway.decide import LotInfo, ProductInfo, SerialInfo
+from gateway.rules.decide import LotInfo, ProductInfo, SerialInfo
 
 
 def connect(

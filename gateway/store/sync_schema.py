@@ -5,7 +5,7 @@
   hold, the serial's state before the hold so it can be restored.
 - ``sync_recalls``: one row per recalled lot; ``lot = ''`` recalls every lot of the GTIN.
 
-``lots.status`` is derived from these (see ``gateway.cache_sync``); the trigger
+``lots.status`` is derived from these (see ``gateway.store.cache_sync``); the trigger
 ``trg_lots_sync_blocks`` applies GTIN-wide holds/recalls to lots created later.
 """
 

@@ -1,4 +1,4 @@
-"""The ``traceway`` command line. Sub-commands live in small ``cli_*`` modules.
+"""The ``traceway`` command line. One module per sub-command in this package.
 
 A config error (exit 2) or an unusable database (exit 3) raised by any sub-command
 is reported here, once, with the file and what is wrong.
@@ -15,14 +15,14 @@ from gateway import __version__
 
 #: Modules that each provide ``register(subparsers)``; a sub-command sets ``func(args) -> int``.
 COMMAND_MODULES = (
-    "gateway.cli_run",
-    "gateway.cli_parse",
-    "gateway.cli_cache",
-    "gateway.cli_outbox",
-    "gateway.cli_devices",
-    "gateway.cli_printing",
-    "gateway.cli_epcis",
-    "gateway.cli_tail",
+    "gateway.cli.run",
+    "gateway.cli.parse",
+    "gateway.cli.cache",
+    "gateway.cli.outbox",
+    "gateway.cli.devices",
+    "gateway.cli.printing",
+    "gateway.cli.epcis",
+    "gateway.cli.tail",
 )
 
 
@@ -53,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from gateway.config import ConfigError
+    from gateway.mqtt.tls import TlsError
     from gateway.store.db import DatabaseError
-    from gateway.tls import TlsError
 
     try:
         return int(func(args))

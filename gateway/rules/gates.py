@@ -40,8 +40,8 @@ from dataclasses import dataclass, field, replace
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.scanners.types import RawScan
-from gateway.gs1_rules import Element, pairing_errors
-from gateway.interpret import Interpretation, Kind
+from gs1.interpret import Interpretation, Kind
+from gs1.rules import Element, pairing_errors
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """GS1 element rules: AI formats, dates, check digits and AI pairing (per barcode).
 
 Every function here is pure. Errors are ``"code: message"`` strings; the codes are
-listed in :mod:`gateway.interpret`.
+listed in :mod:`gs1.interpret`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from datetime import date
 from functools import cache
 
 from biip import ParseError
-from biip.checksums import gs1_standard_check_digit
 from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 
-from gateway.gs1_dates import parse_yymmdd, valid_hhmm
+from gs1.dates import parse_yymmdd, valid_hhmm
+from gs1.keys import check_digit
 
 GS = "\x1d"
 
@@ -96,6 +96,11 @@ class Element:
     value: str
     date: date | None = None
 
+    @property
+    def fixed(self) -> bool:
+        """True when no GS separator is needed after this element (predefined length)."""
+        return self.ai[:2] in PREDEFINED_LENGTH
+
 
 @cache
 def ai_info(ai: str) -> GS1ApplicationIdentifier | None:
@@ -139,7 +144,7 @@ def check_digit_error(label: str, digits: str) -> str | None:
     """``check_digit`` error for a mod-10 number with a wrong last digit, else None."""
     if not digits.isascii() or not digits.isdigit() or len(digits) < 2:
         return None
-    want = gs1_standard_check_digit(digits[:-1])
+    want = check_digit(digits[:-1])
     if int(digits[-1]) == want:
         return None
     return f"check_digit: {label} {digits} check digit should be {want}"

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
-from gateway.interpret import Interpretation
+from gs1.interpret import Interpretation
 from mqtt_topics.movements import STEP_MOVEMENT
 
 Verdict = Literal["accept", "warn", "reject"]

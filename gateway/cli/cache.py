@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from gateway.cache_import import ImportError_, import_csv
+    from gateway.store.cache_import import ImportError_, import_csv
     from gateway.store.db import open_database
 
     if not (args.products or args.lots or args.serials):

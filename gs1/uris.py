@@ -1,44 +1,13 @@
-"""GS1 keys: check digits and GS1 Digital Link URIs (no company-prefix length needed)."""
+"""GS1 Digital Link URIs built from keys (for EPCIS); no company-prefix length needed.
+
+Reading a scanned Digital Link (with every check) is :mod:`gs1.digital_link`.
+"""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote, unquote
 
 DL_BASE = "https://id.gs1.org"
-
-_DIGITS = re.compile(r"^\d+$")
-#: GS1 AI encodable character set 82 (serials, lots, GLN extensions).
-CSET82 = re.compile(r"^[!\"%-?A-Z_a-z]{1,20}$")
-
-
-def check_digit(body: str) -> int:
-    """The GS1 mod-10 check digit for ``body`` (all digits but the last)."""
-    if not _DIGITS.match(body):
-        raise ValueError(f"not digits: {body!r}")
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        total += int(ch) * (3 if i % 2 == 0 else 1)
-    return (10 - total % 10) % 10
-
-
-def _valid(key: str, length: int) -> bool:
-    return len(key) == length and bool(_DIGITS.match(key)) and check_digit(key[:-1]) == int(key[-1])
-
-
-def is_valid_gtin(gtin: str) -> bool:
-    """True for a 14-digit GTIN with a correct check digit."""
-    return _valid(gtin, 14)
-
-
-def is_valid_sscc(sscc: str) -> bool:
-    """True for an 18-digit SSCC with a correct check digit."""
-    return _valid(sscc, 18)
-
-
-def is_valid_gln(gln: str) -> bool:
-    """True for a 13-digit GLN with a correct check digit."""
-    return _valid(gln, 13)
 
 
 def encode(value: str) -> str:
@@ -75,8 +44,8 @@ def party_uri(gln: str) -> str:
     return f"{DL_BASE}/417/{gln}"
 
 
-def parse_digital_link(uri: str) -> dict[str, str]:
-    """The AI → value pairs of a Digital Link path on ``id.gs1.org`` (values decoded)."""
+def uri_ais(uri: str) -> dict[str, str]:
+    """The AI -> value pairs of a URI built here (``id.gs1.org`` paths, values decoded)."""
     if not uri.startswith(DL_BASE + "/"):
         raise ValueError(f"not a GS1 Digital Link on id.gs1.org: {uri!r}")
     parts = uri[len(DL_BASE) + 1 :].split("/")

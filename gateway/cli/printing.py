@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from drivers.printers.gs1 import EncodeError
 from drivers.printers.templates import DPIS, SIZES, TemplateError, fill, load_templates
+from gs1.encode import EncodeError
 
 
 def _fields(items: list[str]) -> dict[str, str]:

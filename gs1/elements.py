@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from gateway.gs1_rules import (
+from gs1.rules import (
     CHECK_DIGITS,
     DATE_AIS,
     GS,

@@ -34,7 +34,7 @@ Error codes (``"code: message"``):
 - ``invalid_ai``: unknown AI, value not matching the AI format, wrong length.
 - ``pairing``: a required AI missing (e.g. (21) without (01)), AIs that exclude each
   other (e.g. (01) with (02)), or one AI twice with different values. Checked per barcode
-  (see :mod:`gateway.gs1_rules`).
+  (see :mod:`gs1.rules`).
 - ``digital_link``: malformed Digital Link URI (no primary key, bad qualifier order...).
 - ``internal``: a bug in this module (never expected; the input is reported, not raised).
 
@@ -58,9 +58,9 @@ from typing import Any, Literal
 from biip import ParseError
 from biip.upc import Upc
 
-from gateway.gs1_digital_link import looks_like_digital_link, parse_digital_link
-from gateway.gs1_elements import Parsed, looks_like_hri, parse_element_string, parse_hri
-from gateway.gs1_rules import Element, check_digit_error
+from gs1.digital_link import looks_like_digital_link, parse_digital_link
+from gs1.elements import Parsed, looks_like_hri, parse_element_string, parse_hri
+from gs1.rules import Element, check_digit_error
 
 Kind = Literal["gs1", "gtin", "sscc", "digital_link", "location", "command", "unknown"]
 

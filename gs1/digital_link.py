@@ -10,8 +10,8 @@ import re
 from datetime import date
 from urllib.parse import unquote, urlsplit
 
-from gateway.gs1_elements import Parsed
-from gateway.gs1_rules import Element, ai_info, pairing_errors, validate_element
+from gs1.elements import Parsed
+from gs1.rules import Element, ai_info, pairing_errors, validate_element
 
 #: Primary key AI -> qualifier AIs allowed after it in the path, in this order.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {

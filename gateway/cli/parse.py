@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from drivers.scanners.escapes import EscapeError, unescape
-from gateway.interpret import BarcodePattern, Interpreter
+from gs1.interpret import BarcodePattern, Interpreter
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -6,7 +6,7 @@ publisher reads the outbox itself (SQLite WAL readers never block the writer) an
 writer keeps a core. The parent keeps the single-writer rule: the child sends PUBACKed
 ``seq`` numbers back over a pipe and the parent's writer marks them.
 
-``RemotePublisher`` has the interface of :class:`gateway.publisher.Publisher` that the
+``RemotePublisher`` has the interface of :class:`gateway.mqtt.publisher.Publisher` that the
 daemon uses. Messages over the pipe are small tuples:
 
 parent → child: ``("wake",)``, ``("pub", topic, payload, qos, retain, props)``,
@@ -34,7 +34,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from gateway.config import BrokerConfig
-from gateway.publisher import Publisher, PublisherStats, StatusMessage
+from gateway.mqtt.publisher import Publisher, PublisherStats, StatusMessage
 
 log = logging.getLogger(__name__)
 

@@ -84,9 +84,9 @@ def symbology_of(text: str) -> str | None:
 
 
 def interpretation_of(text: str, patterns: Sequence[Any] = ()) -> dict[str, Any] | None:
-    """``gateway.interpret.interpret(text).to_json()``; None if that module is not available."""
+    """``gs1.interpret.interpret(text).to_json()``; None if that module is not available."""
     try:
-        from gateway.interpret import interpret
+        from gs1.interpret import interpret
     except ImportError:
         return None
     try:
@@ -345,7 +345,7 @@ def _offline(args: argparse.Namespace, patterns: Sequence[Any]) -> int:
 
 def _patterns(cfg: Any) -> list[Any]:
     try:
-        from gateway.interpret import BarcodePattern
+        from gs1.interpret import BarcodePattern
     except ImportError:
         return []
     return [BarcodePattern(p.kind, p.regex, p.name) for p in getattr(cfg, "patterns", [])]

@@ -117,7 +117,7 @@ class Publisher:
             min_delay=int(max(1, self.cfg.reconnect_min_delay)),
             max_delay=int(max(1, self.cfg.reconnect_max_delay)),
         )
-        from gateway.tls import configure_client
+        from gateway.mqtt.tls import configure_client
 
         configure_client(c, self.cfg)  # TLS (verified) and credentials; no plaintext fallback
         if will is not None:
