@@ -41,6 +41,8 @@ BizStep = Literal[
     "cycle_counting",
     "returning",
     "inspecting",
+    "releasing",
+    "transferring",
 ]
 #: The station steps, in the order above.
 BIZ_STEPS: tuple[str, ...] = get_args(BizStep)
@@ -153,6 +155,9 @@ class StorageConfig(_Strict):
     keep_published_hours: float = Field(
         default=168.0, ge=0, description="Published events are deleted after this many hours."
     )
+    history_days: float = Field(
+        default=90, ge=0, description="Local movement history kept for `traceway trace`."
+    )
     max_size_mb: int = Field(
         default=0,
         ge=0,
@@ -176,10 +181,35 @@ class StationConfig(_Strict):
     unknown_gtin: Policy = "reject"
     fefo: Policy = "warn"
     near_expiry: Policy = "warn"
-    duplicate_window: float = Field(default=5.0, ge=0, description="Seconds.")
+    duplicate_window: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds: a serial or SSCC scanned again within it is a duplicate.",
+    )
+    case_debounce: float = Field(
+        default=0.5,
+        ge=0,
+        le=1.0,
+        description="Seconds: an identical non-serialised label within it is a double trigger; "
+        "after it, it is another case and counts.",
+    )
     default_quantity: int = Field(default=1, ge=1)
-    destination: str = ""
-    source: str = ""
+    destination: str = Field(
+        default="",
+        description="Shipments: the receiving party (GLN or id); other moves: a location.",
+    )
+    source: str = Field(
+        default="",
+        description="Receipts: the supplying party (GLN or id); other moves: the location "
+        "stock is taken from.",
+    )
+    quarantine_location: str = Field(
+        default="QUARANTINE", description="Where returns go; not pickable until released."
+    )
+    insufficient_stock: Literal["reject", "warn"] = Field(
+        default="reject",
+        description="A move of more than the source holds: reject, or move what is there.",
+    )
     print_on_accept: str = Field(default="", description="Template to print on accepted scans.")
     printer: str = Field(default="", description="Printer for print_on_accept.")
     gate: GateConfig = GateConfig()

@@ -403,12 +403,18 @@ class Gateway:
         """Delete published events older than ``storage.keep_published_hours`` (bounded disk)."""
         keep = self.cfg.storage.keep_published_hours * 3600
         cutoff = time.time() - keep
+        history_cutoff = time.time() - self.cfg.storage.history_days * 86400
 
         def prune(store: HotStore) -> int:
             cur = store.conn.execute(
                 "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE published_at "
                 "IS NOT NULL AND published_at < ? ORDER BY seq LIMIT 20000)",
                 (cutoff,),
+            )
+            store.conn.execute(  # the local history has its own retention (storage.history_days)
+                "DELETE FROM history WHERE id IN (SELECT id FROM history WHERE created_at < ? "
+                "ORDER BY id LIMIT 20000)",
+                (history_cutoff,),
             )
             return int(cur.rowcount)
 
@@ -485,15 +491,17 @@ class Gateway:
 
         if station not in self.processor.stations:
             raise CommandRejected(f"unknown station {station!r}")
-        tx = transactions[0] if transactions else None
+        tx: tuple[tuple[str, str], ...] = ()
+        for kind, ref in transactions:  # one per type; a later one of a type replaces it
+            tx = (*(t for t in tx if t[0] != kind), (kind, ref))
 
         def change(_store: HotStore) -> None:
             self.processor.stations[station] = replace(
-                self.processor.stations[station], transaction=tx
+                self.processor.stations[station], transactions=tx
             )
 
         self.writer.call(change)
-        log.info("station %s: transaction %s (command)", station, tx)
+        log.info("station %s: transactions %s (command)", station, list(tx) or "cleared")
 
     def print_label(
         self,

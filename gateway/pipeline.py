@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -20,8 +20,8 @@ from drivers.scanners.types import RawScan
 from gateway.config import GatewayConfig
 from gateway.outcome import Outcome
 from gateway.print_queue import new_job_row
+from gateway.rules.custody import LEAVES, CustodyContext
 from gateway.rules.decide import (
-    INBOUND,
     OUTBOUND,
     SERIAL_STATE_AFTER,
     CacheView,
@@ -39,11 +39,9 @@ from gateway.rules.station import StationState, apply_command, apply_location, t
 from gateway.store.hot import HotStore
 from gs1.interpret import BarcodePattern, Interpretation, Interpreter
 from mqtt_topics.events import Item, build_alert, build_event
+from mqtt_topics.events import Place as PlacePayload
 from mqtt_topics.movements import MOVEMENTS
 from mqtt_topics.topics import GatewayTopics
-
-#: Movements that take stock from a location into the station's location.
-RELOCATE = frozenset({"putaway", "transfer", "pick"})
 
 
 @dataclass
@@ -110,6 +108,11 @@ def describe(interp: Interpretation) -> str:
     return " ".join(parts) or make_visible(interp.input)[:60]
 
 
+def _quarantine_locations(cfg: GatewayConfig) -> frozenset[str]:
+    """Every station's quarantine location: goods there are not pickable until released."""
+    return frozenset(s.quarantine_location for s in cfg.stations.values() if s.quarantine_location)
+
+
 class ScanProcessor:
     """Per-gateway scan logic with the station states; used only by the writer thread."""
 
@@ -126,6 +129,7 @@ class ScanProcessor:
             [BarcodePattern(p.kind, p.regex, p.name) for p in cfg.patterns]
         )
         self.stations = {n: StationState.from_config(n, s) for n, s in cfg.stations.items()}
+        self.quarantine = _quarantine_locations(cfg)
         self.duplicates = DuplicateTracker()
         self.clock_synced = clock_synced
         self.today = today
@@ -266,6 +270,7 @@ class ScanProcessor:
     def reconfigure(self, cfg: GatewayConfig) -> None:
         """New stations/patterns after a config reload (called in the writer thread)."""
         self.cfg = cfg
+        self.quarantine = _quarantine_locations(cfg)
         self.interpreter = Interpreter(
             [BarcodePattern(p.kind, p.regex, p.name) for p in cfg.patterns]
         )
@@ -333,8 +338,16 @@ class ScanProcessor:
             return self._control(scan, station, interp)
         st = self.stations[station]
         st_cfg = self.cfg.stations[station]
-        if self.duplicates.check(station, scan.text, scan.monotonic, st_cfg.duplicate_window):
-            d = duplicate_decision(st_cfg.duplicate_window)
+        # Serials and pallets are unique: the same one again is a duplicate. Identical lot or
+        # product labels are different cases of it: only a double trigger is a duplicate.
+        unique = bool(interp.serial) or (interp.sscc is not None and interp.gtin is None)
+        window = (
+            st_cfg.duplicate_window
+            if unique
+            else min(st_cfg.duplicate_window, st_cfg.case_debounce)
+        )
+        if self.duplicates.check(station, scan.text, scan.monotonic, window):
+            d = duplicate_decision(window)
             return self.reject(store, scan, station, d, severity="info", interp=interp)
         if (
             interp.sscc
@@ -356,16 +369,26 @@ class ScanProcessor:
             fefo=st_cfg.fefo,
             near_expiry=st_cfg.near_expiry,
             default_quantity=st.next_quantity or st_cfg.default_quantity,
+            custody=CustodyContext(
+                location=st.location,
+                scanned_source=st.source_location,
+                source=st_cfg.source,
+                destination=st.destination or st_cfg.destination,
+                quarantine_location=st_cfg.quarantine_location,
+                insufficient_stock=st_cfg.insufficient_stock,
+            ),
+            quarantine=self.quarantine,
         )
-        view, lot_id = self._view(store, interp, st.step)
+        view, lot_id = self._view(store, interp, st)
         decision = decide(interp, rules, view, self.today())
+        if interp.gtin is not None:  # QTY:n and FROM:… apply to this one item scan
+            self.stations[station] = st.after_item()
         if decision.movement is None:
             return self.reject(store, scan, station, decision, interp=interp)
         self._apply(store, interp, decision, st, lot_id, view.serial)
         seq, eid = self._event(store, scan, station, st, interp, decision)
         printer = self._print_on_accept(store, station, interp, decision, view, eid)
-        if st.next_quantity is not None and interp.lot is not None:
-            self.stations[station] = replace(st, next_quantity=None)
+        counted = interp.gtin is not None and not interp.serial
         return Outcome(
             scan,
             station,
@@ -373,7 +396,7 @@ class ScanProcessor:
             decision.verdict,
             decision.reasons,
             f"{decision.movement} {describe(interp)}"
-            + (f" qty {decision.quantity}" if interp.lot and not interp.serial else ""),
+            + (f" qty {decision.quantity}" if counted else ""),
             seq,
             eid,
             interp,
@@ -531,17 +554,29 @@ class ScanProcessor:
                     store.take_stock(row[0], qty, st.location)
 
     def _view(
-        self, store: HotStore, interp: Interpretation, step: str
+        self, store: HotStore, interp: Interpretation, st: StationState
     ) -> tuple[CacheView, int | None]:
+        """What the decision needs; a known serial's lot comes from the cache, not the label."""
         if interp.gtin is None:
             return CacheView(), None
         product = store.product(interp.gtin)
-        lot_row = store.lot(interp.gtin, interp.lot) if interp.lot else None
         serial = store.serial(interp.gtin, interp.serial) if interp.serial else None
+        lot_code = serial.lot if serial is not None and serial.lot else interp.lot
+        lot_row = store.lot(interp.gtin, lot_code) if lot_code else None
+        stock: dict[str, int] = {}
+        if not interp.serial:
+            if lot_row is not None:
+                stock = store.lot_stock_at(lot_row[0])
+            elif not lot_code:
+                stock = store.item_stock_at(interp.gtin)
         others: tuple[LotInfo, ...] = ()
-        if step in ("picking", "shipping") and interp.lot:
-            others = tuple(x for x in store.lots_in_stock(interp.gtin) if x.lot != interp.lot)
-        view = CacheView(product, lot_row[1] if lot_row else None, serial, others)
+        if st.step in ("picking", "shipping") and lot_code:
+            # FEFO looks at pickable stock only: not quarantined, not already picked here
+            skip = self.quarantine | ({st.location} if st.step == "picking" else frozenset())
+            others = tuple(
+                x for x in store.lots_in_stock(interp.gtin, exclude=skip) if x.lot != lot_code
+            )
+        view = CacheView(product, lot_row[1] if lot_row else None, serial, others, stock)
         return view, (lot_row[0] if lot_row else None)
 
     def _apply(
@@ -553,7 +588,7 @@ class ScanProcessor:
         lot_id: int | None,
         prev: SerialInfo | None,
     ) -> None:
-        """Update the cache for an accepted movement (so the next scan sees it).
+        """Update the cache for an accepted movement exactly as its custody leg says.
 
         ``lot_id`` and ``prev`` come from the view the decision was made on (no second read).
         """
@@ -564,44 +599,84 @@ class ScanProcessor:
             if mv in OUTBOUND and interp.sscc:
                 self._ship_pallet(store, interp.sscc, st, now)
             return
-        qty = decision.quantity
-        if interp.lot:
-            if lot_id is None:
-                lot_id = store.ensure_lot(interp.gtin, interp.lot, interp.expiry, now)
-            if mv in INBOUND:
-                store.add_stock(lot_id, st.location, qty)
-            elif mv in OUTBOUND:
-                store.take_stock(lot_id, qty, st.location)
-            elif mv in RELOCATE:
-                taken = store.take_stock(lot_id, qty, None)
-                store.add_stock(lot_id, st.location, taken if taken > 0 else qty)
+        leg = decision.leg
+        gtin = interp.gtin
+        lot = decision.lot
+        if lot and lot_id is None:
+            lot_id = store.ensure_lot(gtin, lot, interp.expiry, now)
         if interp.serial:
+            if mv in ("hold", "release"):
+                store.set_serial_hold(gtin, interp.serial, mv == "hold", now)
+                if leg is None or leg.put_to is None:
+                    return
             state = SERIAL_STATE_AFTER.get(mv)
-            if state is None and prev is None:
-                return
             new_state = state or (prev.state if prev else "in_stock")
-            location = "" if mv in OUTBOUND else st.location
-            if mv not in INBOUND | OUTBOUND | RELOCATE and prev is not None:
-                location = prev.location
-            store.put_serial(interp.gtin, interp.serial, interp.lot, new_state, location, now)
+            if leg is not None and leg.put_to is not None:
+                location = leg.put_to
+            elif mv in LEAVES:
+                location = ""
+            else:
+                location = prev.location if prev is not None else st.location
+            store.put_serial(gtin, interp.serial, lot, new_state, location, now)
+            return  # the lot's stock of a serial-tracked product is its serials
+        if mv in ("hold", "release") and lot_id is not None and lot is not None:
+            store.set_lot_hold(gtin, lot, mv == "hold", now)
+        elif mv in ("hold", "release") and not lot:
+            store.set_product_hold(gtin, mv == "hold", now)
+        if leg is None:
+            return
+        if lot_id is not None:
+            if leg.take_from is not None:
+                store.take_stock_at(lot_id, leg.take_from, leg.quantity)
+            if leg.put_to is not None:
+                store.add_stock(lot_id, leg.put_to, leg.quantity)
+        elif not lot:
+            if leg.take_from is not None:
+                store.take_item_stock(gtin, leg.take_from, leg.quantity)
+            if leg.put_to is not None:
+                store.add_item_stock(gtin, leg.put_to, leg.quantity)
 
-    def _items(self, interp: Interpretation, decision: Decision) -> list[Item]:
+    def _items(self, interp: Interpretation, decision: Decision, st: StationState) -> list[Item]:
+        """The event's item: what, how much, from where, to where."""
         item: Item = {}
+        leg = decision.leg
         if interp.gtin is None and interp.sscc is not None:
-            return [{"sscc": interp.sscc}]
+            item = {"sscc": interp.sscc}
+            src, dst = self._pallet_places(decision.movement or "", st)
+            item["from"] = src
+            item["to"] = dst
+            return [item]
         assert interp.gtin is not None
         item["gtin"] = interp.gtin
         if interp.serial:
             item["serial"] = interp.serial
-            if interp.lot:
-                item["lot"] = interp.lot
-        else:
-            if interp.lot:
-                item["lot"] = interp.lot
-            item["quantity"] = decision.quantity
+        if decision.lot:
+            item["lot"] = decision.lot
+        item["quantity"] = decision.quantity
+        item["uom"] = "EA"
         if decision.expiry is not None:
             item["expiry"] = decision.expiry.isoformat()
+        if leg is not None:
+            item["from"] = leg.source.as_payload() if leg.source is not None else None
+            item["to"] = leg.dest.as_payload() if leg.dest is not None else None
         return [item]
+
+    def _pallet_places(
+        self, mv: str, st: StationState
+    ) -> tuple[PlacePayload | None, PlacePayload | None]:
+        """From/to of a pallet scanned by its SSCC (its location is the station's)."""
+        st_cfg = self.cfg.stations[st.name]
+        here: PlacePayload = {"type": "location", "id": st.location}
+        if mv in ("receive", "return"):
+            return {"type": "party", "id": st_cfg.source or "unknown"}, here
+        if mv == "commission":
+            return None, here
+        if mv == "ship":
+            return here, {"type": "party", "id": st.destination or st_cfg.destination or "unknown"}
+        if mv in ("consume", "scrap"):
+            return here, None
+        src = st.source_location or st_cfg.source or st.location
+        return {"type": "location", "id": src}, here
 
     def _event(
         self,
@@ -612,7 +687,7 @@ class ScanProcessor:
         interp: Interpretation,
         decision: Decision,
     ) -> tuple[int, str]:
-        items = self._items(interp, decision)
+        items = self._items(interp, decision, st)
         parent = st.open_parent if decision.movement == "pack" else None
         seq, eid = self._emit(store, scan, station, st, interp, decision, items, parent=parent)
         if parent is not None:
@@ -657,14 +732,18 @@ class ScanProcessor:
             extra["transformation_id"] = f"urn:traceway:{self.cfg.gateway.site}:{station}:{run}"
         if parent is not None:
             extra["parent"] = {"sscc": parent}
-        if st.location:
-            extra["location"] = st.location
-        if st.transaction is not None:
-            extra["biz_transactions"] = [{"type": st.transaction[0], "id": st.transaction[1]}]
-        if st_cfg.source:
-            extra["sources"] = [{"type": "location", "id": st_cfg.source}]
-        if st_cfg.destination:
-            extra["destinations"] = [{"type": "location", "id": st_cfg.destination}]
+        here, came_from = self._event_locations(items, st)
+        if here:
+            extra["location"] = here
+        if came_from and came_from != here:
+            extra["from_location"] = came_from
+        if st.transactions:
+            extra["biz_transactions"] = [{"type": t, "id": i} for t, i in st.transactions]
+        parties = self._parties(decision.movement, items)
+        if parties[0]:
+            extra["sources"] = parties[0]
+        if parties[1]:
+            extra["destinations"] = parties[1]
         payload = build_event(
             event_id=eid,
             seq=seq,
@@ -686,4 +765,76 @@ class ScanProcessor:
             extra=extra,
         )
         self._write(store, "event", self.topics.events, payload)
+        self._history(store, payload, items if not transformation else extra["inputs"], parent)
         return seq, eid
+
+    @staticmethod
+    def _event_locations(items: list[Item], st: StationState) -> tuple[str, str]:
+        """The event's ``location`` (where the item is after it) and ``from_location``."""
+        here, came_from = "", ""
+        for it in items:
+            src, dst = it.get("from"), it.get("to")
+            if isinstance(dst, dict) and dst["type"] == "location" and not here:
+                here = dst["id"]
+            if isinstance(src, dict) and src["type"] == "location" and not came_from:
+                came_from = src["id"]
+        if not here:
+            here = came_from or st.location
+        return here, came_from
+
+    @staticmethod
+    def _parties(
+        movement: str, items: list[Item]
+    ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """EPCIS-style source/destination lists from the items' parties and locations."""
+        sources: list[dict[str, str]] = []
+        dests: list[dict[str, str]] = []
+        for it in items:
+            for key, out, party_kind in (
+                ("from", sources, "owning_party"),
+                ("to", dests, "owning_party"),
+            ):
+                place = it.get(key)
+                if not isinstance(place, dict) or not place.get("id"):
+                    continue
+                if place["type"] == "party":
+                    if place["id"] == "unknown":
+                        continue
+                    entry = {"type": party_kind, "id": place["id"]}
+                elif movement in ("receive", "return", "ship"):
+                    continue  # the site's own location is the read point, not a party
+                else:
+                    entry = {"type": "location", "id": place["id"]}
+                if entry not in out:
+                    out.append(entry)
+        return sources, dests
+
+    def _history(
+        self, store: HotStore, payload: Mapping[str, Any], items: list[Item], parent: str | None
+    ) -> None:
+        """Keep each item of a movement for ``traceway trace`` (local custody history)."""
+        for it in items:
+            src = it.get("from")
+            dst = it.get("to")
+            store.add_history(
+                (
+                    payload["seq"],
+                    payload["event_id"],
+                    payload["event_time"],
+                    payload["movement"],
+                    payload["biz_step"],
+                    payload["station"],
+                    it.get("gtin"),
+                    it.get("lot"),
+                    it.get("serial"),
+                    it.get("sscc"),
+                    parent,
+                    it.get("quantity"),
+                    it.get("uom"),
+                    src["type"] if isinstance(src, dict) else None,
+                    src["id"] if isinstance(src, dict) else None,
+                    dst["type"] if isinstance(dst, dict) else None,
+                    dst["id"] if isinstance(dst, dict) else None,
+                    self.wall(),
+                )
+            )

@@ -10,20 +10,34 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypedDict
 
-EVENT_SCHEMA = {"name": "traceway.event", "version": "1.0"}
+EVENT_SCHEMA = {"name": "traceway.event", "version": "2.0"}
 ALERT_SCHEMA = {"name": "traceway.alert", "version": "1.0"}
 
 
-class Item(TypedDict, total=False):
-    """One thing an event is about: a serial (gtin+serial), a lot quantity, or a pallet (sscc)."""
+class Place(TypedDict):
+    """Where an item came from or went to: a storage location here, or a party."""
 
-    gtin: str
-    serial: str
-    lot: str
-    quantity: int | float
-    uom: str
-    expiry: str
-    sscc: str
+    type: str  # location | party
+    id: str
+
+
+#: One thing an event is about: a serial (gtin+serial), a lot or product quantity, or a
+#: pallet (sscc); with ``from``/``to`` (a Place, or None where custody starts or ends).
+Item = TypedDict(
+    "Item",
+    {
+        "gtin": str,
+        "serial": str,
+        "lot": str,
+        "quantity": int | float,
+        "uom": str,
+        "expiry": str,
+        "sscc": str,
+        "from": Place | None,
+        "to": Place | None,
+    },
+    total=False,
+)
 
 
 def format_time(dt: datetime) -> str:

@@ -127,6 +127,8 @@ STEP_MOVEMENT: Mapping[str, str] = MappingProxyType(
         "cycle_counting": "cycle_count",
         "returning": "return",
         "inspecting": "inspect",
+        "releasing": "release",
+        "transferring": "transfer",
     }
 )
 

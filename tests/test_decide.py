@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
+from gateway.rules.custody import CustodyContext
+from gateway.rules.decide import CacheView as RealCacheView
 from gateway.rules.decide import (
-    CacheView,
     LotInfo,
     ProductInfo,
     SerialInfo,
@@ -34,8 +35,26 @@ def serial_scan(serial: str = "SN1") -> str:
     return f"]d201{PUMP}21{serial}"
 
 
+#: Where the tests' lots are stored, and where the test station stands.
+STORE = "A-01"
+HERE = "DOCK1"
+
+
 def st(step: str = "receiving", **kw: object) -> StationRules:
+    kw.setdefault("custody", CustodyContext(location=HERE))
     return StationRules(step=step, **kw)  # type: ignore[arg-type]
+
+
+def CacheView(
+    product: ProductInfo | None = None,
+    lot: LotInfo | None = None,
+    serial: SerialInfo | None = None,
+    other_lots: tuple[LotInfo, ...] = (),
+    stock: dict[str, int] | None = None,
+) -> RealCacheView:
+    if stock is None:
+        stock = {STORE: lot.on_hand} if lot is not None and lot.on_hand > 0 else {}
+    return RealCacheView(product, lot, serial, other_lots, stock)
 
 
 def lotinfo(
@@ -138,7 +157,7 @@ def test_quantity_from_count_or_station_default() -> None:
         ("shipping", "shipped", "serial_already_shipped"),
         ("picking", "shipped", "serial_already_shipped"),
         ("shipping", "consumed", "serial_consumed"),
-        ("storing", "destroyed", "serial_consumed"),
+        ("storing", "destroyed", "serial_destroyed"),
         ("picking", "picked", "serial_not_in_stock"),
     ],
 )
@@ -248,11 +267,29 @@ def test_unknown_lot_outside_receiving_warns() -> None:
     assert "unknown_lot" in d.codes
 
 
-def test_insufficient_stock_warns() -> None:
+def test_nothing_in_stock_is_rejected() -> None:
     lot = lotinfo(on_hand=0)
     d = decide(interpret(lot_scan()), st("shipping"), CacheView(LOT_PRODUCT, lot), TODAY)
+    assert d.codes == ("not_in_stock",)
+    assert d.verdict == "reject" and d.movement is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "verdict", "moved"), [("reject", "reject", 0), ("warn", "warn", 2)]
+)
+def test_insufficient_stock_policy(policy: str, verdict: str, moved: int) -> None:
+    lot = lotinfo(on_hand=2)
+    rules = st(
+        "shipping",
+        default_quantity=5,
+        custody=CustodyContext(location=HERE, insufficient_stock=policy),
+    )  # type: ignore[arg-type]
+    d = decide(interpret(lot_scan()), rules, CacheView(LOT_PRODUCT, lot), TODAY)
     assert "insufficient_stock" in d.codes
-    assert d.verdict == "warn"
+    assert d.verdict == verdict
+    if moved:
+        assert d.leg is not None and d.leg.quantity == moved and d.quantity == moved
+        assert d.leg.take_from == STORE
 
 
 @pytest.mark.parametrize(

@@ -68,9 +68,12 @@ FIELDS = {
 
 
 def _element_string(name: str, values: dict[str, str]) -> str:
-    """What the label encodes, built without the encoder: fields in template order."""
+    """What the label encodes, built without the encoder: fields in template order.
+
+    Like the encoder, surrounding whitespace of a typed value is not data.
+    """
     t = TEMPLATES.get(name, 203, "4x6")
-    parts = [(str(f.ai), values[f.name]) for f in t.fields if f.ai and values.get(f.name)]
+    parts = [(str(f.ai), values[f.name].strip()) for f in t.fields if f.ai and values.get(f.name)]
     out = []
     for i, (ai, v) in enumerate(parts):
         out.append(ai + v)

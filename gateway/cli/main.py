@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "gateway.cli.parse",
     "gateway.cli.cache",
     "gateway.cli.outbox",
+    "gateway.cli.stock",
     "gateway.cli.devices",
     "gateway.cli.printing",
     "gateway.cli.epcis",

@@ -29,7 +29,18 @@ fefo_violation             policy   an earlier-expiring usable lot of the GTIN i
 unknown_lot                warn     a lot not in the cache, outside receiving
 expiry_mismatch            warn     the barcode's expiry differs from the cache's for the lot
 duplicate_scan             warn     same code, same station, within the duplicate window
-insufficient_stock         warn     the cache holds less of the lot than the movement takes
+insufficient_stock         policy   the source holds less than the movement takes (reject by default)
+lot_mismatch               reject   the label's lot differs from the serial's lot in the cache
+serial_destroyed           reject   the serial was destroyed (scrapped)
+serial_on_hold             reject   the serial is on hold (warn at holding/inspection/counting)
+serial_recalled            reject   the serial is recalled (warn at holding/inspection/counting)
+serial_unknown             warn     a return of a serial this site never recorded
+source_ambiguous           reject   the lot is at several locations: scan the source (FROM:…)
+not_in_stock               reject   nothing of the lot/product is recorded here to move
+no_location                reject   a move without a destination location: scan it first
+same_location              reject   the item is already at the destination location
+in_quarantine              reject   goods in a quarantine location leave only by RELEASE or scrap
+recall_is_central          reject   RELEASE of a recalled lot/serial (only the central service lifts it)
 =========================  =======  ===========================================================
 """
 
@@ -40,8 +51,20 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
+from gateway.rules.custody import (
+    IN_PLACE,
+    INBOUND,
+    OUTBOUND,
+    RELOCATE,
+    CustodyContext,
+    Leg,
+    plan_quantity,
+    plan_serial,
+)
 from gs1.interpret import Interpretation
 from mqtt_topics.movements import STEP_MOVEMENT
+
+__all__ = ["INBOUND", "IN_PLACE", "OUTBOUND", "RELOCATE"]
 
 Verdict = Literal["accept", "warn", "reject"]
 Policy = Literal["accept", "warn", "reject"]
@@ -60,17 +83,17 @@ SERIAL_STATE_AFTER: Mapping[str, str | None] = {
     "consume": "consumed",
     "scrap": "destroyed",
     "hold": None,
+    "release": None,
     "cycle_count": None,
     "inspect": None,
+    "transfer": None,
 }
-
-#: Movements that bring stock into the site, and movements that take it out.
-INBOUND = frozenset({"receive", "return", "commission"})
-OUTBOUND = frozenset({"ship", "consume", "scrap"})
 #: Movements where expired/held stock must not go on (reject rather than warn).
 STRICT_EXPIRY = frozenset({"pick", "ship", "pack"})
 #: Movements allowed to touch held/recalled lots (a warning instead of a rejection).
-QUARANTINE_OK = frozenset({"hold", "inspect", "cycle_count", "scrap"})
+QUARANTINE_OK = frozenset({"hold", "inspect", "cycle_count", "scrap", "return"})
+#: Serial states in which a unit is physically here (maybe blocked).
+ON_SITE = frozenset({"in_stock", "picked", "on_hold", "recalled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +112,8 @@ class ProductInfo:
     description: str
     tracking: Tracking
     expiry_warning_days: int = 30
+    #: GTIN-level status: a recall or hold of every lot (and of untracked stock).
+    status: Literal["active", "hold", "recalled"] = "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +136,7 @@ class SerialInfo:
     lot: str | None
     state: str
     location: str = ""
+    held: bool = False  # HOLD scanned at this gateway (lifted by RELEASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +146,10 @@ class CacheView:
     product: ProductInfo | None = None
     lot: LotInfo | None = None
     serial: SerialInfo | None = None
-    #: Other lots of the same GTIN with stock at the site (for FEFO); only for outbound steps.
+    #: Other lots of the same GTIN with pickable stock at the site (for FEFO); outbound steps.
     other_lots: tuple[LotInfo, ...] = ()
+    #: Quantity per location of the scanned lot (or of an untracked product).
+    stock: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +161,9 @@ class StationRules:
     fefo: Policy = "warn"
     near_expiry: Policy = "warn"
     default_quantity: int = 1
+    custody: CustodyContext = field(default_factory=lambda: CustodyContext(location=""))
+    #: Locations whose goods are quarantined (not pickable until released).
+    quarantine: frozenset[str] = frozenset({"QUARANTINE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +178,12 @@ class Decision:
     fefo_suggestion: str | None = None
     duplicate: bool = False
     tags: tuple[str, ...] = field(default=())
+    #: The item's custody change (None for rejects and pallet-only decisions).
+    leg: Leg | None = None
+    #: The lot the movement concerns: the serial's lot in the cache, else the label's.
+    lot: str | None = None
+    #: Which date expiry rules used: ``expiry`` (17), ``best_before`` (15), ``sell_by`` (16).
+    date_kind: str = "expiry"
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -211,6 +248,25 @@ def _apply_policy(
     out.append((policy, Reason(code, message)))
 
 
+def _rule_date(scan: Interpretation, today: date) -> tuple[date | None, str]:
+    """The date expiry rules use: (17) expiry, else (15) best before, else (16) sell by."""
+    if scan.expiry is not None:
+        return scan.expiry, "expiry"
+    if scan.best_before is not None:
+        return scan.best_before, "best_before"
+    sell_by = dict(scan.ais).get("16")
+    if sell_by:
+        from gs1.dates import parse_yymmdd
+
+        found = parse_yymmdd(sell_by[:6], today, day_zero=True)
+        if found is not None:
+            return found, "sell_by"
+    return None, "expiry"
+
+
+_DATE_WORDS = {"expiry": "expired", "best_before": "best before", "sell_by": "sell by"}
+
+
 def decide(
     scan: Interpretation,
     station: StationRules,
@@ -256,13 +312,31 @@ def decide(
         )
     if tracking == "lot" and not scan.lot:
         out.append(("reject", Reason("missing_lot", f"GTIN {scan.gtin} is lot-tracked; scan (10)")))
-    if tracking == "serial":
+    if tracking == "serial" or scan.serial:
         quantity = 1
 
-    if scan.serial:
-        _serial_rules(out, scan, view.serial, mv)
+    # The serial's lot in the cache is authoritative: a label with another lot is wrong.
+    lot_code = scan.lot
+    serial = view.serial
+    if scan.serial and serial is not None and serial.lot:
+        if scan.lot and scan.lot != serial.lot:
+            out.append(
+                (
+                    "reject",
+                    Reason(
+                        "lot_mismatch",
+                        f"serial {scan.serial} belongs to lot {serial.lot} in the cache, "
+                        f"the label says lot {scan.lot}",
+                    ),
+                )
+            )
+        lot_code = serial.lot
 
-    expiry = scan.expiry
+    if scan.serial:
+        _serial_rules(out, scan, serial, mv)
+
+    rule_date, date_kind = _rule_date(scan, today)
+    expiry = rule_date
     lot = view.lot
     if lot is not None:
         if lot.expiry is not None and scan.expiry is not None and lot.expiry != scan.expiry:
@@ -276,42 +350,50 @@ def decide(
                     ),
                 )
             )
-        expiry = lot.expiry or scan.expiry
-        _status_rules(out, lot, mv)
-        if mv in OUTBOUND | {"pick", "putaway", "transfer"} and 0 <= lot.on_hand < quantity:
-            out.append(
-                (
-                    "warn",
-                    Reason(
-                        "insufficient_stock",
-                        f"cache holds {lot.on_hand} of lot {lot.lot}, movement takes {quantity}",
-                    ),
-                )
-            )
-    elif scan.lot and mv not in INBOUND:
+        if lot.expiry is not None:
+            expiry, date_kind = lot.expiry, "expiry"
+        _status_rules(out, lot, mv, station, _releasing_from_quarantine(mv, view, serial, station))
+    if (
+        product is not None
+        and product.status != "active"
+        and (lot is None or lot.status == "active")
+    ):
+        # a recall or hold of the whole GTIN reaches every lot, known or not, and untracked stock
+        what = LotInfo(scan.gtin, lot_code or f"GTIN {scan.gtin}", None, product.status)
+        _status_rules(out, what, mv, station, _releasing_from_quarantine(mv, view, serial, station))
+    if lot is None and lot_code and mv not in INBOUND:
         out.append(
             (
                 "warn",
-                Reason("unknown_lot", f"lot {scan.lot} of GTIN {scan.gtin} is not in the cache"),
+                Reason("unknown_lot", f"lot {lot_code} of GTIN {scan.gtin} is not in the cache"),
             )
         )
 
     suggestion: str | None = None
-    if expiry is not None:
+    if expiry is not None and mv not in ("hold", "release", "scrap"):
         warn_days = product.expiry_warning_days if product else 30
         if expiry < today:
             verdict: Verdict = "reject" if mv in STRICT_EXPIRY else "warn"
-            out.append((verdict, Reason("lot_expired", f"expired on {expiry.isoformat()}")))
+            if date_kind == "expiry":
+                text = f"expired on {expiry.isoformat()}"
+            else:
+                ai = "(15)" if date_kind == "best_before" else "(16)"
+                text = (
+                    f"{_DATE_WORDS[date_kind]} date {ai} {expiry.isoformat()} has passed "
+                    "(the label has no expiry (17))"
+                )
+            out.append((verdict, Reason("lot_expired", text)))
         elif expiry <= today + timedelta(days=warn_days):
             _apply_policy(
                 out,
                 station.near_expiry,
                 "near_expiry",
-                f"expires on {expiry.isoformat()} (within {warn_days} days)",
+                f"expires on {expiry.isoformat()} (within {warn_days} days)"
+                + ("" if date_kind == "expiry" else f"; from the {_DATE_WORDS[date_kind]} date"),
             )
     usable = lot is None or lot.status == "active"
-    if mv in {"pick", "ship"} and scan.lot is not None and station.fefo != "accept" and usable:
-        this = lot or LotInfo(scan.gtin, scan.lot, expiry, "active", 0)
+    if mv in {"pick", "ship"} and lot_code is not None and station.fefo != "accept" and usable:
+        this = lot or LotInfo(scan.gtin, lot_code, expiry, "active", 0)
         best = fefo_pick(view.other_lots + ((this,) if lot is not None else ()), today)
         if (
             best is not None
@@ -327,43 +409,200 @@ def decide(
                 f"lot {best.lot} expires earlier ({best.expiry.isoformat()}); pick it first",
             )
 
+    leg: Leg | None = None
+    if _worst(out) != "reject":
+        leg = _custody(out, scan, mv, quantity, lot_code, view, station)
+        if leg is not None:
+            quantity = leg.quantity
+
     verdict_all = _worst(out)
     return Decision(
         verdict_all,
         tuple(r for _, r in out),
         None if verdict_all == "reject" else mv,
         quantity=quantity,
-        expiry=expiry,
+        expiry=expiry if date_kind == "expiry" else (lot.expiry if lot else scan.expiry),
         fefo_suggestion=suggestion,
+        leg=None if verdict_all == "reject" else leg,
+        lot=lot_code,
+        date_kind=date_kind,
     )
+
+
+def _releasing_from_quarantine(
+    mv: str, view: CacheView, serial: SerialInfo | None, station: StationRules
+) -> bool:
+    """A RELEASE of goods sitting in a quarantine location (moves them out)."""
+    if mv != "release":
+        return False
+    if serial is not None:
+        return serial.location in station.quarantine
+    return any(q > 0 and loc in station.quarantine for loc, q in view.stock.items())
+
+
+def _custody(
+    out: list[tuple[Verdict, Reason]],
+    scan: Interpretation,
+    mv: str,
+    quantity: int,
+    lot_code: str | None,
+    view: CacheView,
+    station: StationRules,
+) -> Leg | None:
+    """Plan the custody change; problems become reasons in ``out``."""
+    ctx = station.custody
+    serial = view.serial
+    if scan.serial:
+        on_site = serial is not None and serial.state in ON_SITE
+        where = serial.location if on_site and serial is not None else None
+        if mv == "release":
+            if where is not None and where in station.quarantine:
+                leg, problems = plan_serial("transfer", where, ctx)
+                leg = (
+                    leg if leg is None else Leg(leg.source, leg.dest, 1, leg.take_from, leg.put_to)
+                )
+            else:
+                leg, problems = plan_serial("release", where, ctx)
+        else:
+            leg, problems = plan_serial(mv, where, ctx)
+        if (
+            leg is not None
+            and mv in (RELOCATE | OUTBOUND)
+            and leg.take_from in station.quarantine
+            and mv != "scrap"
+        ):
+            out.append(
+                (
+                    "reject",
+                    Reason(
+                        "in_quarantine",
+                        f"serial {scan.serial} is in quarantine at {leg.take_from}; RELEASE it first",
+                    ),
+                )
+            )
+            return None
+    else:
+        what = f"lot {lot_code}" if lot_code else f"GTIN {scan.gtin}"
+        stock = view.stock
+        plan_mv = mv
+        if mv == "release":
+            quarantined = {loc: q for loc, q in stock.items() if loc in station.quarantine}
+            if any(q > 0 for q in quarantined.values()):
+                stock, plan_mv = quarantined, "transfer"
+        elif mv in RELOCATE | {"ship", "consume"}:
+            # goods in quarantine are not available to move until released
+            free = {loc: q for loc, q in stock.items() if loc not in station.quarantine}
+            if ctx.scanned_source in station.quarantine or ctx.source in station.quarantine:
+                src = ctx.scanned_source or ctx.source
+                out.append(
+                    (
+                        "reject",
+                        Reason(
+                            "in_quarantine", f"{what} at {src} is in quarantine; RELEASE it first"
+                        ),
+                    )
+                )
+                return None
+            stock = free
+        leg, problems = plan_quantity(plan_mv, what, quantity, stock, ctx)
+    for p in problems:
+        out.append((p.verdict, Reason(p.code, p.message)))
+    return leg
 
 
 def _serial_rules(
     out: list[tuple[Verdict, Reason]], scan: Interpretation, serial: SerialInfo | None, mv: str
 ) -> None:
+    """The serial state machine: which movement is allowed from which state."""
     ident = f"serial {scan.serial} of GTIN {scan.gtin}"
     state = serial.state if serial is not None else None
+    if state == "destroyed" and mv not in ("inspect",):
+        out.append(("reject", Reason("serial_destroyed", f"{ident} was destroyed")))
+        return
+    if state == "consumed" and mv not in ("inspect",):
+        out.append(("reject", Reason("serial_consumed", f"{ident} was consumed")))
+        return
     if mv in INBOUND:
-        if state in ("in_stock", "picked"):
+        if state in ON_SITE:
             out.append(("reject", Reason("serial_in_stock", f"{ident} is already in stock")))
+        elif mv == "return" and state is None:
+            out.append(
+                (
+                    "warn",
+                    Reason(
+                        "serial_unknown",
+                        f"{ident} was never recorded here; it is returned into quarantine",
+                    ),
+                )
+            )
         return
-    if mv in ("hold", "inspect", "cycle_count"):
-        if state is None:
-            out.append(("warn", Reason("serial_not_in_stock", f"{ident} is not in the cache")))
-        return
-    if state == "shipped":
+    if mv in ("hold", "inspect", "cycle_count", "release"):
+        if state not in ON_SITE:
+            # a count or an inspection records what it found; hold/release need the unit here
+            verdict: Verdict = "warn" if mv in ("inspect", "cycle_count") else "reject"
+            out.append((verdict, Reason("serial_not_in_stock", f"{ident} is not in stock here")))
+            return
+    elif state == "shipped":
         out.append(("reject", Reason("serial_already_shipped", f"{ident} was already shipped")))
-    elif state in ("consumed", "destroyed"):
-        out.append(("reject", Reason("serial_consumed", f"{ident} was {state}")))
-    elif state is None or state not in ("in_stock", "picked"):
+        return
+    elif state not in ON_SITE:
         out.append(("reject", Reason("serial_not_in_stock", f"{ident} is not in stock")))
+        return
     elif mv == "pick" and state == "picked":
         out.append(("reject", Reason("serial_not_in_stock", f"{ident} was already picked")))
+        return
+    if serial is None:
+        return
+    blocked_ok = mv in QUARANTINE_OK
+    if state == "recalled":
+        if mv == "release":
+            out.append(
+                (
+                    "reject",
+                    Reason(
+                        "recall_is_central",
+                        f"{ident} is recalled; only the central service lifts a recall",
+                    ),
+                )
+            )
+        elif mv != "hold":
+            out.append(
+                (
+                    "warn" if blocked_ok else "reject",
+                    Reason("serial_recalled", f"{ident} is recalled"),
+                )
+            )
+    elif (state == "on_hold" or serial.held) and mv not in ("hold", "release"):
+        out.append(
+            ("warn" if blocked_ok else "reject", Reason("serial_on_hold", f"{ident} is on hold"))
+        )
 
 
-def _status_rules(out: list[tuple[Verdict, Reason]], lot: LotInfo, mv: str) -> None:
-    verdict: Verdict = "warn" if mv in QUARANTINE_OK else "reject"
+def _status_rules(
+    out: list[tuple[Verdict, Reason]],
+    lot: LotInfo,
+    mv: str,
+    station: StationRules,
+    into_quarantine_ok: bool = False,
+) -> None:
+    if mv == "release":
+        if lot.status == "recalled":
+            out.append(
+                (
+                    "reject",
+                    Reason(
+                        "recall_is_central",
+                        f"lot {lot.lot} is recalled; only the central service lifts a recall",
+                    ),
+                )
+            )
+        return
+    to_quarantine = mv in RELOCATE and station.custody.location in station.quarantine
+    ok = mv in QUARANTINE_OK or to_quarantine or into_quarantine_ok
+    verdict: Verdict = "warn" if ok else "reject"
     if lot.status == "recalled":
-        out.append((verdict, Reason("lot_recalled", f"lot {lot.lot} is recalled")))
+        name = lot.lot if lot.lot.startswith("GTIN ") else f"lot {lot.lot}"
+        out.append((verdict, Reason("lot_recalled", f"{name} is recalled")))
     elif lot.status == "hold":
-        out.append((verdict, Reason("lot_on_hold", f"lot {lot.lot} is on hold")))
+        name = lot.lot if lot.lot.startswith("GTIN ") else f"lot {lot.lot}"
+        out.append((verdict, Reason("lot_on_hold", f"{name} is on hold")))

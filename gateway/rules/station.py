@@ -38,11 +38,15 @@ STEP_COMMANDS = {
     "RETURNS": "returning",
     "INSPECT": "inspecting",
     "COMMISSION": "commissioning",
+    "RELEASE": "releasing",
+    "TRANSFER": "transferring",
 }
 TRANSACTION_TYPES = {"PO": "po", "DESADV": "desadv", "BOL": "bol", "INV": "inv", "ASN": "desadv"}
 
 _QTY = re.compile(r"^(?:QTY|QUANTITY)[:= ]?(\d{1,6})$")
 _TX = re.compile(r"^(PO|DESADV|BOL|INV|ASN)[:= ](.{1,64})$")
+_FROM = re.compile(r"^FROM[:= ](.{1,20})$")
+_TO = re.compile(r"^(?:TO|SHIPTO|SHIP_TO)[:= ](.{1,64})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +56,45 @@ class StationState:
     name: str
     step: str
     location: str
-    next_quantity: int | None = None
-    transaction: tuple[str, str] | None = None  # (type, id)
+    next_quantity: int | None = None  # QTY:n, for the next item scan only
+    transactions: tuple[tuple[str, str], ...] = ()  # (type, id), one per type, this step
     open_parent: str | None = None  # SSCC of the pallet being packed
+    source_location: str | None = None  # FROM:…, for the next item scan only
+    destination: str | None = None  # TO:… / a (410) ship-to GLN, until the step changes
 
     @classmethod
     def from_config(cls, name: str, cfg: StationConfig) -> StationState:
         return cls(name=name, step=cfg.step, location=cfg.location)
+
+    @property
+    def transaction(self) -> tuple[str, str] | None:
+        """The latest business transaction reference (type, id), if any."""
+        return self.transactions[-1] if self.transactions else None
+
+    def with_transaction(self, kind: str, ref: str) -> StationState:
+        """Add a reference; one of the same type scanned earlier is replaced."""
+        kept = tuple(t for t in self.transactions if t[0] != kind)
+        return replace(self, transactions=(*kept, (kind, ref)))
+
+    def after_item(self) -> StationState:
+        """The state after an item scan was decided: QTY and FROM apply to one item only."""
+        if self.next_quantity is None and self.source_location is None:
+            return self
+        return replace(self, next_quantity=None, source_location=None)
+
+
+def _new_step(state: StationState, step: str) -> StationState:
+    """A step change starts a new context: references, QTY, FROM and TO do not carry over."""
+    if step == state.step:
+        return state
+    return replace(
+        state,
+        step=step,
+        transactions=(),
+        next_quantity=None,
+        source_location=None,
+        destination=None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +111,20 @@ def apply_command(state: StationState, value: str) -> ControlResult:
     word = value.strip().upper()
     if word in STEP_COMMANDS:
         step = STEP_COMMANDS[word]
-        return ControlResult(replace(state, step=step), True, f"step is now {step}")
+        return ControlResult(_new_step(state, step), True, f"step is now {step}")
     if word.lower() in BIZ_STEPS:
-        return ControlResult(replace(state, step=word.lower()), True, f"step is now {word.lower()}")
+        step = word.lower()
+        return ControlResult(_new_step(state, step), True, f"step is now {step}")
+    m = _FROM.match(value.strip())
+    if m:
+        loc = m.group(1).strip()
+        return ControlResult(
+            replace(state, source_location=loc), True, f"next item is taken from {loc}"
+        )
+    m = _TO.match(value.strip())
+    if m:
+        dest = m.group(1).strip()
+        return ControlResult(replace(state, destination=dest), True, f"destination is now {dest}")
     m = _QTY.match(word)
     if m:
         qty = int(m.group(1))
@@ -90,9 +137,7 @@ def apply_command(state: StationState, value: str) -> ControlResult:
     if m:
         kind = TRANSACTION_TYPES[m.group(1).upper()]
         ref = m.group(2).strip()
-        return ControlResult(
-            replace(state, transaction=(kind, ref)), True, f"transaction {kind} {ref}"
-        )
+        return ControlResult(state.with_transaction(kind, ref), True, f"transaction {kind} {ref}")
     if word in ("CLOSE", "CLOSE_PALLET"):
         if state.open_parent is None:
             return ControlResult(state, False, "no pallet is open")
@@ -101,9 +146,11 @@ def apply_command(state: StationState, value: str) -> ControlResult:
         )
     if word in ("CLEAR", "RESET", "END"):
         return ControlResult(
-            replace(state, next_quantity=None, transaction=None),
+            replace(
+                state, next_quantity=None, transactions=(), source_location=None, destination=None
+            ),
             True,
-            "quantity and transaction cleared",
+            "quantity, source, destination and transactions cleared",
         )
     return ControlResult(state, False, f"unknown command {value!r}")
 

@@ -129,16 +129,32 @@ class HotStore:
 
     # -- cache reads --------------------------------------------------------------------
     def product(self, gtin: str) -> ProductInfo | None:
+        """A product with its GTIN-level status (a recall or hold of every lot of it)."""
         row = self.conn.execute(
-            "SELECT gtin, description, tracking, expiry_warning_days FROM products WHERE gtin = ?",
+            "SELECT gtin, description, tracking, expiry_warning_days, CASE "
+            "WHEN EXISTS (SELECT 1 FROM sync_recalls r WHERE r.gtin = p.gtin AND r.lot = '') "
+            "THEN 'recalled' WHEN p.local_hold OR EXISTS (SELECT 1 FROM sync_holds h "
+            "WHERE h.gtin = p.gtin AND h.lot IS NULL AND h.serial IS NULL) THEN 'hold' "
+            "ELSE 'active' END FROM products p WHERE gtin = ?",
             (gtin,),
         ).fetchone()
-        return ProductInfo(row[0], row[1], row[2], int(row[3])) if row else None
+        return ProductInfo(row[0], row[1], row[2], int(row[3]), row[4]) if row else None
+
+    def set_product_hold(self, gtin: str, held: bool, now: float) -> None:
+        """A HOLD (or RELEASE) of an untracked product scanned at this gateway."""
+        self.conn.execute(
+            "UPDATE products SET local_hold = ?, updated_at = ? WHERE gtin = ?",
+            (int(held), now, gtin),
+        )
 
     def lot(self, gtin: str, lot: str) -> tuple[int, LotInfo] | None:
+        """A lot and its total on hand (a local HOLD shows as status ``hold``)."""
         row = self.conn.execute(
-            "SELECT l.id, l.expiry, l.status, "
+            "SELECT l.id, l.expiry, CASE WHEN l.local_hold AND l.status = 'active' "
+            "THEN 'hold' ELSE l.status END, "
             "(SELECT COALESCE(SUM(s.quantity), 0) FROM lot_stock s WHERE s.lot_id = l.id) "
+            "+ (SELECT COUNT(*) FROM serials z WHERE z.gtin = l.gtin AND z.lot = l.lot "
+            "   AND z.state IN ('in_stock', 'picked', 'on_hold', 'recalled')) "
             "FROM lots l WHERE l.gtin = ? AND l.lot = ?",
             (gtin, lot),
         ).fetchone()
@@ -146,21 +162,43 @@ class HotStore:
             return None
         return int(row[0]), LotInfo(gtin, lot, _date(row[1]), row[2], int(row[3]))
 
-    def lots_in_stock(self, gtin: str) -> tuple[LotInfo, ...]:
+    def lots_in_stock(self, gtin: str, exclude: Iterable[str] = ()) -> tuple[LotInfo, ...]:
+        """Lots of a GTIN with stock outside the ``exclude`` locations (pickable stock)."""
+        skip = sorted(set(exclude))
+        marks = ",".join("?" * len(skip)) or "''"
         rows = self.conn.execute(
-            "SELECT l.lot, l.expiry, l.status, SUM(s.quantity) FROM lots l "
-            "JOIN lot_stock s ON s.lot_id = l.id WHERE l.gtin = ? "
-            "GROUP BY l.id HAVING SUM(s.quantity) > 0",
-            (gtin,),
+            "SELECT l.lot, l.expiry, CASE WHEN l.local_hold AND l.status = 'active' "
+            "THEN 'hold' ELSE l.status END, SUM(x.q) FROM lots l JOIN ("
+            f"  SELECT lot_id AS id, quantity AS q FROM lot_stock WHERE location NOT IN ({marks})"
+            "  UNION ALL SELECT l2.id, 1 FROM serials z JOIN lots l2 "
+            "  ON l2.gtin = z.gtin AND l2.lot = z.lot WHERE z.state = 'in_stock' "
+            f"  AND z.location NOT IN ({marks})"
+            ") x ON x.id = l.id WHERE l.gtin = ? GROUP BY l.id HAVING SUM(x.q) > 0",
+            (*skip, *skip, gtin),
         ).fetchall()
         return tuple(LotInfo(gtin, r[0], _date(r[1]), r[2], int(r[3])) for r in rows)
 
     def serial(self, gtin: str, serial: str) -> SerialInfo | None:
         row = self.conn.execute(
-            "SELECT lot, state, location FROM serials WHERE gtin = ? AND serial = ?",
+            "SELECT lot, state, location, held FROM serials WHERE gtin = ? AND serial = ?",
             (gtin, serial),
         ).fetchone()
-        return SerialInfo(gtin, serial, row[0], row[1], row[2]) if row else None
+        return SerialInfo(gtin, serial, row[0], row[1], row[2], bool(row[3])) if row else None
+
+    def lot_stock_at(self, lot_id: int) -> dict[str, int]:
+        """Quantity of a lot per location."""
+        rows = self.conn.execute(
+            "SELECT location, quantity FROM lot_stock WHERE lot_id = ? AND quantity > 0",
+            (lot_id,),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def item_stock_at(self, gtin: str) -> dict[str, int]:
+        """Quantity of an untracked product per location."""
+        rows = self.conn.execute(
+            "SELECT location, quantity FROM item_stock WHERE gtin = ? AND quantity > 0", (gtin,)
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     # -- cache writes -------------------------------------------------------------------
     def ensure_lot(self, gtin: str, lot: str, expiry: date | None, now: float) -> int:
@@ -211,15 +249,67 @@ class HotStore:
             left -= take
         return quantity - left
 
+    def take_stock_at(self, lot_id: int, location: str, quantity: int) -> None:
+        """Remove ``quantity`` of a lot from one location (the decision checked it is there)."""
+        self.conn.execute(
+            "UPDATE lot_stock SET quantity = quantity - ? WHERE lot_id = ? AND location = ?",
+            (quantity, lot_id, location),
+        )
+        self.conn.execute(
+            "DELETE FROM lot_stock WHERE lot_id = ? AND location = ? AND quantity <= 0",
+            (lot_id, location),
+        )
+
+    def add_item_stock(self, gtin: str, location: str, quantity: int) -> None:
+        self.conn.execute(
+            "INSERT INTO item_stock(gtin, location, quantity) VALUES (?, ?, ?) "
+            "ON CONFLICT(gtin, location) DO UPDATE SET quantity = quantity + excluded.quantity",
+            (gtin, location, quantity),
+        )
+
+    def take_item_stock(self, gtin: str, location: str, quantity: int) -> None:
+        self.conn.execute(
+            "UPDATE item_stock SET quantity = MAX(0, quantity - ?) WHERE gtin = ? AND location = ?",
+            (quantity, gtin, location),
+        )
+        self.conn.execute(
+            "DELETE FROM item_stock WHERE gtin = ? AND location = ? AND quantity = 0",
+            (gtin, location),
+        )
+
+    def set_lot_hold(self, gtin: str, lot: str, held: bool, now: float) -> None:
+        """A HOLD (or RELEASE) scanned at this gateway for a lot."""
+        self.conn.execute(
+            "UPDATE lots SET local_hold = ?, updated_at = ? WHERE gtin = ? AND lot = ?",
+            (int(held), now, gtin, lot),
+        )
+
+    def set_serial_hold(self, gtin: str, serial: str, held: bool, now: float) -> None:
+        """A HOLD (or RELEASE) scanned at this gateway for a serial."""
+        self.conn.execute(
+            "UPDATE serials SET held = ?, updated_at = ? WHERE gtin = ? AND serial = ?",
+            (int(held), now, gtin, serial),
+        )
+
     def put_serial(
         self, gtin: str, serial: str, lot: str | None, state: str, location: str, now: float
     ) -> None:
+        """Insert or move a serial; its lot in the cache is never replaced by a label's."""
         self.conn.execute(
             "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(gtin, serial) DO UPDATE SET "
-            "lot = COALESCE(excluded.lot, serials.lot), state = excluded.state, "
+            "lot = COALESCE(serials.lot, excluded.lot), state = excluded.state, "
             "location = excluded.location, updated_at = excluded.updated_at",
             (gtin, serial, lot, state, location, now),
+        )
+
+    def add_history(self, row: tuple[object, ...]) -> None:
+        """One movement item for ``traceway trace`` (columns of the ``history`` table)."""
+        self.conn.execute(
+            "INSERT INTO history(seq, event_id, event_time, movement, biz_step, station, gtin, "
+            "lot, serial, sscc, parent, quantity, uom, from_type, from_id, to_type, to_id, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
         )
 
     # -- print jobs -----------------------------------------------------------------------

@@ -36,6 +36,7 @@ products = Table(
     Column("tracking", String, nullable=False),
     Column("expiry_warning_days", Integer, nullable=False, server_default="30"),
     Column("updated_at", Float, nullable=False, server_default="0"),
+    Column("local_hold", Boolean, nullable=False, server_default="0"),  # HOLD of the GTIN here
     CheckConstraint("tracking IN ('none','serial','lot')", name="ck_products_tracking"),
 )
 
@@ -56,6 +57,7 @@ lots = Table(
     Column("expiry", String(10)),  # ISO date or NULL
     Column("status", String, nullable=False, server_default="active"),
     Column("updated_at", Float, nullable=False, server_default="0"),
+    Column("local_hold", Boolean, nullable=False, server_default="0"),  # HOLD scanned here
     UniqueConstraint("gtin", "lot", name="uq_lots_gtin_lot"),
     CheckConstraint("status IN ('active','hold','recalled')", name="ck_lots_status"),
 )
@@ -80,8 +82,50 @@ serials = Table(
     Column("state", String, nullable=False),
     Column("location", String, nullable=False, server_default=""),
     Column("updated_at", Float, nullable=False, server_default="0"),
+    Column("held", Boolean, nullable=False, server_default="0"),  # HOLD scanned here
     UniqueConstraint("gtin", "serial", name="uq_serials_gtin_serial"),
 )
+
+#: Quantity of an untracked product (no lot, no serial) per storage location.
+item_stock = Table(
+    "item_stock",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("location", String, primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    CheckConstraint("quantity >= 0", name="ck_item_stock_quantity"),
+)
+
+#: Every movement item this gateway recorded, kept ``storage.history_days`` for
+#: ``traceway trace`` (independent of outbox pruning).
+history = Table(
+    "history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("event_time", String, nullable=False),
+    Column("movement", String, nullable=False),
+    Column("biz_step", String, nullable=False),
+    Column("station", String, nullable=False),
+    Column("gtin", String(14)),
+    Column("lot", String),
+    Column("serial", String),
+    Column("sscc", String(18)),
+    Column("parent", String(18)),
+    Column("quantity", Float),
+    Column("uom", String),
+    Column("from_type", String),
+    Column("from_id", String),
+    Column("to_type", String),
+    Column("to_id", String),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_history_lot", history.c.gtin, history.c.lot)
+Index("ix_history_serial", history.c.gtin, history.c.serial)
+Index("ix_history_sscc", history.c.sscc)
+Index("ix_history_parent", history.c.parent)
+Index("ix_history_created", history.c.created_at)
 
 #: Every event and alert, written in the same transaction as the cache change that caused it.
 outbox = Table(

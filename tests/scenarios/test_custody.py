@@ -1,0 +1,286 @@
+"""Scenarios: a data set, a scan sequence, the expected verdicts, stock and trace.
+
+Each test is one thing a warehouse does (or one thing that went wrong before): the
+custody rules of README "Chain of custody" are checked through the real pipeline and
+writer on a real SQLite file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gs1.keys import check_digit
+from tests.scenarios.site import (
+    BOX,
+    LOT_GTIN,
+    PUMP,
+    Site,
+    item_code,
+    lot_code,
+    serial_code,
+)
+
+PALLET = "10614141123456789" + str(check_digit("10614141123456789"))
+
+STATIONS = {
+    "dock": {"step": "receiving", "location": "DOCK1"},
+    "store": {"step": "storing", "location": ""},
+    "pick": {"step": "picking", "location": "STAGE"},
+    "ship": {"step": "shipping", "location": "STAGE", "destination": "4012345000009"},
+    "pack": {"step": "packing", "location": "STAGE"},
+    "hold": {"step": "holding", "location": ""},
+    "release": {"step": "releasing", "location": "A-09"},
+    "returns": {"step": "returning", "location": "RET", "quarantine_location": "QUARANTINE"},
+    "count": {"step": "cycle_counting", "location": ""},
+    "scrap": {"step": "destroying", "location": ""},
+}
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    s = Site(
+        tmp_path,
+        STATIONS,
+        lots=f"{LOT_GTIN},LOTR,2030-12-31,recalled,A-04,25\n"
+        f"{PUMP},PL1,,active,,0\n{PUMP},PL2,,active,,0\n",
+        serials=f"{PUMP},SN1,PL1,in_stock,C-01\n{PUMP},SN2,PL1,destroyed,\n"
+        f"{PUMP},SN3,PL1,consumed,\n",
+    )
+    yield s
+    s.close()
+
+
+# -- 6: stock taken from where it is, not from the alphabetically first location -----------
+def test_putaway_takes_from_where_the_lot_is(site: Site) -> None:
+    assert site.verdicts("dock", "QTY:50", lot_code(LOT_GTIN, "L50")) == [("accept", ())]
+    assert site.verdicts("store", "LOC-A2", "QTY:30", lot_code(LOT_GTIN, "L50")) == [("accept", ())]
+    # DOCK1 (20) and A2 (30) both hold it now: the source must be said, never guessed
+    assert site.verdicts("store", "LOC-A4", "QTY:20", lot_code(LOT_GTIN, "L50")) == [
+        ("reject", ("source_ambiguous",))
+    ]
+    assert site.verdicts("store", "FROM:DOCK1", "QTY:20", lot_code(LOT_GTIN, "L50")) == [
+        ("accept", ())
+    ]
+    assert site.stock(lot="L50") == {
+        (LOT_GTIN, "L50", None, "A2"): 30,
+        (LOT_GTIN, "L50", None, "A4"): 20,
+    }
+    assert site.moves(gtin=LOT_GTIN, lot="L50") == [
+        ("receive", "party:unknown", "DOCK1", 50),
+        ("putaway", "DOCK1", "A2", 30),
+        ("putaway", "DOCK1", "A4", 20),
+    ]
+
+
+def test_source_ambiguous_message_says_what_to_scan(site: Site) -> None:
+    site.scan("dock", "QTY:5", lot_code(LOT_GTIN, "L1"))
+    site.scan("store", "LOC-A2", "QTY:2", lot_code(LOT_GTIN, "L1"))
+    out = site.scan("store", "LOC-A3", lot_code(LOT_GTIN, "L1"))[-1]
+    assert out.reasons[0].code == "source_ambiguous"
+    assert "A2 (2)" in out.reasons[0].message and "DOCK1 (3)" in out.reasons[0].message
+    assert "FROM:" in out.reasons[0].message
+
+
+# -- 8: events never claim what the cache did not move ------------------------------------
+def test_pick_more_than_the_source_holds_is_rejected(site: Site) -> None:
+    site.scan("dock", "QTY:20", lot_code(LOT_GTIN, "L20"))
+    assert site.verdicts("pick", "QTY:30", lot_code(LOT_GTIN, "L20")) == [
+        ("reject", ("insufficient_stock",))
+    ]
+    assert site.stock(lot="L20") == {(LOT_GTIN, "L20", None, "DOCK1"): 20}
+    assert [e["movement"] for e in site.events()] == ["receive"]
+
+
+def test_insufficient_stock_warn_policy_moves_what_is_there(tmp_path: Path) -> None:
+    s = Site(tmp_path, {**STATIONS, "pick": {**STATIONS["pick"], "insufficient_stock": "warn"}})
+    try:
+        s.scan("dock", "QTY:20", lot_code(LOT_GTIN, "L20"))
+        assert s.verdicts("pick", "QTY:30", lot_code(LOT_GTIN, "L20")) == [
+            ("warn", ("insufficient_stock",))
+        ]
+        assert s.stock(lot="L20") == {(LOT_GTIN, "L20", None, "STAGE"): 20}
+        assert s.events()[-1]["items"][0]["quantity"] == 20
+    finally:
+        s.close()
+
+
+def test_ship_of_a_lot_never_received_is_rejected(site: Site) -> None:
+    assert site.verdicts("ship", lot_code(LOT_GTIN, "NEVER")) == [
+        ("reject", ("unknown_lot", "not_in_stock"))
+    ]
+
+
+def test_untracked_products_keep_stock_per_location(site: Site) -> None:
+    assert site.verdicts("ship", "QTY:500", item_code(BOX)) == [("reject", ("not_in_stock",))]
+    site.scan("dock", "QTY:10", item_code(BOX))
+    assert site.verdicts("ship", "FROM:DOCK1", "QTY:4", item_code(BOX)) == [("accept", ())]
+    assert site.stock(gtin=BOX) == {(BOX, None, None, "DOCK1"): 6}
+    ev = site.events()[-1]
+    assert ev["items"][0]["from"] == {"type": "location", "id": "DOCK1"}
+    assert ev["items"][0]["to"] == {"type": "party", "id": "4012345000009"}
+    assert ev["destinations"] == [{"type": "owning_party", "id": "4012345000009"}]
+
+
+# -- 1, 4, 5: the serial's lot in the cache is authoritative ------------------------------
+def test_serial_of_a_recalled_lot_without_10_is_stopped(site: Site) -> None:
+    site.db().execute("UPDATE lots SET status = 'recalled' WHERE lot = 'PL1'").connection.commit()
+    assert site.verdicts("ship", serial_code(PUMP, "SN1")) == [("reject", ("lot_recalled",))]
+    assert site.verdicts("pack", f"]C100{PALLET}", serial_code(PUMP, "SN1"))[-1] == (
+        "reject",
+        ("lot_recalled",),
+    )
+
+
+def test_label_with_another_lot_is_rejected_and_the_serial_keeps_its_lot(site: Site) -> None:
+    assert site.verdicts("pick", serial_code(PUMP, "SN1", "PL2")) == [("reject", ("lot_mismatch",))]
+    assert site.stock(serial="SN1") == {(PUMP, "PL1", "SN1", "C-01"): 1}
+
+
+def test_lot_stock_of_serial_products_follows_the_serials(site: Site) -> None:
+    site.scan("dock", serial_code(PUMP, "SN10", "PL2"), serial_code(PUMP, "SN11", "PL2"))
+    site.scan("pick", serial_code(PUMP, "SN10"))  # no (10): the cache knows the lot
+    assert site.stock(gtin=PUMP, lot="PL2") == {
+        (PUMP, "PL2", "SN10", "STAGE"): 1,
+        (PUMP, "PL2", "SN11", "DOCK1"): 1,
+    }
+    lot_rows = site.db().execute(
+        "SELECT COUNT(*) FROM lot_stock s JOIN lots l ON l.id = s.lot_id WHERE l.lot = 'PL2'"
+    )
+    assert lot_rows.fetchone()[0] == 0
+    assert site.moves(gtin=PUMP, serial="SN10") == [
+        ("receive", "party:unknown", "DOCK1", 1),
+        ("pick", "DOCK1", "STAGE", 1),
+    ]
+
+
+# -- 3: HOLD holds, RELEASE releases --------------------------------------------------------
+def test_hold_then_pick_is_rejected_until_release(site: Site) -> None:
+    site.scan("dock", "QTY:5", lot_code(LOT_GTIN, "LH"))
+    assert site.verdicts("hold", lot_code(LOT_GTIN, "LH")) == [("accept", ())]
+    assert site.status(lot="LH") == {(LOT_GTIN, "LH", None, "DOCK1"): "hold"}
+    assert site.verdicts("pick", lot_code(LOT_GTIN, "LH")) == [("reject", ("lot_on_hold",))]
+    assert site.verdicts("release", lot_code(LOT_GTIN, "LH")) == [("accept", ())]
+    assert site.verdicts("pick", lot_code(LOT_GTIN, "LH")) == [("accept", ())]
+    assert [m[0] for m in site.moves(gtin=LOT_GTIN, lot="LH")] == [
+        "receive",
+        "hold",
+        "release",
+        "pick",
+    ]
+
+
+def test_hold_of_a_serial(site: Site) -> None:
+    assert site.verdicts("hold", serial_code(PUMP, "SN1")) == [("accept", ())]
+    assert site.verdicts("ship", serial_code(PUMP, "SN1")) == [("reject", ("serial_on_hold",))]
+    assert site.verdicts("release", serial_code(PUMP, "SN1")) == [("accept", ())]
+    assert site.verdicts("ship", serial_code(PUMP, "SN1")) == [("accept", ())]
+
+
+def test_release_cannot_lift_a_recall(site: Site) -> None:
+    assert site.verdicts("release", lot_code(LOT_GTIN, "LOTR")) == [
+        ("reject", ("recall_is_central",))
+    ]
+
+
+# -- 7: recalled goods come back into quarantine, and never leave again -------------------
+def test_recalled_goods_can_be_returned_into_quarantine(site: Site) -> None:
+    assert site.verdicts("returns", "QTY:3", lot_code(LOT_GTIN, "LOTR")) == [
+        ("warn", ("lot_recalled",))
+    ]
+    assert site.stock(lot="LOTR")[(LOT_GTIN, "LOTR", None, "QUARANTINE")] == 3
+    assert site.verdicts("pick", "FROM:QUARANTINE", lot_code(LOT_GTIN, "LOTR"))[0][0] == "reject"
+    assert site.moves(gtin=LOT_GTIN, lot="LOTR") == [("return", "party:unknown", "QUARANTINE", 3)]
+
+
+def test_returned_goods_are_not_pickable_until_released(site: Site) -> None:
+    site.scan("returns", "QTY:2", lot_code(LOT_GTIN, "LQ"))
+    assert site.verdicts("pick", lot_code(LOT_GTIN, "LQ")) == [("reject", ("not_in_stock",))]
+    assert site.verdicts("release", "QTY:2", lot_code(LOT_GTIN, "LQ")) == [("accept", ())]
+    assert site.stock(lot="LQ") == {(LOT_GTIN, "LQ", None, "A-09"): 2}
+    assert site.verdicts("pick", lot_code(LOT_GTIN, "LQ")) == [("accept", ())]
+
+
+# -- 9: the serial state machine ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("station", "serial", "code"),
+    [
+        ("returns", "SN2", "serial_destroyed"),
+        ("dock", "SN2", "serial_destroyed"),
+        ("count", "SN2", "serial_destroyed"),
+        ("dock", "SN3", "serial_consumed"),
+        ("dock", "SN1", "serial_in_stock"),
+        ("ship", "SN9", "serial_not_in_stock"),
+    ],
+)
+def test_invalid_serial_transitions_have_their_own_reasons(
+    site: Site, station: str, serial: str, code: str
+) -> None:
+    assert site.verdicts(station, serial_code(PUMP, serial)) == [("reject", (code,))]
+
+
+def test_return_of_an_unknown_serial_is_recorded_with_a_warning(site: Site) -> None:
+    assert site.verdicts("returns", serial_code(PUMP, "SN77")) == [("warn", ("serial_unknown",))]
+    assert site.stock(serial="SN77") == {(PUMP, None, "SN77", "QUARANTINE"): 1}
+
+
+# -- 10: QTY, FROM and references apply where they should ---------------------------------
+def test_qty_applies_to_the_next_item_only(site: Site) -> None:
+    site.scan("dock", "QTY:12", item_code(BOX), lot_code(LOT_GTIN, "LQTY"))
+    assert site.stock(gtin=BOX) == {(BOX, None, None, "DOCK1"): 12}
+    assert site.stock(lot="LQTY") == {(LOT_GTIN, "LQTY", None, "DOCK1"): 1}
+
+
+def test_qty_is_used_up_by_a_rejected_scan(site: Site) -> None:
+    site.scan("dock", "QTY:12", serial_code(PUMP, "SN1"), lot_code(LOT_GTIN, "LQ2"))
+    assert site.stock(lot="LQ2") == {(LOT_GTIN, "LQ2", None, "DOCK1"): 1}
+
+
+def test_references_are_kept_together_and_end_with_the_step(site: Site) -> None:
+    site.scan("dock", "PO:4711", "DESADV:DA-9", lot_code(LOT_GTIN, "LREF"))
+    ev = site.events()[-1]
+    assert ev["biz_transactions"] == [
+        {"type": "po", "id": "4711"},
+        {"type": "desadv", "id": "DA-9"},
+    ]
+    site.scan("dock", "PUTAWAY", "LOC-A1", lot_code(LOT_GTIN, "LREF"))
+    assert "biz_transactions" not in site.events()[-1]
+
+
+# -- 12: best before and sell by count when there is no expiry ----------------------------
+def test_best_before_counts_when_there_is_no_expiry(site: Site) -> None:
+    site.scan("dock", lot_code(LOT_GTIN, "LBB", expiry=None, extra="15240101"))
+    out = site.scan("pick", lot_code(LOT_GTIN, "LBB", expiry=None, extra="15240101"))[-1]
+    assert out.reasons[0].code == "lot_expired"
+    assert "best before" in out.reasons[0].message
+
+
+# -- 15: identical case labels count ------------------------------------------------------
+def test_identical_case_labels_count(tmp_path: Path) -> None:
+    s = Site(tmp_path, {"dock": {"step": "receiving", "location": "DOCK1", "duplicate_window": 5}})
+    try:
+        s.scan("dock", *[lot_code(LOT_GTIN, "LC")] * 3)
+        assert s.stock(lot="LC") == {(LOT_GTIN, "LC", None, "DOCK1"): 3}
+        twice = s.verdicts("dock", serial_code(PUMP, "SN50"), serial_code(PUMP, "SN50"))
+        assert twice == [("accept", ()), ("warn", ("duplicate_scan",))]
+    finally:
+        s.close()
+
+
+# -- events carry from and to; the contract holds for every message -----------------------
+def test_every_item_says_from_where_to_where(site: Site) -> None:
+    site.scan("dock", "QTY:4", lot_code(LOT_GTIN, "LE"))
+    site.scan("pick", "QTY:4", lot_code(LOT_GTIN, "LE"))
+    site.scan("ship", "QTY:4", lot_code(LOT_GTIN, "LE"))
+    for ev in site.events():
+        for it in ev["items"]:
+            assert "from" in it and "to" in it, ev
+            assert it["uom"] == "EA"
+    assert site.moves(gtin=LOT_GTIN, lot="LE") == [
+        ("receive", "party:unknown", "DOCK1", 4),
+        ("pick", "DOCK1", "STAGE", 4),
+        ("ship", "STAGE", "party:4012345000009", 4),
+    ]
+    assert site.stock(lot="LE") == {}
