@@ -132,12 +132,15 @@ def example_payloads() -> dict[str, dict[str, Any]]:
         "traceway.event": day[0],
         "traceway.alert": build_alert(
             event_id=example_id(100), seq=18, gateway_id=GATEWAY, site=SITE, station="dock-1", event_time=now,
-            clock_synced=True, alert="check_digit", severity="warning",
-            message="GTIN check digit is wrong", scan=_scan("]C10109506000134353", "]C1"),
-            decision={"verdict": "reject", "reasons": [
-                {"code": "check_digit", "message": "GTIN check digit is wrong"}]},
+            clock_synced=True, alert="invalid_barcode", severity="error",
+            message="check_digit: GTIN 09506000134353 check digit should be 2",
+            scan=_scan("]C10109506000134353", "]C1"),
+            decision={"verdict": "reject", "reasons": [{"code": "invalid_barcode",
+                      "message": "check_digit: GTIN 09506000134353 check digit should be 2"}]},
             interpretation={"input": "]C10109506000134353", "symbology": "]C1", "kind": "gs1",
-                            "gtin": None, "errors": ["gtin check digit"], "warnings": []},
+                            "gtin": "09506000134353", "ais": {"01": "09506000134353"},
+                            "errors": ["check_digit: GTIN 09506000134353 check digit should be 2"],
+                            "warnings": []},
             extra={"device": "scanner-1"}),
         "traceway.status": build_birth(
             gateway_id=GATEWAY, site=SITE, time=T0, boot=42, version="0.1.0", config_hash="3f2a9c1e5b7d4a60",
