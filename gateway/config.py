@@ -175,7 +175,10 @@ class StationConfig(_Strict):
     """A place where scans happen: binds scanners to a business step and location."""
 
     step: BizStep
-    read_point: str = Field(default="", description="GLN or id of the read point.")
+    read_point: str = Field(
+        default="",
+        description="GLN, GLN/extension, URI or local id of the read point; default the station.",
+    )
     biz_location: str = Field(default="", description="GLN or id of the business location.")
     location: str = Field(default="", description="Initial storage location for movements.")
     unknown_gtin: Policy = "reject"
@@ -369,9 +372,18 @@ def load_config(path: str | Path) -> GatewayConfig:
     return parse_config(text, str(p), p.resolve().parent)
 
 
-def config_hash(path: str | Path) -> str:
-    """Short hash of the config file's bytes (reported in the birth status)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+def config_hash(path: str | Path | None, cfg: GatewayConfig | None = None) -> str:
+    """Hash of the config file's bytes (16 hex digits, reported in the birth status).
+
+    Without a file (a config built in code), the hash of ``cfg``'s canonical JSON.
+    """
+    if path is not None:
+        data = Path(path).read_bytes()
+    elif cfg is not None:
+        data = cfg.model_dump_json().encode()
+    else:
+        raise ValueError("config_hash needs a file or a config")
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def config_warnings(path: str | Path, cfg: GatewayConfig) -> list[str]:

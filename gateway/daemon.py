@@ -54,7 +54,7 @@ class Gateway:
     def __init__(self, cfg: GatewayConfig, config_path: Path | None = None) -> None:
         self.cfg = cfg
         self.config_path = config_path
-        self.config_hash = config_hash(config_path) if config_path else ""
+        self.config_hash = config_hash(config_path, cfg)
         self.topics = GatewayTopics(cfg.gateway.site, cfg.gateway.id, cfg.broker.topic_prefix)
         self.clock = ClockStatus()
         self.storage_down_since: float | None = None

@@ -46,8 +46,11 @@ def place_uri(place: str, site: str, location: str | None = None) -> str | None:
 
     ``4012345000009`` (GLN) → ``https://id.gs1.org/414/4012345000009``; a storage
     ``location`` (or ``GLN/ext``) becomes the GLN extension ``/254/{ext}``. An
-    absolute URI passes through; any other id becomes
-    ``urn:traceway:loc:{site}:{id}[:{location}]``. Empty → None.
+    absolute URI passes through; any other id is local to the site and becomes
+    ``urn:traceway:loc:{site}:{id}[:{location}]``: a station name (the gateway's
+    default read point) → ``urn:traceway:loc:{site}:{station}``; the site id (the
+    default business location without a GLN) → ``urn:traceway:loc:{site}:{site}``.
+    Empty → None.
     """
     if not place:
         return None
@@ -88,7 +91,7 @@ def _items(items: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str
                 "epcClass": class_uri(item["gtin"], item.get("lot")),
                 "quantity": item["quantity"],
             }
-            if "uom" in item:
+            if item.get("uom") not in (None, "EA"):  # EPCIS: no uom = a count of items
                 q["uom"] = item["uom"]
             quantities.append(q)
     return list(dict.fromkeys(epcs)), quantities
@@ -190,12 +193,17 @@ def _is_event(payload: Mapping[str, Any]) -> bool:
 
 
 def to_epcis_events(
-    events: Iterable[Mapping[str, Any]], *, strict: bool = True
+    events: Iterable[Mapping[str, Any]],
+    *,
+    strict: bool = True,
+    originals: Iterable[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """The EPCIS event list for gateway payloads (non-events skipped, duplicates dropped).
 
-    With ``strict`` a correction of an event not in ``events`` raises
-    :class:`EpcisExportError`; otherwise that declaration is left out.
+    A correction re-issues the event it corrects; that event is looked up in ``events``
+    and then in ``originals`` (events outside the exported range, e.g. before ``--since``,
+    which are not exported themselves). With ``strict`` a correction of an event found in
+    neither raises :class:`EpcisExportError`; otherwise that declaration is left out.
     """
     seen: set[str] = set()
     gateway_events: list[Mapping[str, Any]] = []
@@ -203,7 +211,12 @@ def to_epcis_events(
         if _is_event(ev) and ev["event_id"] not in seen:
             seen.add(ev["event_id"])
             gateway_events.append(ev)
-    converted = {ev["event_id"]: to_epcis_event(ev) for ev in gateway_events}
+    converted = {
+        ev["event_id"]: to_epcis_event(ev)
+        for ev in originals
+        if _is_event(ev) and ev["event_id"] not in seen
+    }
+    converted.update({ev["event_id"]: to_epcis_event(ev) for ev in gateway_events})
     declarations: dict[str, _Declaration] = {}
     declared_by: dict[str, list[str]] = {}
     for ev in gateway_events:
@@ -253,13 +266,15 @@ def to_epcis_document(
     *,
     creation_date: datetime | None = None,
     strict: bool = True,
+    originals: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """An EPCIS 2.0 ``EPCISDocument`` (JSON-LD) holding the events; see :func:`to_epcis_events`."""
     created = creation_date or datetime.now(UTC)
+    body = to_epcis_events(events, strict=strict, originals=originals)
     return {
         "@context": [EPCIS_CONTEXT, {TW_PREFIX: TW_NAMESPACE}],
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": format_time(created),
-        "epcisBody": {"eventList": to_epcis_events(events, strict=strict)},
+        "epcisBody": {"eventList": body},
     }

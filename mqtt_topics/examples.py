@@ -12,7 +12,7 @@ from typing import Any
 from gs1.keys import check_digit
 from mqtt_topics.cache import build_ack, build_cache_version, build_resync_request
 from mqtt_topics.commands import build_command, build_reply, parse_command
-from mqtt_topics.events import Item, build_alert, build_event
+from mqtt_topics.events import Item, Place, build_alert, build_event
 from mqtt_topics.movements import spec_for
 from mqtt_topics.status import build_birth, build_device_status, build_metrics
 
@@ -72,52 +72,88 @@ def event(n: int, movement: str, items: list[Item], minutes: int, **kw: Any) -> 
     )
 
 
+def _at(item: Item, src: str | None, dst: str | None) -> Item:
+    """``item`` with its custody: ``"A-01"`` is a location, ``"party:X"`` a party, None none."""
+
+    def place(p: str | None) -> Place | None:
+        if p is None:
+            return None
+        if p.startswith("party:"):
+            return {"type": "party", "id": p[len("party:") :]}
+        return {"type": "location", "id": p}
+
+    out: Item = {**item}
+    if "gtin" in out:
+        out["uom"] = out.get("uom", "EA")
+    if "serial" in out:
+        out["quantity"] = 1
+    out["from"] = place(src)
+    out["to"] = place(dst)
+    return out
+
+
 def scripted_day() -> list[dict[str, Any]]:
     """Receive → put-away → pick → pack on a pallet → ship; a repack; a correction."""
     serial_1: Item = {"gtin": GTIN_A, "serial": "S/1001&x", "expiry": "2027-06-30"}
     serial_2: Item = {"gtin": GTIN_A, "serial": "S1002"}
     lot_b: Item = {"gtin": GTIN_B, "lot": "L24-07", "quantity": 40, "expiry": "2027-01-31"}
+    lot_12: Item = {"gtin": GTIN_B, "lot": "L24-07", "quantity": 12}
     po = [{"type": "po", "id": "PO-4711"}, {"type": "desadv", "id": "DA 0815/1"}]
+    supplier = f"party:{GLN_SUPPLIER}"
     return [
-        event(1, "receive", [serial_1, serial_2, lot_b], 0,
-              scan=_scan(f"]d201{GTIN_A}21S1001"), biz_transactions=po,
+        event(1, "receive", [_at(serial_1, supplier, "DOCK-1"), _at(serial_2, supplier, "DOCK-1"),
+                             _at(lot_b, supplier, "DOCK-1")], 0,
+              scan=_scan(f"]d201{GTIN_A}21S1001"), biz_transactions=po, location="DOCK-1",
               sources=[{"type": "owning_party", "id": GLN_SUPPLIER},
                        {"type": "location", "id": GLN_SUPPLIER}]),
-        event(2, "putaway", [serial_1, serial_2], 20, station="store-1", location="A-01-02"),
-        event(3, "putaway", [lot_b], 21, station="store-1", location="B-07-01"),
-        event(4, "transfer", [{"gtin": GTIN_B, "lot": "L24-07", "quantity": 10}], 60,
+        event(2, "putaway", [_at(serial_1, "DOCK-1", "A-01-02"), _at(serial_2, "DOCK-1", "A-01-02")],
+              20, station="store-1", location="A-01-02", from_location="DOCK-1"),
+        event(3, "putaway", [_at(lot_b, "DOCK-1", "B-07-01")], 21, station="store-1",
+              location="B-07-01", from_location="DOCK-1"),
+        event(4, "transfer", [_at({"gtin": GTIN_B, "lot": "L24-07", "quantity": 10}, "B-07-01",
+                                  "A-02-01")], 60,
               station="store-1", from_location="B-07-01", location="A-02-01"),
-        event(5, "pick", [serial_1, {"gtin": GTIN_B, "lot": "L24-07", "quantity": 12}], 120,
-              station="pick-1", biz_transactions=[{"type": "po", "id": "SO-99"}]),
-        event(6, "pack", [serial_1, {"gtin": GTIN_B, "lot": "L24-07", "quantity": 12}], 130,
-              station="pack-1", parent={"sscc": SSCC_1}),
+        event(5, "pick", [_at(serial_1, "A-01-02", "STAGE-1"), _at(lot_12, "B-07-01", "STAGE-1")],
+              120, station="pick-1", location="STAGE-1",
+              biz_transactions=[{"type": "po", "id": "SO-99"}]),
+        event(6, "pack", [_at(serial_1, "STAGE-1", "STAGE-1"), _at(lot_12, "STAGE-1", "STAGE-1")],
+              130, station="pack-1", location="STAGE-1", parent={"sscc": SSCC_1}),
         event(7, "repack", [], 150, station="pack-1",
-              inputs=[{"gtin": GTIN_B, "lot": "L24-07", "quantity": 6}],
-              outputs=[{"gtin": GTIN_C, "lot": "R-001", "quantity": 2, "expiry": "2027-01-31"}]),
-        event(8, "ship", [{"sscc": SSCC_1}], 180, station="dock-2",
+              inputs=[_at({"gtin": GTIN_B, "lot": "L24-07", "quantity": 6}, "B-07-01", None)],
+              outputs=[_at({"gtin": GTIN_C, "lot": "R-001", "quantity": 2, "expiry": "2027-01-31"},
+                           None, "B-07-01")]),
+        event(8, "ship", [_at({"sscc": SSCC_1}, "STAGE-1", f"party:{GLN_CUSTOMER}")], 180,
+              station="dock-2",
               biz_transactions=[{"type": "po", "id": "SO-99"}, {"type": "bol", "id": "BOL-1"}],
               destinations=[{"type": "owning_party", "id": GLN_CUSTOMER},
                             {"type": "location", "id": GLN_CUSTOMER}]),
         # the put-away of lot B went to the wrong place: re-stated with the right location
-        event(9, "putaway", [lot_b], 200, station="store-1", location="B-07-03",
-              corrects=[example_id(3)], correction_reason="incorrect_data",
+        event(9, "putaway", [_at(lot_b, "DOCK-1", "B-07-03")], 200, station="store-1",
+              location="B-07-03", corrects=[example_id(3)], correction_reason="incorrect_data",
               correction_note="wrong shelf scanned"),
-        event(10, "hold", [{"gtin": GTIN_B, "lot": "L24-07", "quantity": 18}], 220,
+        event(10, "hold", [_at({"gtin": GTIN_B, "lot": "L24-07", "quantity": 18}, "B-07-03",
+                               "B-07-03")], 220,
               station="store-1", location="B-07-03"),
         event(11, "consume", [], 240, station="line-1",
-              inputs=[{"gtin": GTIN_B, "lot": "L24-07", "quantity": 1.5, "uom": "KGM"}],
+              inputs=[_at({"gtin": GTIN_B, "lot": "L24-07", "quantity": 1.5, "uom": "KGM"},
+                          "B-07-03", None)],
               transformation_id="PRODORDER-77"),
         event(12, "unpack", [], 250, station="dock-2", parent={"sscc": SSCC_1}),
         # the pallet was never actually unpacked: event 12 is declared void
         event(13, "correct", [], 260, station="dock-2",
               corrects=[example_id(12)], correction_reason="did_not_occur"),
-        event(14, "commission", [{"gtin": GTIN_A, "serial": "S2001", "expiry": "2028-01-31"}], 270,
-              station="label-1"),
-        event(15, "scrap", [{"gtin": GTIN_A, "serial": "S1002"}], 280, station="store-1"),
-        event(16, "return", [{"gtin": GTIN_A, "serial": "S1001&x"}], 290,
+        event(14, "commission", [_at({"gtin": GTIN_A, "serial": "S2001", "expiry": "2028-01-31"},
+                                     None, "LABEL-1")], 270,
+              station="label-1", location="LABEL-1"),
+        event(15, "scrap", [_at({"gtin": GTIN_A, "serial": "S1002"}, "A-01-02", None)], 280,
+              station="store-1", location="A-01-02"),
+        event(16, "return", [_at({"gtin": GTIN_A, "serial": "S1001&x"}, "party:CUST-42",
+                                 "QUARANTINE")], 290,
+              location="QUARANTINE",
               sources=[{"type": "owning_party", "id": "CUST-42"}],
               biz_transactions=[{"type": "rma", "id": "RMA-5"}]),
-        event(17, "cycle_count", [{"gtin": GTIN_B, "lot": "L24-07", "quantity": 18}], 300,
+        event(17, "cycle_count", [_at({"gtin": GTIN_B, "lot": "L24-07", "quantity": 18},
+                                      "B-07-03", "B-07-03")], 300,
               station="store-1", location="B-07-03", read_point="handheld-3"),
     ]  # fmt: skip
 
@@ -132,12 +168,15 @@ def example_payloads() -> dict[str, dict[str, Any]]:
         "traceway.event": day[0],
         "traceway.alert": build_alert(
             event_id=example_id(100), seq=18, gateway_id=GATEWAY, site=SITE, station="dock-1", event_time=now,
-            clock_synced=True, alert="check_digit", severity="warning",
-            message="GTIN check digit is wrong", scan=_scan("]C10109506000134353", "]C1"),
-            decision={"verdict": "reject", "reasons": [
-                {"code": "check_digit", "message": "GTIN check digit is wrong"}]},
+            clock_synced=True, alert="invalid_barcode", severity="error",
+            message="check_digit: GTIN 09506000134353 check digit should be 2",
+            scan=_scan("]C10109506000134353", "]C1"),
+            decision={"verdict": "reject", "reasons": [{"code": "invalid_barcode",
+                      "message": "check_digit: GTIN 09506000134353 check digit should be 2"}]},
             interpretation={"input": "]C10109506000134353", "symbology": "]C1", "kind": "gs1",
-                            "gtin": None, "errors": ["gtin check digit"], "warnings": []},
+                            "gtin": "09506000134353", "ais": {"01": "09506000134353"},
+                            "errors": ["check_digit: GTIN 09506000134353 check digit should be 2"],
+                            "warnings": []},
             extra={"device": "scanner-1"}),
         "traceway.status": build_birth(
             gateway_id=GATEWAY, site=SITE, time=T0, boot=42, version="0.1.0", config_hash="3f2a9c1e5b7d4a60",

@@ -17,6 +17,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from gs1.keys import is_valid_gln, is_valid_gtin, is_valid_sscc
+from mqtt_topics.topics import DEFAULT_PREFIX, spec_for_topic
 
 SCHEMA_ID_PREFIX = "urn:traceway:schema:"
 
@@ -84,8 +85,19 @@ def _keys(node: Any, path: str) -> Iterator[tuple[str, str, str]]:
 _CHECKS = {"gtin": (14, is_valid_gtin), "sscc": (18, is_valid_sscc), "gln": (13, is_valid_gln)}
 
 
-def check_digit_errors(payload: Any) -> list[str]:
-    """Wrong GS1 check digits in any ``gtin``/``sscc``/``gln`` value of the payload."""
+#: Parts of a payload that report what was scanned, as scanned: an alert's
+#: ``interpretation`` may carry a key with a wrong check digit (that is often why the
+#: scan was rejected). Everything else (items, parents, sources, cache rows) must be valid.
+AS_SCANNED: dict[str, frozenset[str]] = {"traceway.alert": frozenset({"interpretation"})}
+
+
+def check_digit_errors(payload: Any, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Wrong GS1 check digits in any ``gtin``/``sscc``/``gln`` value of the payload.
+
+    Top-level keys named in ``skip`` are not looked into.
+    """
+    if isinstance(payload, Mapping) and skip:
+        payload = {k: v for k, v in payload.items() if k not in skip}
     out = []
     for path, kind, value in _keys(payload, ""):
         length, ok = _CHECKS[kind]
@@ -104,4 +116,25 @@ def validate(payload: Mapping[str, Any]) -> list[str]:
     name = header["name"]
     if name not in schema_names():
         return [f"schema.name: unknown schema {name!r}"]
-    return schema_errors(name, payload) + check_digit_errors(payload)
+    skip = AS_SCANNED.get(name, frozenset())
+    return schema_errors(name, payload) + check_digit_errors(payload, skip)
+
+
+def check_message(
+    topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX
+) -> tuple[Any, list[str]]:
+    """(decoded payload or None, errors) of one MQTT message as received on ``topic``.
+
+    Besides :func:`validate`, the schema the payload names must be the one of its topic.
+    """
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, [f"not UTF-8 JSON: {exc}"]
+    errors = validate(obj)
+    spec = spec_for_topic(topic, prefix)
+    header = obj.get("schema") if isinstance(obj, dict) else None
+    name = header.get("name") if isinstance(header, dict) else None
+    if spec is not None and isinstance(name, str) and name != spec.schema:
+        errors.insert(0, f"schema: {name!r} on a {spec.schema!r} topic")
+    return obj, errors

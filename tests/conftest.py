@@ -85,3 +85,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture(autouse=True)
+def _published_messages_are_valid() -> Iterator[None]:
+    """Fail a test in which any ``Collector`` received a payload that breaks its schema."""
+    from tests.gw_util import Collector
+
+    Collector.instances.clear()
+    yield
+    bad = [m for c in Collector.instances for m in c.invalid]
+    Collector.instances.clear()
+    assert not bad, "the gateway published invalid payloads:\n" + "\n".join(bad[:20])

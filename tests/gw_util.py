@@ -11,10 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from mqtt_topics.topics import spec_for_topic
+from mqtt_topics.validation import check_message
 
 SERIAL_GTIN = "09506000134369"
 
@@ -153,10 +156,20 @@ class Pusher:
 
 
 class Collector:
-    """Subscribes to a topic filter (QoS 1) and keeps every payload."""
+    """Subscribes to a topic filter (QoS 1) and keeps every payload.
+
+    Every message on a topic the gateway publishes is validated against its schema
+    (``mqtt_topics.validation``); problems go to ``invalid``, and the autouse fixture
+    in ``conftest.py`` fails the test if any collector of it saw one.
+    """
+
+    #: every collector created during the current test (the fixture clears it)
+    instances: ClassVar[list[Collector]] = []
 
     def __init__(self, port: int, topic: str = "traceway/v1/#", client_id: str = "") -> None:
+        Collector.instances.append(self)
         self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.invalid: list[str] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.client = mqtt.Client(
@@ -178,8 +191,11 @@ class Collector:
             payload = json.loads(msg.payload)
         except ValueError:
             payload = {"_raw": msg.payload.decode("latin-1")}
+        spec = spec_for_topic(msg.topic)
+        errors = [] if spec and spec.direction == "subscribe" else published_errors(msg)
         with self.lock:
             self.messages.append((msg.topic, payload))
+            self.invalid.extend(f"{msg.topic}: {e} in {msg.payload[:400]!r}" for e in errors)
 
     def start(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -211,6 +227,11 @@ class Collector:
                 return got
             time.sleep(0.05)
         return self.of(suffix)
+
+
+def published_errors(msg: mqtt.MQTTMessage) -> list[str]:
+    """Schema errors of a message the gateway published (empty when valid)."""
+    return check_message(msg.topic, bytes(msg.payload))[1]
 
 
 def serial_code(i: int) -> str:

@@ -170,13 +170,16 @@ def test_gate_package_print_and_status(rig: Rig) -> None:
     # one package: a pallet label (00) beside a content label (02)(37)(10), read in one frame
     rig.send("]C100095060001234567893;]C10209506000134352370012\x1d10LOTA;]C100095060001234567893")
     rig.send("NOREAD")
-    assert wait(lambda: len(rig.col.of("events")) >= 1 and len(rig.col.of("alerts")) >= 1)
+    rig.send("]C1010950600013436821SN1;]C100095060001234567890")  # wrong check digits
+    rig.send("]C1010950600013436910LOT\x1d17270231")  # 31 February
+    assert wait(lambda: len(rig.col.of("events")) >= 1 and len(rig.col.of("alerts")) >= 3)
     ev = rig.col.of("events")[0]
     assert validate(ev) == []
     assert ev["movement"] == "receive"
     assert "\n" in ev["scan"]["raw"]  # the package's codes together
     alerts = [a["alert"] for a in rig.col.of("alerts")]
     assert "no_read" in alerts
+    assert alerts.count("invalid_barcode") == 3, alerts
     # print on accept: the lot label reached the printer
     assert wait(lambda: len(rig.zebra.state.printed) >= 1, 15), rig.zebra.state
     # device status for the scanner and the printer, retained

@@ -16,6 +16,15 @@ from tests.gw_util import Collector, GatewayProcess, Pusher, gateway_config, ser
 
 pytestmark = pytest.mark.slow
 
+#: rejected scans: every alert they cause must pass its schema (conftest checks)
+BAD_CODES = [
+    "]C1010950600013436821SN1",  # GTIN check digit wrong
+    "]C100095060001234567890",  # SSCC check digit wrong
+    "]C101095060001343691731023010L1",  # 30 February
+    "]C10209506000134368370012\x1d10L1",  # (02) content GTIN check digit wrong
+    "hello \x01 world",  # not GS1, no pattern
+]
+
 
 def check_contiguous(events: list[dict[str, object]], n: int) -> None:
     by_seq: dict[int, str] = {}
@@ -39,6 +48,9 @@ def test_thousand_scans_arrive_exactly_once_in_order(tmp_path: Path, broker: Bro
         for i in range(1000):
             p.send(serial_code(i))
         events = col.wait_for("events", 1000, 60)
+        for code in BAD_CODES:  # after the events, so that events keep seq 1..1000
+            p.send(code)
+        alerts = col.wait_for("alerts", len(BAD_CODES), 30)
         p.close()
     finally:
         rc = gw.stop()
@@ -53,6 +65,9 @@ def test_thousand_scans_arrive_exactly_once_in_order(tmp_path: Path, broker: Bro
     assert e["scan"] == {"raw": serial_code(0), "symbology": "]C1", "scanner": "tunnel"}
     assert e["decision"]["verdict"] == "accept"
     assert e["biz_step"] == "receiving"
+    assert len(alerts) == len(BAD_CODES)
+    assert {a["alert"] for a in alerts} == {"invalid_barcode", "unknown_barcode"}
+    assert alerts[0]["interpretation"]["gtin"] == "09506000134368"  # what was scanned
     status = [p for t, p in col.messages if t.endswith("/status")]
     assert status[0]["state"] == "online"
     assert status[-1]["state"] == "offline"  # graceful stop publishes offline

@@ -5,14 +5,20 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator, FormatChecker
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.cli import main
 from gs1.keys import is_valid_gln, is_valid_gtin, is_valid_sscc
@@ -30,6 +36,8 @@ from mqtt_topics.examples import (
     example_payloads,
     scripted_day,
 )
+from mqtt_topics.topics import GatewayTopics
+from tests.conftest import Broker, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -316,3 +324,172 @@ def test_cli_epcis_unresolved_correction(tmp_path: Path) -> None:
     assert main(["epcis", str(src)]) == 1
     assert main(["epcis", "--lenient", str(src), "-o", str(tmp_path / "o.json")]) == 0
     assert main(["epcis", str(tmp_path / "missing.jsonl")]) == 2
+
+
+# -- tail --json output is epcis input (issue 12, item 12) --------------------------------
+def test_cli_epcis_reads_tail_json(
+    tmp_path: Path, broker: Broker, epcis_validator: Draft7Validator
+) -> None:
+    """What `traceway tail --json` prints, `traceway epcis` reads line by line."""
+    day = scripted_day()
+    topics = GatewayTopics(day[0]["site"], day[0]["gateway_id"])
+    messages = [(topics.events, ev) for ev in day]
+    messages.insert(3, (topics.alerts, example_payloads()["traceway.alert"]))
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "tail", "--port", str(broker.port), "--json",
+         "--count", str(len(messages)), "--timeout", "30"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert tail.stderr is not None and "subscribed" in tail.stderr.readline()
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        for topic, payload in messages:
+            pub.publish(topic, json.dumps(payload), qos=1).wait_for_publish(5)
+        out, err = tail.communicate(timeout=30)
+        pub.loop_stop()
+        pub.disconnect()
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+    assert tail.returncode == 0, err
+    src, dst = tmp_path / "tail.jsonl", tmp_path / "day.epcis.json"
+    src.write_text(out, encoding="utf-8")
+    assert len(out.splitlines()) == len(messages)
+    assert main(["epcis", str(src), "-o", str(dst)]) == 0
+    doc = json.loads(dst.read_text(encoding="utf-8"))
+    assert _errors(epcis_validator, doc) == []
+    assert len(_events(doc)) == 18  # as from the payloads themselves (test_cli_epcis)
+
+
+def test_cli_epcis_tail_record_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "tail.jsonl"
+    ok = {"topic": "t/events", "valid": True, "errors": [], "payload": scripted_day()[0]}
+    broken = {"topic": "t/events", "valid": False, "errors": ["x"], "payload": "not json"}
+    bad = {**ok, "payload": {**scripted_day()[1], "biz_step": "putaway"}}
+    _write_jsonl(src, [ok, broken, bad])
+    assert main(["epcis", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert "line 2: the message on t/events was not a JSON object" in err
+    assert "line 3: biz_step" in err
+
+
+# -- --since and corrections of earlier events ---------------------------------------------
+def test_since_keeps_corrections_of_earlier_events(epcis_validator: Draft7Validator) -> None:
+    day = scripted_day()
+    doc = to_epcis_document(day[8:], originals=day[:8])
+    assert _errors(epcis_validator, doc) == []
+    seqs = [e["tw:seq"] for e in _events(doc)]
+    assert min(s for s in seqs if s != 3) == 9
+    declared = [e for e in _events(doc) if "errorDeclaration" in e]
+    assert [e["tw:seq"] for e in declared] == [3, 12]  # seq 3 re-issued, not exported alone
+    assert seqs.count(3) == 1
+
+
+def test_cli_epcis_since(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "day.jsonl"
+    day = scripted_day()
+    _write_jsonl(src, day)
+    since = day[8]["event_time"]  # event 9 corrects event 3
+    assert main(["epcis", "--since", since, "--compact", str(src)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert sorted({e["tw:seq"] for e in _events(doc)}) == [3, *range(9, 13), *range(14, 18)]
+    assert main(["epcis", "--since", "2099-01-01", "--compact", str(src)]) == 0
+    assert _events(json.loads(capsys.readouterr().out)) == []
+    with pytest.raises(SystemExit) as exc:
+        main(["epcis", "--since", "yesterday", str(src)])
+    assert exc.value.code == 2
+    assert "not an ISO 8601 date" in capsys.readouterr().err
+
+
+# -- the gateway's own stored events (issue 12, items 12 and 21) ---------------------------
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README demo run with no broker: its events stay in the database's outbox."""
+    tmp = tmp_path_factory.mktemp("demo")
+    shutil.copytree(REPO / "config" / "demo", tmp / "cfg" / "demo")
+    text = (REPO / "config" / "demo.toml").read_text(encoding="utf-8")
+    text = text.replace("port = 1883", f"port = {free_port()}")  # nobody listens there
+    text = text.replace("interval = 0.15", "interval = 0.01")
+    cfg = tmp / "cfg" / "demo.toml"
+    cfg.write_text(text, encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg), "--exit-after-replay"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return cfg
+
+
+def _stored(cfg: Path) -> list[dict[str, Any]]:
+    con = sqlite3.connect(cfg.parent.parent / "var" / "demo.db")
+    try:
+        rows = con.execute("SELECT payload FROM outbox WHERE kind = 'event' ORDER BY seq")
+        return [json.loads(r[0]) for r in rows]
+    finally:
+        con.close()
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_cli_epcis_from_the_gateway_database(
+    demo_db: Path, tmp_path: Path, epcis_validator: Draft7Validator
+) -> None:
+    var = demo_db.parent.parent / "var"
+    before = _files(var)
+    out = tmp_path / "demo.epcis.json"
+    assert main(["epcis", "--config", str(demo_db), "-o", str(out)]) == 0
+    after = _files(var)
+    # read-only: the database is untouched; SQLite may add its (empty) WAL and shared-memory
+    # index beside it, as for any reader of a WAL database (as root it gives them the db's owner)
+    assert {k: after[k] for k in before} == before, "the export must not write to the database"
+    assert set(after) - set(before) <= {"demo.db-wal", "demo.db-shm"}
+    assert after.get("demo.db-wal", b"") == b""
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert _errors(epcis_validator, doc) == []
+    stored = _stored(demo_db)
+    assert len(stored) >= 5
+    assert [e["tw:seq"] for e in _events(doc)] == [e["seq"] for e in stored]
+    assert {e["bizStep"] for e in _events(doc)} >= {"receiving", "storing", "shipping"}
+    # item 21: the default read point is the station's name, a local id scoped by the site
+    assert {e["read_point"] for e in stored} == {"ws1"}
+    assert {e["readPoint"]["id"] for e in _events(doc)} == {"urn:traceway:loc:demo-site:ws1"}
+
+
+def test_cli_epcis_from_the_database_since(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stored = _stored(demo_db)
+    since = stored[2]["event_time"]
+    assert main(["epcis", "--config", str(demo_db), "--since", since, "--compact"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [e["tw:seq"] for e in _events(doc)] == [e["seq"] for e in stored[2:]]
+
+
+def test_example_config_documents_the_read_point_default() -> None:
+    text = (REPO / "config" / "gateway.example.toml").read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.startswith("read_point"))
+    nxt = text.splitlines()[text.splitlines().index(line) + 1]
+    assert "default: the" in line and nxt.strip().startswith("# station name"), line
+
+
+def test_cli_epcis_database_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        '[gateway]\nsite = "s"\nid = "g"\n[storage]\npath = "gw.db"\n'
+        '[stations.ws]\nstep = "receiving"\n',
+        encoding="utf-8",
+    )
+    assert main(["epcis", "--config", str(cfg)]) == 2
+    assert "no database yet" in capsys.readouterr().err
+    (tmp_path / "gw.db").write_bytes(b"this is not a database" * 100)
+    assert main(["epcis", "--config", str(cfg)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("database error: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["epcis"]) == 2
+    assert main(["epcis", "--config", str(cfg), "x.jsonl"]) == 2
+    assert "either EVENTS.jsonl or --config" in capsys.readouterr().err

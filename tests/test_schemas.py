@@ -330,3 +330,67 @@ def test_check_digit_catches_single_digit_errors(body: str, pos: int, delta: int
     assert is_valid_gtin(gtin)
     wrong = gtin[:pos] + str((int(gtin[pos]) + delta) % 10) + gtin[pos + 1 :]
     assert not is_valid_gtin(wrong)
+
+
+# -- what the gateway really publishes (issue 12, item 4) -------------------------------
+@pytest.mark.parametrize(
+    "code",
+    [
+        "]C10109506000134353",  # GTIN check digit wrong
+        "]C100106141412345678909",  # SSCC check digit wrong
+        "]C10209506000134353370012\x1d10L1",  # content GTIN check digit wrong
+        "]C1010950600013435217310230",  # 30 February
+        "]Q1https://id.gs1.org/01/09506000134353/21/X",  # Digital Link, wrong check digit
+    ],
+)
+def test_alert_interpretation_carries_what_was_scanned(code: str) -> None:
+    """An invalid_barcode alert reports the scan as read, wrong check digit and all."""
+    from gs1.interpret import interpret
+
+    interp = interpret(code)
+    assert interp.errors
+    alert = build_alert(
+        event_id=example_id(7), seq=7, gateway_id=GATEWAY, site=SITE, station="dock-1",
+        event_time=T0, clock_synced=True, alert="invalid_barcode", severity="error",
+        message=interp.errors[0], scan={"raw": code, "symbology": code[:3], "scanner": "s1"},
+        decision={"verdict": "reject", "reasons": [
+            {"code": "invalid_barcode", "message": interp.errors[0]}]},
+        interpretation=interp.to_json(),
+    )  # fmt: skip
+    assert validate(alert) == []
+
+
+def test_movement_items_still_need_valid_keys() -> None:
+    wrong = "09506000134353"
+    ev = copy.deepcopy(scripted_day()[0])
+    ev["items"][0]["gtin"] = wrong
+    assert validate(ev) == [f"items[0].gtin: GTIN {wrong} has a wrong check digit"]
+    # only an alert's interpretation is "as scanned"; an event has none to hide a key in
+    ev = copy.deepcopy(scripted_day()[0])
+    ev["interpretation"] = {"gtin": wrong}
+    assert validate(ev) != []
+    alert = copy.deepcopy(EXAMPLES["traceway.alert"])
+    assert alert["interpretation"]["gtin"] == wrong
+    assert validate(alert) == []
+
+
+def test_config_hash_fits_the_status_schema(tmp_path: Any) -> None:
+    from gateway.config import config_hash, parse_config
+
+    text = '[gateway]\nsite = "s"\nid = "g"\n[stations.ws]\nstep = "receiving"\n'
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    cfg = parse_config(text)
+    for h in (config_hash(path), config_hash(None, cfg)):
+        birth = build_birth(
+            gateway_id=GATEWAY, site=SITE, time=T0, boot=0, version="0.1.0",
+            config_hash=h, cache_version=None, clock_synced=False, started_at=T0,
+        )  # fmt: skip
+        assert validate(birth) == [], h
+
+
+def test_readme_examples_are_the_example_payloads() -> None:
+    text = resources.files("mqtt_topics").joinpath("README.md").read_text(encoding="utf-8")
+    for name, payload in EXAMPLES.items():
+        start = text.index("```json\n", text.index(f"— `{name}`")) + len("```json\n")
+        assert json.loads(text[start : text.index("```", start)]) == payload, name

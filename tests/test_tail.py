@@ -109,3 +109,35 @@ def test_tail_exits_cleanly_on_ctrl_c(broker: Broker) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_lines_show_the_items() -> None:
+    """Each event line names its items: GTIN with serial, or lot and quantity, or SSCC."""
+    lines = {ev["seq"]: format_line(TOPICS.events, ev, [], False, b"") for ev in scripted_day()}
+    assert lines[1].endswith(
+        "accept @dock-1: GTIN 09506000134352 serial S/1001&x party 4098765000003 -> DOCK-1; "
+        "GTIN 09506000134352 serial S1002 party 4098765000003 -> DOCK-1; "
+        "GTIN 04012345000016 lot L24-07 qty 40 party 4098765000003 -> DOCK-1"
+    )
+    assert lines[6].endswith(": pallet SSCC 340123450000000017 | GTIN 09506000134352 serial "
+                             "S/1001&x STAGE-1 -> STAGE-1; GTIN 04012345000016 lot L24-07 qty 12 "
+                             "STAGE-1 -> STAGE-1")  # fmt: skip
+    assert lines[7].endswith(": inputs: GTIN 04012345000016 lot L24-07 qty 6 B-07-01 -> - | "
+                             "outputs: GTIN 04012345000023 lot R-001 qty 2 - -> B-07-01")  # fmt: skip
+    assert lines[8].endswith("@dock-2: SSCC 340123450000000017")
+    assert lines[11].endswith(": inputs: GTIN 04012345000016 lot L24-07 qty 1.5 KGM B-07-03 -> -")
+    many = {**scripted_day()[0], "items": [{"gtin": "09506000134352", "serial": f"S{i}"}
+                                           for i in range(5)]}  # fmt: skip
+    assert format_line(TOPICS.events, many, [], False, b"").endswith("serial S2; +2 more")
+    alert = example_payloads()["traceway.alert"]
+    assert format_line(TOPICS.alerts, alert, [], False, b"").endswith(
+        "@dock-1: scanned GTIN 09506000134353"
+    )
+
+
+def test_lines_show_control_characters_visibly() -> None:
+    ev = {**scripted_day()[0], "items": [{"gtin": "09506000134352", "serial": "A\x1bB\x1dC"}]}
+    obj, errors = check(TOPICS.events, json.dumps(ev).encode())
+    line = format_line(TOPICS.events, obj, errors, False, b"")
+    assert "\x1b" not in line and "\x1d" not in line
+    assert "serial A<ESC>B<GS>C" in line and " INVALID(" in line

@@ -12,16 +12,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from drivers.scanners.escapes import make_visible
 from mqtt_topics.topics import (
     ALERTS,
     DEFAULT_PREFIX,
     EVENTS,
     TOPICS,
     TopicSpec,
-    spec_for_topic,
     topic_filter,
 )
-from mqtt_topics.validation import validate
+from mqtt_topics.validation import check_message
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="print a gateway's events and alerts as they arrive, validated against the schemas",
         description=(
             "Subscribe to the events and alerts of one gateway (or all: '+') and print each "
-            "message on one line with its schema validation result. Exit 0 after --count "
+            "message on one line with its schema validation result and, for events, the "
+            "items (GTIN with serial, or lot and quantity, or SSCC). Exit 0 after --count "
             "messages or on Ctrl-C, 1 on --timeout, 2 when the broker cannot be reached."
         ),
     )
@@ -43,7 +44,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--prefix", default=DEFAULT_PREFIX, help=f"topic prefix (default {DEFAULT_PREFIX})"
     )
     p.add_argument("--all", action="store_true", help="every topic the gateway publishes")
-    p.add_argument("--json", action="store_true", help="one JSON object per message")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per message: {topic, valid, errors, payload}; "
+        "`traceway epcis` reads these lines",
+    )
     p.add_argument("--count", type=int, default=0, metavar="N", help="stop after N messages")
     p.add_argument("--timeout", type=float, default=0, metavar="S", help="give up after S seconds")
     p.set_defaults(func=run)
@@ -51,35 +57,91 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def check(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> tuple[Any, list[str]]:
     """(decoded payload or None, validation errors) of one received message."""
-    try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        return None, [f"not UTF-8 JSON: {exc}"]
-    errors = validate(obj)
-    spec = spec_for_topic(topic, prefix)
-    name = obj.get("schema", {}).get("name") if isinstance(obj, dict) else None
-    if spec is not None and isinstance(name, str) and name != spec.schema:
-        errors.insert(0, f"schema: {name!r} on a {spec.schema!r} topic")
-    return obj, errors
+    return check_message(topic, payload, prefix)
+
+
+#: items shown per list on a tail line; the rest are counted (``+N more``)
+MAX_ITEMS_SHOWN = 3
+
+
+def item_text(item: Any) -> str:
+    """One item in words: ``GTIN … serial …``, ``GTIN … lot … qty 12 KGM`` or ``SSCC …``."""
+    if not isinstance(item, dict):
+        return "?"
+    if item.get("sscc") is not None:
+        return f"SSCC {item['sscc']}"
+    parts = [f"GTIN {item.get('gtin')}"]
+    if item.get("serial") is not None:
+        parts.append(f"serial {item['serial']}")
+    if item.get("lot") is not None:
+        parts.append(f"lot {item['lot']}")
+    q = item.get("quantity")
+    if isinstance(q, int | float) and not isinstance(q, bool) and item.get("serial") is None:
+        qty = f"qty {q:.15g}" if isinstance(q, float) else f"qty {q}"
+        uom = item.get("uom")
+        parts.append(f"{qty} {uom}" if uom and uom != "EA" else qty)
+    src, dst = _place_text(item.get("from")), _place_text(item.get("to"))
+    if src or dst:
+        parts.append(f"{src or '-'} -> {dst or '-'}")
+    return " ".join(parts)
+
+
+def _place_text(place: Any) -> str:
+    """``A-01`` for a location, ``party 4012345000009`` for a party, "" for none."""
+    if not isinstance(place, dict):
+        return ""
+    return str(place.get("id")) if place.get("type") == "location" else f"party {place.get('id')}"
+
+
+def items_text(items: Any) -> str:
+    """The first items of a list in words, ``; ``-separated, then ``+N more``."""
+    if not isinstance(items, list) or not items:
+        return ""
+    shown = "; ".join(item_text(i) for i in items[:MAX_ITEMS_SHOWN])
+    rest = len(items) - MAX_ITEMS_SHOWN
+    return f"{shown}; +{rest} more" if rest > 0 else shown
+
+
+def _event_items(obj: dict[str, Any]) -> str:
+    parts = []
+    parent = obj.get("parent")
+    if isinstance(parent, dict) and parent.get("sscc"):
+        parts.append(f"pallet SSCC {parent['sscc']}")
+    if obj.get("items"):
+        parts.append(items_text(obj["items"]))
+    for key in ("inputs", "outputs"):
+        if obj.get(key):
+            parts.append(f"{key}: {items_text(obj[key])}")
+    if isinstance(obj.get("corrects"), list):
+        parts.append("corrects " + ", ".join(str(c) for c in obj["corrects"]))
+    return " | ".join(parts)
+
+
+def _scanned(interp: Any) -> str:
+    """What an alert's interpretation says was scanned (GTIN/SSCC, serial, lot, count)."""
+    if not isinstance(interp, dict) or not (interp.get("gtin") or interp.get("sscc")):
+        return ""
+    item = {k: interp.get(k) for k in ("sscc", "gtin", "serial", "lot")}
+    item["quantity"] = interp.get("count")
+    return item_text({k: v for k, v in item.items() if v is not None})
 
 
 def summary(obj: Any) -> str:
-    """A short human description of a payload."""
+    """A short human description of a payload; events and alerts name their items."""
     if not isinstance(obj, dict):
         return ""
     name = obj.get("schema", {}).get("name") if isinstance(obj.get("schema"), dict) else None
     if name == "traceway.event":
-        n = (
-            len(obj.get("items") or [])
-            + len(obj.get("inputs") or [])
-            + len(obj.get("outputs") or [])
-        )
         verdict = (obj.get("decision") or {}).get("verdict")
-        return (f"#{obj.get('seq')} {obj.get('movement')} {obj.get('event_type')} "
-                f"{obj.get('biz_step')} items={n} {verdict} @{obj.get('station')}")  # fmt: skip
+        head = (f"#{obj.get('seq')} {obj.get('movement')} {obj.get('event_type')} "
+                f"{obj.get('biz_step')} {verdict} @{obj.get('station')}")  # fmt: skip
+        what = _event_items(obj)
+        return f"{head}: {what}" if what else head
     if name == "traceway.alert":
-        return (f"#{obj.get('seq')} {obj.get('severity')} {obj.get('alert')}: "
+        head = (f"#{obj.get('seq')} {obj.get('severity')} {obj.get('alert')}: "
                 f"{obj.get('message')} @{obj.get('station')}")  # fmt: skip
+        what = _scanned(obj.get("interpretation"))
+        return f"{head}: scanned {what}" if what else head
     if name == "traceway.status":
         return f"{obj.get('state')} boot={obj.get('boot')} version={obj.get('version')}"
     return str(name)
@@ -92,7 +154,8 @@ def format_line(topic: str, obj: Any, errors: list[str], as_json: bool, raw: byt
         rec["payload"] = obj if obj is not None else raw.decode("utf-8", "replace")
         return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
     verdict = "OK" if not errors else "INVALID(" + "; ".join(errors) + ")"
-    return f"{topic} {verdict} {summary(obj)}".rstrip()
+    # payload text is untrusted: control characters never reach the terminal raw
+    return make_visible(f"{topic} {verdict} {summary(obj)}".rstrip())
 
 
 @dataclass
