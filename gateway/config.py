@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import os
@@ -9,7 +10,8 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -133,6 +135,11 @@ class BrokerConfig(_Strict):
         if self.tls.enabled is not None:
             return self.tls.enabled
         return not is_loopback(self.host)
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether a username or a password source is configured."""
+        return bool(self.username or self.password_file is not None or self.password_env)
 
     def password(self) -> str | None:
         """The broker password from the environment or a file; never from the config itself."""
@@ -275,6 +282,13 @@ class GatewayConfig(_Strict):
                 raise ValueError(f"stations.{name}.printer: unknown printer {st.printer!r}")
             if st.print_on_accept and not st.printer:
                 raise ValueError(f"stations.{name}.printer: required with print_on_accept")
+        b = self.broker
+        if b.enabled and not b.use_tls and not is_loopback(b.host) and b.has_credentials:
+            raise ValueError(
+                f"broker.tls.enabled: TLS is off, so the MQTT credentials would go in plaintext "
+                f"to {b.host}; remove 'enabled = false' from [broker.tls] (TLS is then on for "
+                "any broker not on this machine) or drop the credentials"
+            )
         return self
 
     @property
@@ -304,15 +318,95 @@ def parse_config(text: str, file: str = "<config>", base: Path | None = None) ->
         cfg = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = _loc(tuple(err["loc"]))
+        loc = tuple(err["loc"])
+        key = _loc(loc)
         msg = err["msg"]
-        if msg.startswith("Value error, "):
+        if err["type"] == "extra_forbidden":
+            msg = unknown_key_message(loc)
+        elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
             if ": " in msg and msg.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
                 key, msg = msg.split(": ", 1)
         more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
         raise ConfigError(file, key, msg + more) from exc
     return _with_base(cfg, base) if base is not None else cfg
+
+
+#: Keys people put in the config that must not be there, with what to do instead.
+_MISPLACED: dict[tuple[str, str], str] = {
+    ("BrokerConfig", "password"): (
+        "the password is never read from the config file; write it to a file readable "
+        "only by the service (chmod 600) and set password_file to its path, or set "
+        "password_env to the name of an environment variable that holds it"
+    ),
+}
+
+
+def unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    """What to say about a key that is not in the schema: a hint, or "did you mean …?"."""
+    name = str(loc[-1])
+    model = _model_at(loc[:-1])
+    if model is None:
+        return f"unknown key {name!r}"
+    hint = _MISPLACED.get((model.__name__, name))
+    if hint is not None:
+        return f"unknown key {name!r}: {hint}"
+    known = sorted(model.model_fields)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {name!r}; did you mean {close[0]!r}?"
+    return f"unknown key {name!r} (known: {', '.join(known)})"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that validates the table at ``loc`` (None when it cannot be told)."""
+    t: Any = GatewayConfig
+    for part in loc:
+        t = _unwrap(t)
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            field = t.model_fields.get(str(part))
+            if field is None:
+                return None
+            t = field.annotation
+        elif get_origin(t) is dict:
+            t = get_args(t)[1]
+        elif get_origin(t) is list:
+            t = get_args(t)[0]
+        elif get_origin(t) in (Union, UnionType):
+            t = _tagged_member(get_args(t), part)
+            if t is None:
+                return None
+        else:
+            return None
+    t = _unwrap(t)
+    return t if isinstance(t, type) and issubclass(t, BaseModel) else None
+
+
+def _unwrap(t: Any) -> Any:
+    """``Annotated[X, …]`` → X; ``X | None`` → X."""
+    while True:
+        if get_origin(t) is Annotated:
+            t = get_args(t)[0]
+            continue
+        if get_origin(t) in (Union, UnionType):
+            members = [a for a in get_args(t) if a is not type(None)]
+            if len(members) == 1:
+                t = members[0]
+                continue
+        return t
+
+
+def _tagged_member(members: tuple[Any, ...], tag: int | str) -> Any:
+    """The member of a discriminated union whose Literal tag is ``tag`` (pydantic puts
+    the tag into the error location, e.g. ``scanners.t.tcp.prot``)."""
+    for m in members:
+        m = _unwrap(m)
+        if not (isinstance(m, type) and issubclass(m, BaseModel)):
+            continue
+        for field in m.model_fields.values():
+            if get_origin(field.annotation) is Literal and tag in get_args(field.annotation):
+                return m
+    return None
 
 
 def _abs(p: Path | None, base: Path) -> Path | None:
@@ -389,6 +483,16 @@ def config_hash(path: str | Path | None, cfg: GatewayConfig | None = None) -> st
 def config_warnings(path: str | Path, cfg: GatewayConfig) -> list[str]:
     """Non-fatal problems: files others can change, secrets others can read."""
     out: list[str] = []
+    b = cfg.broker
+    if b.enabled and not b.use_tls and not is_loopback(b.host):
+        out.append(f"broker.tls.enabled: TLS is off: events go unencrypted to {b.host}:{b.port}")
+    if b.enabled and not b.use_tls:
+        for key in ("ca_file", "cert_file", "key_file"):
+            if getattr(b.tls, key) is not None:
+                out.append(
+                    f"broker.tls.{key}: set, but TLS is off for {b.host}, so it is not used "
+                    "(set tls.enabled = true to use it)"
+                )
     secrets = [f for f in (cfg.broker.password_file, cfg.broker.tls.key_file) if f is not None]
     others = [Path(path)] + [f for f in (cfg.broker.tls.ca_file, cfg.broker.tls.cert_file) if f]
     for f in others + secrets:

@@ -135,3 +135,25 @@ def test_cli_import(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert f"{bad}:2:" in r.stderr and "nothing was written" in r.stderr
+
+
+def test_semicolon_separated_csv_gets_a_hint(tmp_path: Path) -> None:
+    """Spreadsheets in many locales save "CSV" with semicolons: say so, not just
+    "missing column(s)"."""
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", "gtin;tracking;description\n09506000134352;lot;Gloves\n")
+    tabs = write(tmp_path / "l.csv", "gtin\tlot\n09506000134352\tA\n")
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, prods, tabs)
+    engine.dispose()
+    problems = ei.value.problems
+    assert f"{prods}:1: the header is separated by semicolons (;), not commas" in "\n".join(
+        problems
+    )
+    assert any(p.startswith(f"{tabs}:1: the header is separated by tabs") for p in problems)
+    good = write(tmp_path / "ok.csv", "gtin,tracking,extra\n09506000134352,lot,x\n")
+    engine = open_database(tmp_path / "d.db")
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, good)
+    engine.dispose()
+    assert not any("separated by" in p for p in ei.value.problems)

@@ -41,7 +41,7 @@ def test_minimal_config_defaults() -> None:
         ("[gateway]\nsite='s'\n", "gateway.id", "Field required"),
         (BASE.replace("receiving", "recieving"), "stations.a.step", "Input should be"),
         (BASE + "[broker]\nport = 70000\n", "broker.port", "less than or equal"),
-        (BASE + "[broker]\nprot = 1\n", "broker.prot", "Extra inputs"),
+        (BASE + "[broker]\nprot = 1\n", "broker.prot", "did you mean 'port'?"),
         (
             BASE + "[scanners.t]\ntype='tcp'\nstation='a'\nport=0\n",
             "scanners.t.port",
@@ -173,5 +173,63 @@ def test_demo_config_and_check_config_cli(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 1
+    assert r.returncode == 2  # a config error: the same code as ``run`` (exit_codes.py)
     assert f"{bad}: broker.port: " in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("[brokr]\nport = 1\n", "brokr", "did you mean 'broker'?"),
+        ("[broker.tls]\nca_flie = 'x'\n", "broker.tls.ca_flie", "did you mean 'ca_file'?"),
+        ("[stations.a.feedback]\nconsol = true\n", "stations.a.feedback.consol", "'console'"),
+        (
+            "[scanners.t]\ntype = 'tcp'\nstation = 'a'\nport = 1\nhots = 'x'\n",
+            "scanners.t.hots",
+            "did you mean 'host'?",
+        ),
+        ("[printers.p]\ntransport = 'file'\npaht = 'x'\n", "printers.p.paht", "'path'"),
+        (
+            "[[patterns]]\nkind = 'location'\nregex = 'x'\nnmae = 'q'\n",
+            "patterns[0].nmae",
+            "'name'",
+        ),
+        ("[broker]\nxyzzy = 1\n", "broker.xyzzy", "(known: client_id, enabled, host,"),
+    ],
+)
+def test_unknown_keys_get_a_suggestion(text: str, key: str, words: str) -> None:
+    e = err(BASE + text)
+    assert e.key == key, str(e)
+    assert words in e.message and "Extra inputs" not in e.message
+
+
+def test_password_in_config_points_to_password_file() -> None:
+    e = err(BASE + '[broker]\nusername = "gw"\npassword = "hunter2"\n')
+    assert e.key == "broker.password"
+    assert "password_file" in e.message and "password_env" in e.message
+    assert "hunter2" not in str(e)
+
+
+def test_plaintext_credentials_to_a_remote_broker_are_a_config_error() -> None:
+    for creds in ('username = "gw"', 'password_env = "TW_PW"', 'password_file = "pw"'):
+        text = (
+            BASE + f'[broker]\nhost = "mqtt.example.com"\n{creds}\n[broker.tls]\nenabled = false\n'
+        )
+        e = err(text)
+        assert e.key == "broker.tls.enabled", str(e)
+        assert "plaintext to mqtt.example.com" in e.message
+    # TLS on (the default for a remote broker), or a broker on this machine: fine
+    parse_config(BASE + '[broker]\nhost = "mqtt.example.com"\nusername = "gw"\n', "gw.toml")
+    parse_config(BASE + '[broker]\nusername = "gw"\n[broker.tls]\nenabled = false\n', "x")
+    # no credentials: allowed, with a warning
+    cfg = parse_config(BASE + '[broker]\nhost = "10.1.2.3"\n[broker.tls]\nenabled = false\n', "x")
+    assert any("unencrypted to 10.1.2.3:1883" in w for w in config_warnings("x", cfg))
+
+
+def test_tls_files_without_tls_warn(tmp_path: Path) -> None:
+    f = tmp_path / "gw.toml"
+    f.write_text(BASE + '[broker.tls]\nca_file = "ca.pem"\n')  # loopback broker: TLS off
+    cfg = load_config(f)
+    assert any(
+        w.startswith("broker.tls.ca_file: set, but TLS is off") for w in config_warnings(f, cfg)
+    )

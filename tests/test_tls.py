@@ -1,13 +1,23 @@
-"""gateway.mqtt.tls against a private mosquitto with TLS listeners on 127.0.0.1 (test-time PKI)."""
+"""gateway.mqtt.tls against a private mosquitto with TLS listeners on 127.0.0.1 (test-time PKI).
+
+Also: TLS and credential mistakes are config errors (exit 2) found by check-config and by
+run before anything starts, and a failed verification at connect time is logged with why.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -16,8 +26,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.config import BrokerConfig, TlsConfig
-from gateway.mqtt.tls import TlsError, configure_client, is_loopback, tls_context
+from gateway.config import BrokerConfig, ConfigError, TlsConfig
+from gateway.mqtt.publisher import Publisher
+from gateway.mqtt.tls import (
+    TlsError,
+    check_broker,
+    configure_client,
+    connect_error_reason,
+    is_loopback,
+    tls_context,
+)
+from gateway.store.db import open_database
 from tests.conftest import Broker, free_port, make_broker
 from tests.tls_util import Pki, listener_conf, make_pki, run_as_self
 
@@ -290,3 +309,169 @@ def test_no_plaintext_credentials_to_remote_broker(tmp_path: Path) -> None:
 )
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+# -- mistakes found before the publisher starts (check-config, run) ---------------------
+
+GW = '[gateway]\nsite = "s"\nid = "g"\n[storage]\npath = "state/gw.db"\n[stations.a]\nstep = "receiving"\n'
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TW_TEST_PW"}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("broker", "key", "words"),
+    [
+        (  # credentials over plaintext to a remote broker
+            'host = "mqtt.invalid"\nusername = "gw"\npassword_file = "pw"\n'
+            "[broker.tls]\nenabled = false\n",
+            "broker.tls.enabled",
+            "credentials would go in plaintext to mqtt.invalid",
+        ),
+        (
+            'host = "mqtt.invalid"\n[broker.tls]\nca_file = "nope/ca.pem"\n',
+            "broker.tls.ca_file",
+            "nope/ca.pem: CA file not found",
+        ),
+        (
+            'host = "mqtt.invalid"\nusername = "gw"\npassword_file = "missing.pw"\n'
+            '[broker.tls]\nca_file = "ca.pem"\n',
+            "broker.password_file",
+            "missing.pw: broker password file cannot be read",
+        ),
+        (
+            'host = "mqtt.invalid"\n[broker.tls]\nca_file = "ca.pem"\ncert_file = "ca.pem"\n'
+            'key_file = "gone.key"\n',
+            "broker.tls.key_file",
+            "gone.key: client key not found",
+        ),
+    ],
+)
+def test_check_config_and_run_refuse_with_exit_2(
+    tmp_path: Path, broker: str, key: str, words: str
+) -> None:
+    """The same config error: one line naming file and key, exit 2 from both commands;
+    ``run`` stops before anything starts (no database, no publisher process)."""
+    pki = make_pki(tmp_path / "pki")
+    (tmp_path / "ca.pem").write_bytes(pki.ca.cert_file.read_bytes())
+    (tmp_path / "pw").write_text("s3cret\n")
+    (tmp_path / "pw").chmod(0o600)
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(GW + "[broker]\n" + broker)
+    for args in (("check-config", str(cfg)), ("run", "--config", str(cfg))):
+        r = _cli(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.startswith(f"config error: {cfg}: {key}: "), r.stderr
+        assert words in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "s3cret" not in r.stderr
+    assert not (tmp_path / "state").exists(), "run refused before opening the database"
+
+
+def test_password_env_unset_warns_in_check_config_and_stops_run(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        GW + f'[broker]\nhost = "mqtt.invalid"\nusername = "gw"\npassword_env = "TW_TEST_PW"\n'
+        f'[broker.tls]\nca_file = "{pki.ca.cert_file}"\n'
+    )
+    r = _cli("check-config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "warning: broker.password_env: TW_TEST_PW is not set here" in r.stderr
+    r = _cli("run", "--config", str(cfg))
+    assert r.returncode == 2
+    assert f"config error: {cfg}: broker.password_env: " in r.stderr
+    assert "TW_TEST_PW is not set" in r.stderr
+
+
+def test_unreadable_file_is_a_warning_for_check_config_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-config is often run by an admin, not the service's user: a file it may not
+    read is a warning there; at start it is an error."""
+    pki = make_pki(tmp_path)
+    broker = BrokerConfig(host="mqtt.invalid", tls=TlsConfig(ca_file=pki.ca.cert_file))
+    real_open = Path.open
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == pki.ca.cert_file:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    warnings = check_broker(broker, "gw.toml", strict=False)
+    assert len(warnings) == 1 and warnings[0].startswith("broker.tls.ca_file: ")
+    assert "Permission denied" in warnings[0]
+    with pytest.raises(ConfigError, match=r"gw\.toml: broker\.tls\.ca_file: .*Permission denied"):
+        check_broker(broker, "gw.toml")
+    assert check_broker(BrokerConfig(enabled=False, host="x", tls=TlsConfig()), "gw.toml") == []
+
+
+# -- verification failures at connect time say why ---------------------------------------
+
+
+def _publisher_says(tmp_path: Path, broker: BrokerConfig, caplog: pytest.LogCaptureFixture) -> str:
+    """Start a publisher against ``broker`` and return the first connect failure it logs."""
+    db = tmp_path / "gw.db"
+    open_database(db).dispose()
+    pub = Publisher(broker, "tls-test", db, lambda seqs: None)
+    caplog.set_level(logging.WARNING, logger="gateway.mqtt.publisher")
+    pub.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            said = [r.getMessage() for r in caplog.records if "broker" in r.getMessage()]
+            if said:
+                return said[0]
+            time.sleep(0.05)
+        return ""
+    finally:
+        pub.stop()
+
+
+def test_wrong_ca_is_logged_with_the_reason(
+    tls_broker: TlsBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = BrokerConfig(
+        host="127.0.0.1",
+        port=tls_broker.tls_port,
+        tls=TlsConfig(enabled=True, ca_file=tls_broker.pki.other_ca.cert_file),
+    )
+    said = _publisher_says(tmp_path, cfg, caplog)
+    assert "TLS certificate verify failed" in said, said
+    assert "is tls.ca_file the CA that signed the broker's certificate?" in said
+
+
+def test_wrong_host_name_is_logged_with_the_reason(
+    tls_broker: TlsBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = BrokerConfig(
+        host="127.0.0.1",
+        port=tls_broker.tls_port,
+        tls=TlsConfig(
+            enabled=True,
+            ca_file=tls_broker.pki.ca.cert_file,
+            server_hostname="not-the-broker.test",
+        ),
+    )
+    said = _publisher_says(tmp_path, cfg, caplog)
+    assert "TLS certificate verify failed" in said, said
+    assert "Hostname mismatch" in said and "not-the-broker.test" in said
+
+
+def test_connect_error_reason_words() -> None:
+    assert connect_error_reason(ConnectionRefusedError(111, "Connection refused")) == (
+        "Connection refused"
+    )
+    assert connect_error_reason(
+        ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED]")
+    ).startswith("TLS handshake failed")
+    assert connect_error_reason(None) == "no reason given"

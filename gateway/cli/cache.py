@@ -17,10 +17,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "import",
         help="import CSV files (columns: see README); nothing is written if any row is bad",
     )
-    imp.add_argument("--config", "-c", required=True, type=Path)
-    imp.add_argument("--products", type=Path)
-    imp.add_argument("--lots", type=Path)
-    imp.add_argument("--serials", type=Path)
+    imp.add_argument(
+        "--config", "-c", required=True, type=Path, help="gateway TOML file (its database)"
+    )
+    imp.add_argument(
+        "--products",
+        type=Path,
+        help="products CSV: gtin, tracking[, description, expiry_warning_days]",
+    )
+    imp.add_argument(
+        "--lots", type=Path, help="lots CSV: gtin, lot[, expiry, status, location, quantity]"
+    )
+    imp.add_argument(
+        "--serials", type=Path, help="serials CSV: gtin, serial[, lot, state, location]"
+    )
     imp.set_defaults(func=run_import)
 
 

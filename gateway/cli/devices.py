@@ -440,6 +440,11 @@ def register(sub: Any) -> None:
     s.add_argument(
         "--idle-timeout", type=float, default=0.0, help="seconds of silence ending a scan"
     )
-    s.add_argument("--max-length", type=int, default=4096)
+    s.add_argument(
+        "--max-length",
+        type=int,
+        default=4096,
+        help="longest scan in characters; a longer one is reported as too long (default 4096)",
+    )
     s.add_argument("--capslock", action="store_true", help="CapsLock was on when recording began")
     s.set_defaults(func=cmd_scan_test)

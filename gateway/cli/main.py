@@ -1,7 +1,8 @@
 """The ``traceway`` command line. One module per sub-command in this package.
 
 A config error (exit 2) or an unusable database (exit 3) raised by any sub-command
-is reported here, once, with the file and what is wrong.
+is reported here, once, with the file and what is wrong. The exit codes are one
+table for every command: :mod:`gateway.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
+from gateway.cli.exit_codes import ExitCode, exit_code_help
 
 #: Modules that each provide ``register(subparsers)``; a sub-command sets ``func(args) -> int``.
 COMMAND_MODULES = (
@@ -30,9 +32,17 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available sub-command."""
     parser = argparse.ArgumentParser(
-        prog="traceway", description="Edge gateway for warehouse traceability."
+        prog="traceway",
+        description="Edge gateway for warehouse traceability.",
+        epilog=exit_code_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"traceway {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"traceway {__version__}",
+        help="print the version and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -52,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
-        return 2
+        return ExitCode.CONFIG
     from gateway.config import ConfigError
     from gateway.mqtt.tls import TlsError
     from gateway.store.db import DatabaseError
@@ -61,14 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args))
     except (ConfigError, TlsError) as exc:  # names the file and the key
         print(f"config error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG
     except DatabaseError as exc:  # names the file and what to do
         print(f"database error: {exc}", file=sys.stderr)
-        return 3
+        return ExitCode.DATABASE
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        return 0
+        return ExitCode.OK
 
 
 if __name__ == "__main__":

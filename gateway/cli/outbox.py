@@ -14,8 +14,10 @@ from gateway.config import load_config
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``outbox`` sub-command."""
     p = sub.add_parser("outbox", help="show the outbox: depth, oldest unsent age, last seq")
-    p.add_argument("--config", "-c", required=True, type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--config", "-c", required=True, type=Path, help="gateway TOML file (its database)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=run)
 
 

@@ -205,38 +205,74 @@ def register(sub: Any) -> None:
     """Add the printing sub-commands."""
     p = sub.add_parser("print", help="print a label (queued with --config)")
     p.add_argument("--printer", default="", help="printer name from the config")
-    p.add_argument("--template", required=True)
-    p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--template", required=True, help="template name: lot, serial, sscc (or one from --labels)"
+    )
+    p.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template field, e.g. gtin=09506000134352 (repeat for each field)",
+    )
     p.add_argument("--config", help="gateway config: queue the job durably")
     p.add_argument("--key", default="", help="idempotency key (default: random)")
     p.add_argument("--host", default="", help="print directly over TCP 9100 (no config)")
-    p.add_argument("--port", type=int, default=9100)
+    p.add_argument("--port", type=int, default=9100, help="TCP port with --host (default 9100)")
     p.add_argument("--file", default="", help="append ZPL to a file (no config)")
-    p.add_argument("--dpi", type=int, choices=DPIS, default=203)
-    p.add_argument("--size", choices=sorted(SIZES), default="4x6")
+    p.add_argument(
+        "--dpi",
+        type=int,
+        choices=DPIS,
+        default=203,
+        help="printer resolution without --config (default 203)",
+    )
+    p.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="4x6",
+        help="label size in inches without --config (default 4x6)",
+    )
     p.add_argument("--labels", action="append", help="extra template directory (config/labels)")
     p.set_defaults(func=cmd_print)
 
     p = sub.add_parser("printers", help="printers, their queues and (--probe) live status")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", required=True, help="gateway TOML file")
     p.add_argument("--probe", action="store_true", help="ask each printer for its status")
     p.set_defaults(func=cmd_printers)
 
     p = sub.add_parser("jobs", help="list print jobs or reprint one")
-    p.add_argument("--config", required=True)
-    p.add_argument("--printer")
-    p.add_argument("--state")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--config", required=True, help="gateway TOML file")
+    p.add_argument("--printer", help="only this printer's jobs (name from the config)")
+    p.add_argument(
+        "--state",
+        help="only jobs in this state (queued, sending, sent, confirmed, held, failed, unknown)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=50, help="show at most N jobs, newest first (default 50)"
+    )
     p.add_argument("--reprint", type=int, metavar="JOB_ID", help="queue a reprint of this job")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("label", help="label templates")
     lsub = p.add_subparsers(dest="label_command", metavar="ACTION")
     pv = lsub.add_parser("preview", help="render a template offline to PNG")
-    pv.add_argument("--template", required=True)
-    pv.add_argument("--dpi", type=int, choices=(203, 300), default=203)
-    pv.add_argument("--size", choices=sorted(SIZES), default="4x6")
-    pv.add_argument("--field", action="append", default=[], metavar="KEY=VALUE")
+    pv.add_argument(
+        "--template", required=True, help="template name: lot, serial, sscc (or one from --labels)"
+    )
+    pv.add_argument(
+        "--dpi", type=int, choices=(203, 300), default=203, help="printer resolution (default 203)"
+    )
+    pv.add_argument(
+        "--size", choices=sorted(SIZES), default="4x6", help="label size in inches (default 4x6)"
+    )
+    pv.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template field, e.g. lot=LOTA (repeat for each field)",
+    )
     pv.add_argument("--labels", action="append", help="extra template directory (config/labels)")
-    pv.add_argument("-o", "--output", required=True)
+    pv.add_argument("-o", "--output", required=True, help="PNG file to write")
     pv.set_defaults(func=cmd_preview)

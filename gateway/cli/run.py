@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.config import ConfigError, config_warnings, load_config
+from gateway.config import config_warnings, load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,16 +19,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="stop once every replay scanner reached the end of its file (demo)",
     )
     p.set_defaults(func=run)
-    c = sub.add_parser("check-config", help="validate a gateway config file")
-    c.add_argument("file", type=Path)
+    c = sub.add_parser(
+        "check-config",
+        help="validate a gateway config file (exit 2 when it is bad)",
+    )
+    c.add_argument("file", type=Path, help="gateway TOML file")
     c.set_defaults(func=check_config)
 
 
 def run(args: argparse.Namespace) -> int:
     from gateway.daemon import run_gateway
     from gateway.logsetup import setup_logging
+    from gateway.mqtt.tls import check_broker
 
     cfg = load_config(args.config)
+    check_broker(cfg.broker, str(args.config))  # before anything starts: exit 2, not a crash
     setup_logging(cfg.logging.level)
     for w in config_warnings(args.config, cfg):
         print(f"warning: {w}", file=sys.stderr)
@@ -36,12 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.file)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 1
-    for w in config_warnings(args.file, cfg):
+    from gateway.mqtt.tls import check_broker
+
+    cfg = load_config(args.file)  # a ConfigError is reported by main: exit 2, as for run
+    warnings = check_broker(cfg.broker, str(args.file), strict=False)
+    for w in config_warnings(args.file, cfg) + warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(
         f"{args.file}: ok — site {cfg.gateway.site}, gateway {cfg.gateway.id}, "

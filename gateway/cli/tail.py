@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
             "messages or on Ctrl-C, 1 on --timeout, 2 when the broker cannot be reached."
         ),
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--host", default="127.0.0.1", help="broker host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=1883, help="broker port (default 1883)")
     p.add_argument("--site", default="+", help="site id (default: every site)")
     p.add_argument("--gateway", default="+", help="gateway id (default: every gateway)")
     p.add_argument(

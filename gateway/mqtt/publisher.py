@@ -19,6 +19,7 @@ import json
 import logging
 import queue
 import sqlite3
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -100,6 +101,7 @@ class Publisher:
         self._fresh: deque[tuple[int, str, str]] = deque()
         self.fresh_limit = 20_000
         self._said_unreachable = False
+        self._said_tls = ""  # the last TLS failure logged
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.client = self._make_client(will)
         self.last_progress = time.monotonic()
@@ -144,6 +146,7 @@ class Publisher:
             bool(getattr(flags, "session_present", False)),
         )
         self._said_unreachable = False
+        self._said_tls = ""
         for topic, qos in self.subscriptions:
             client.subscribe(topic, qos=qos)
         if self.birth is not None:
@@ -167,11 +170,27 @@ class Publisher:
         self.stats.connected_since = None
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        if not self._said_unreachable:
+        # paho calls this inside its ``except OSError`` around the connect: the exception
+        # being handled is the reason (TLS verification, refused, unknown host).
+        from gateway.mqtt.tls import connect_error_reason
+
+        reason = connect_error_reason(sys.exc_info()[1])
+        if reason.startswith("TLS"):  # a setup problem, not an outage: say each new one
+            if reason != self._said_tls:
+                log.error(
+                    "cannot connect to broker %s:%d: %s; events are kept in the outbox",
+                    self.cfg.host,
+                    self.cfg.port,
+                    reason,
+                )
+                self._said_tls = reason
+        elif not self._said_unreachable:
             log.warning(
-                "broker %s:%d not reachable; events are kept in the outbox and sent when it is",
+                "broker %s:%d not reachable (%s); events are kept in the outbox and sent "
+                "when it is",
                 self.cfg.host,
                 self.cfg.port,
+                reason,
             )
             self._said_unreachable = True
 

@@ -2,22 +2,36 @@
 
 ``tls_context`` builds the ``ssl.SSLContext`` handed to paho with
 ``client.tls_set_context``; ``configure_client`` applies TLS and the username /
-password to a paho client. Secrets (passwords, key contents) are never put into
-log records or exception messages.
+password to a paho client; ``check_broker`` does all of that without a client, so
+``check-config`` and ``run`` (before the publisher starts) refuse what the publisher
+would refuse. ``connect_error_reason`` says why a connection attempt failed (TLS
+verification, refused, unknown host). Secrets (passwords, key contents) are never put
+into log records or exception messages.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import ssl
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.config import BrokerConfig, TlsConfig, is_loopback
+from gateway.config import BrokerConfig, ConfigError, TlsConfig, is_loopback
 
 
 class TlsError(Exception):
-    """A TLS or credential setup problem; the message names the file involved."""
+    """A TLS or credential setup problem; the message names the file involved.
+
+    ``key`` is the config key at fault (e.g. ``broker.tls.ca_file``); ``denied`` is true
+    when a file exists but this user may not read it.
+    """
+
+    def __init__(self, message: str, key: str = "", *, denied: bool = False) -> None:
+        super().__init__(message)
+        self.key = key
+        self.denied = denied
 
 
 class _HostnameContext(ssl.SSLContext):
@@ -36,16 +50,19 @@ class _HostnameContext(ssl.SSLContext):
         return super().wrap_socket(sock, *args, **kwargs)
 
 
-def _readable(path: Path, what: str) -> None:
+def _readable(path: Path, what: str, key: str) -> None:
     if not path.exists():
-        raise TlsError(f"{path}: {what} not found")
+        raise TlsError(f"{path}: {what} not found", key)
     if not path.is_file():
-        raise TlsError(f"{path}: {what} is not a regular file")
+        raise TlsError(f"{path}: {what} is not a regular file", key)
     try:
         with path.open("rb"):
             pass
     except OSError as exc:
-        raise TlsError(f"{path}: {what} cannot be read: {exc.strerror}") from exc
+        denied = exc.errno in (errno.EACCES, errno.EPERM)
+        raise TlsError(
+            f"{path}: {what} cannot be read: {exc.strerror}", key, denied=denied
+        ) from exc
 
 
 def tls_context(cfg: TlsConfig) -> ssl.SSLContext:
@@ -63,32 +80,40 @@ def tls_context(cfg: TlsConfig) -> ssl.SSLContext:
     ctx.verify_name = cfg.server_hostname
 
     if cfg.ca_file is not None:
-        _readable(cfg.ca_file, "CA file")
+        _readable(cfg.ca_file, "CA file", CA_KEY)
         try:
             ctx.load_verify_locations(cafile=str(cfg.ca_file))
         except (ssl.SSLError, ValueError) as exc:
-            raise TlsError(f"{cfg.ca_file}: not a valid PEM CA certificate file ({exc})") from exc
+            raise TlsError(
+                f"{cfg.ca_file}: not a valid PEM CA certificate file ({exc})", CA_KEY
+            ) from exc
     else:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
         if not ctx.get_ca_certs() and not _has_default_paths():
             raise TlsError(
                 "no tls.ca_file configured and the system trust store is empty "
-                "(install ca-certificates or set tls.ca_file)"
+                "(install ca-certificates or set tls.ca_file)",
+                CA_KEY,
             )
 
     if cfg.cert_file is None and cfg.key_file is not None:
-        raise TlsError(f"{cfg.key_file}: tls.key_file is set but tls.cert_file is not")
+        raise TlsError(
+            f"{cfg.key_file}: tls.key_file is set but tls.cert_file is not", "broker.tls.cert_file"
+        )
     if cfg.cert_file is not None:
-        _readable(cfg.cert_file, "client certificate")
+        _readable(cfg.cert_file, "client certificate", "broker.tls.cert_file")
         key = cfg.key_file
         if key is not None:
-            _readable(key, "client key")
+            _readable(key, "client key", "broker.tls.key_file")
         where = f"{cfg.cert_file}" + (f" / {key}" if key is not None else "")
+
+        key_key = "broker.tls.key_file" if key is not None else "broker.tls.cert_file"
 
         def no_password() -> bytes:
             raise TlsError(
                 f"{key or cfg.cert_file}: the private key is encrypted; "
-                "use an unencrypted key file readable only by the service"
+                "use an unencrypted key file readable only by the service",
+                key_key,
             )
 
         try:
@@ -98,9 +123,13 @@ def tls_context(cfg: TlsConfig) -> ssl.SSLContext:
         except ssl.SSLError as exc:
             raise TlsError(
                 f"{where}: cannot load client certificate and key "
-                f"(bad PEM, or the key does not match the certificate): {exc.reason or exc}"
+                f"(bad PEM, or the key does not match the certificate): {exc.reason or exc}",
+                key_key,
             ) from exc
     return ctx
+
+
+CA_KEY = "broker.tls.ca_file"
 
 
 def _has_default_paths() -> bool:
@@ -129,18 +158,99 @@ def configure_client(client: _PahoClient, broker: BrokerConfig) -> None:
         password = broker.password()
     except OSError as exc:
         raise TlsError(
-            f"{broker.password_file}: broker password file cannot be read: {exc.strerror}"
+            f"{broker.password_file}: broker password file cannot be read: {exc.strerror}",
+            "broker.password_file",
+            denied=exc.errno in (errno.EACCES, errno.EPERM),
         ) from exc
     if password is None and broker.password_env and broker.password_file is None:
         raise TlsError(
-            f"broker.password_env: environment variable {broker.password_env} is not set"
+            f"broker.password_env: environment variable {broker.password_env} is not set",
+            "broker.password_env",
         )
     if password is not None and not broker.username:
-        raise TlsError("broker.username is required when a password is configured")
+        raise TlsError(
+            "broker.username is required when a password is configured", "broker.username"
+        )
     if broker.username:
         if not broker.use_tls and not is_loopback(broker.host):
             raise TlsError(
                 f"refusing to send MQTT credentials in plaintext to {broker.host}: "
-                "enable [broker.tls]"
+                "enable [broker.tls]",
+                "broker.tls.enabled",
             )
         client.username_pw_set(broker.username, password)
+
+
+class _DryRun:
+    """A stand-in paho client for ``check_broker``: accepts and forgets."""
+
+    def tls_set_context(self, context: ssl.SSLContext | None = None) -> None:
+        pass
+
+    def username_pw_set(self, username: str | None, password: str | None = None) -> None:
+        pass
+
+
+def check_broker(broker: BrokerConfig, config_file: str, *, strict: bool = True) -> list[str]:
+    """Refuse now what the publisher would refuse when it connects: TLS files (present,
+    readable, valid PEM, key matching), the password source, credentials over plaintext.
+
+    Raises ``ConfigError`` naming ``config_file``, the key and the file at fault.
+    ``strict=False`` (``check-config``, often run by another user than the service, in a
+    shell without the service's environment) turns "not readable by this user" and "the
+    environment variable is not set" into the returned warnings.
+    """
+    if not broker.enabled:
+        return []
+    warnings: list[str] = []
+    env = broker.password_env
+    if not strict and env and broker.password_file is None and env not in os.environ:
+        warnings.append(
+            f"broker.password_env: {env} is not set here; "
+            "the service must have it in its environment"
+        )
+        broker = broker.model_copy(update={"password_env": ""})
+    try:
+        configure_client(_DryRun(), broker)
+    except TlsError as exc:
+        msg = str(exc).removeprefix(f"{exc.key}: ").removeprefix(f"{exc.key} is ")
+        if strict or not exc.denied:
+            raise ConfigError(config_file, exc.key, msg) from exc
+        warnings.append(f"{exc.key}: {msg} (as {_user()}; the service's user must be able to)")
+    return warnings
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid {os.geteuid()}"
+
+
+def connect_error_reason(exc: BaseException | None) -> str:
+    """Why a connection attempt failed, in words: the TLS verification error (wrong CA,
+    host name mismatch, expired), a TLS alert from the broker, refused, unknown host."""
+    if exc is None:
+        return "no reason given"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        text = exc.verify_message or getattr(exc, "reason", None) or str(exc)
+        hint = ""
+        if exc.verify_code in (2, 18, 19, 20, 21):  # unknown issuer, self-signed
+            hint = " (is tls.ca_file the CA that signed the broker's certificate?)"
+        elif exc.verify_code == 62 or "Hostname mismatch" in text:
+            hint = (
+                " (the broker's certificate does not name this host: connect by the name in"
+                " it, or set tls.server_hostname)"
+            )
+        elif exc.verify_code == 10:
+            hint = " (the broker's certificate has expired; or is this machine's clock wrong?)"
+        return f"TLS certificate verify failed: {text}{hint}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"host name not found ({exc.strerror or exc})"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__

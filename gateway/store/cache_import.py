@@ -1,6 +1,7 @@
 """Loading master data (products, lots, serials) from CSV files: all or nothing.
 
-Columns (a header row is required; extra columns are an error, order is free):
+Columns (a header row is required; extra columns are an error, order is free; values are
+separated by commas, and a file separated by semicolons or tabs gets a hint saying so):
 
 - products.csv: ``gtin``, ``description``, ``tracking`` (none|serial|lot),
   ``expiry_warning_days`` (optional, default 30)
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -90,12 +91,26 @@ def _rows(path: Path, kind: str, problems: list[str]) -> Iterator[tuple[int, dic
                 problems.append(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
             if extra:
                 problems.append(f"{path}:1: unknown column(s): {', '.join(sorted(extra))}")
+            hint = separator_hint(reader.fieldnames or [])
+            if hint:
+                problems.append(f"{path}:1: {hint}")
             return
         for row in reader:
             if None in row:
                 problems.append(f"{path}:{reader.line_num}: too many values")
                 continue
             yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+
+
+def separator_hint(header: Sequence[str]) -> str:
+    """A hint when a header row was split on commas but uses another separator."""
+    for sep, name in ((";", "semicolons (;)"), ("\t", "tabs")):
+        if any(sep in h for h in header):
+            return (
+                f"the header is separated by {name}, not commas: save the file as "
+                "comma-separated CSV (in a spreadsheet: CSV UTF-8, comma delimited)"
+            )
+    return ""
 
 
 def _int(value: str, name: str, default: int, minimum: int = 0) -> int:
