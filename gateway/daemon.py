@@ -427,7 +427,8 @@ class Gateway:
             self.device_states[st.device] = st
         if previous is not None and previous.state == st.state and previous.detail == st.detail:
             return
-        level = logging.INFO if st.state in ("connected", "alive", "ready") else logging.WARNING
+        routine = st.expected or st.state in ("connected", "alive", "ready")
+        level = logging.INFO if routine else logging.WARNING
         log.log(level, "%s %s: %s %s", st.kind, st.device, st.state, st.detail)
         if st.kind == "printer":
             problems = [p for p in _PRINTER_PROBLEMS if p in st.detail.lower()]

@@ -29,6 +29,10 @@ def make_reader(name: str, cfg: ScannerConfig, sink: ScanSink, on_status: Status
         from drivers.scanners.serial_reader import SerialReader
 
         return SerialReader(name, cfg, sink, on_status)
+    if cfg.type == "tcp" and cfg.mode == "listen":
+        from drivers.scanners.tcp_listener import TcpListener
+
+        return TcpListener(name, cfg, sink, on_status)
     if cfg.type == "tcp":
         from drivers.scanners.tcp_reader import TcpReader
 

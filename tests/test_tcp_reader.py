@@ -1,4 +1,5 @@
-"""TcpReader against a local fake fixed-mount reader that refuses, drops and pushes (127.0.0.1 only)."""
+"""TcpReader (connect mode) against a local fake fixed-mount reader that refuses, drops and
+pushes (127.0.0.1 only). Listen mode: tests/test_tcp_listener.py."""
 
 from __future__ import annotations
 
@@ -168,6 +169,10 @@ def test_connect_refused_then_listens_then_drops_mid_stream(
     server.client()
     rec.wait_state("connected")
     assert reader.connected
+    firsts = [r for r in caplog.records if "connected (" in r.getMessage()]
+    assert [(r.levelno, r.getMessage()) for r in firsts] == [
+        (logging.INFO, f"tun1: connected ({HOST}:{port})")  # the first time is not "again"
+    ]
     server.push(b"]C1A1;]C1B2\r\nNOREAD\r\n")
     a, b, nr = rec.scan(), rec.scan(), rec.scan()
     assert (a.text, b.text, a.frame_id, a.frame_size) == ("]C1A1", "]C1B2", b.frame_id, 2)
@@ -186,6 +191,13 @@ def test_connect_refused_then_listens_then_drops_mid_stream(
     assert any("partial frame lost" in r.getMessage() for r in caplog.records)
     downs = [r for r in caplog.records if "disconnected:" in r.getMessage()]
     assert len(downs) == 2  # one log line per outage
+    assert any(r.getMessage() == f"tun1: connected again ({HOST}:{port})" for r in caplog.records)
+
+
+def test_connect_mode_only(cleanup: list[Any]) -> None:
+    cfg = TcpScanner(type="tcp", station="tunnel", mode="listen", port=2001)
+    with pytest.raises(ValueError, match="TcpListener"):
+        TcpReader("tun1", cfg, lambda s: None)
 
 
 def test_connect_send_reaches_the_reader(cleanup: list[Any]) -> None:
@@ -248,64 +260,3 @@ def test_enable_keepalive() -> None:
     with socket.socket() as s:
         enable_keepalive(s)
         assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-
-
-# -- listen mode -------------------------------------------------------------------
-
-
-def listening(
-    cleanup: list[Any], framing: FramerConfig | None = None
-) -> tuple[TcpReader, Recorder, int]:
-    port = free_port()
-    reader, rec = make(cleanup, port, mode="listen", framing=framing)
-    wait_for(lambda: reader.bound_port is not None, "listening")
-    assert reader.bound_port == port
-    rec.wait_state("disconnected")  # no reader has connected yet
-    return reader, rec, port
-
-
-def test_listen_pushing_reader_reconnects(cleanup: list[Any]) -> None:
-    _, rec, port = listening(cleanup, FramerConfig(separator="|"))
-    with socket.create_connection((HOST, port), timeout=WAIT) as c:
-        rec.wait_state("connected")
-        assert "127.0.0.1" in rec.last("connected").detail
-        c.sendall(b"P1|P2\n")
-        assert [rec.scan().text, rec.scan().text] == ["P1", "P2"]
-    rec.wait_state("disconnected", 2)
-    with socket.create_connection((HOST, port), timeout=WAIT) as c:
-        rec.wait_state("connected", 2)
-        c.sendall(b"P3\n")
-        assert rec.scan().text == "P3"
-
-
-def test_listen_new_connection_replaces_the_old_one(cleanup: list[Any]) -> None:
-    reader, rec, port = listening(cleanup)
-    old = socket.create_connection((HOST, port), timeout=WAIT)
-    cleanup.append(old)
-    rec.wait_state("connected")
-    old.sendall(b"STALE-PARTIAL")
-    time.sleep(0.05)
-    new = socket.create_connection((HOST, port), timeout=WAIT)
-    cleanup.append(new)
-    rec.wait_state("connected", 2)
-    assert "replaced" in rec.last("connected").detail
-    assert old.recv(10) == b""  # the old connection was closed by the gateway
-    new.sendall(b"FRESH\r\n")
-    assert rec.scan().text == "FRESH"
-    assert rec.scans.empty()
-    assert reader.send(b"ACK")
-    assert recv_exactly(new, 3) == b"ACK"
-
-
-def test_listen_port_in_use_is_retried(cleanup: list[Any]) -> None:
-    blocker = socket.create_server((HOST, 0))
-    port = int(blocker.getsockname()[1])
-    reader, rec = make(cleanup, port, mode="listen")
-    rec.wait_state("disconnected")
-    assert "cannot open" in rec.last("disconnected").detail
-    blocker.close()
-    wait_for(lambda: reader.bound_port == port, "bound after the port was freed")
-    with socket.create_connection((HOST, port), timeout=WAIT) as c:
-        rec.wait_state("connected")
-        c.sendall(b"OK\r")
-        assert rec.scan().text == "OK"

@@ -104,6 +104,13 @@ class TcpScanner(_ScannerBase):
     port: int = Field(ge=1, le=65535)
     framing: FramerConfig = FramerConfig()
     connect_timeout: float = 5.0
+    max_clients: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="listen mode: readers served at once, each with its own framing; "
+        "a connection beyond this is closed at once (never replaces a connected reader).",
+    )
 
 
 class EvdevScanner(_ScannerBase):

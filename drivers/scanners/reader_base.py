@@ -1,9 +1,13 @@
 """What the byte-stream readers share.
 
-Pure parts (tested without devices): :class:`HeartbeatMonitor` and
-:func:`frame_to_scans`. Shell part: :class:`StreamReader`, a daemon thread that opens a
-connection, reads with short timeouts, frames, hands complete scans to the sink, and
-reconnects with backoff. Subclasses supply ``_open``/``_read``/``_write``/``_close``.
+Pure parts (tested without devices): :class:`HeartbeatMonitor`, :func:`frame_to_scans`
+and :class:`Channel` (the framing and heartbeat state of ONE byte stream; it only
+logs). :class:`HandOver` numbers frames and gives their scans to the sink. Shell part:
+:class:`StreamReader`, a daemon thread that opens a connection, reads with short
+timeouts, frames, hands complete scans to the sink, and reconnects with backoff.
+Subclasses supply ``_open``/``_read``/``_write``/``_close``. The TCP listener
+(:mod:`drivers.scanners.tcp_listener`) serves several connections with one
+:class:`Channel` each.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Literal
 
 from drivers.scanners.backoff import Backoff
@@ -94,8 +99,126 @@ def frame_to_scans(
     return [RawScan(code, scanner, wall, mono, frame_id, n) for code in frame.codes]
 
 
+@dataclass(slots=True)
+class Step:
+    """What one :meth:`Channel.step` produced."""
+
+    frames: list[Frame] = field(default_factory=list)
+    alive_again: bool = False  # data arrived after a heartbeat_lost
+    heartbeat_lost: bool = False  # the silence just became too long
+
+
+class Channel:
+    """Framing and heartbeat state of one byte stream (a port, one TCP connection).
+
+    No I/O and no clock (times are passed in); it logs partial frames lost, garbage
+    and heartbeat changes under ``label``. A reader keeps one channel per open stream,
+    so bytes of two streams can never end up in one frame.
+    """
+
+    def __init__(self, framing: FramerConfig, label: str) -> None:
+        self.label = label
+        self.framer = Framer(framing)
+        self.heartbeat = HeartbeatMonitor(framing.heartbeat_interval)
+        self._garbage_logged = 0
+
+    @property
+    def silence(self) -> float:
+        """Seconds of silence after which the heartbeat counts as lost."""
+        return self.heartbeat.factor * self.heartbeat.interval
+
+    def start(self, now: float) -> None:
+        """A stream (re)opened at ``now``: empty framer, heartbeat supervision armed."""
+        self.framer.reset()
+        self.heartbeat.start(now)
+
+    def close(self, why: str) -> None:
+        """The stream ended: a partial frame is dropped (logged), supervision stops."""
+        self.discard(why)
+        self.heartbeat.stop()
+
+    def discard(self, why: str) -> None:
+        """Drop the frame in progress, with a log line if there was one."""
+        if self.framer.pending:
+            log.warning(
+                "%s: partial frame lost (%s): %s",
+                self.label,
+                why,
+                make_visible(self.framer.pending.decode("latin-1")),
+            )
+        self.framer.reset()
+
+    def deadline(self) -> float | None:
+        """Earliest monotonic time at which :meth:`step` has something to do unasked."""
+        pair = (self.framer.next_deadline(), self.heartbeat.deadline())
+        times = [t for t in pair if t is not None]
+        return min(times) if times else None
+
+    def step(self, data: bytes, now: float) -> Step:
+        """Feed ``data`` (may be empty) received at ``now``; frames, idle end, heartbeat."""
+        out = Step()
+        if data:
+            if self.heartbeat.observe(now) == "alive":
+                log.warning("%s: device alive again", self.label)
+                out.alive_again = True
+            out.frames = self.framer.feed(data, now)
+        out.frames += self.framer.flush_idle(now)
+        if self.heartbeat.check(now) == "heartbeat_lost":
+            log.warning("%s: heartbeat lost (silent for %.1fs)", self.label, self.silence)
+            out.heartbeat_lost = True
+        garbage = self.framer.garbage_bytes
+        if garbage > 2 * self._garbage_logged:  # log first garbage, then on doubling
+            log.info("%s: %d bytes outside STX/ETX frames so far", self.label, garbage)
+            self._garbage_logged = garbage
+        return out
+
+
+class HandOver:
+    """Numbers a reader's frames and hands their scans to the sink (never raises)."""
+
+    def __init__(self, scanner: str, sink: ScanSink) -> None:
+        self.scanner = scanner
+        self._sink = sink
+        self._frame_id = 0
+
+    def __call__(self, frame: Frame, mono: float, label: str = "") -> None:
+        """Hand over one frame completed at ``mono``; ``label`` names it in log lines."""
+        if frame.kind == "heartbeat":
+            return
+        self._frame_id += 1
+        if frame.kind != "codes":
+            log.info(
+                "%s: %s frame: %s",
+                label or self.scanner,
+                frame.kind,
+                make_visible(frame.raw[:64].decode("latin-1")),
+            )
+        for scan in frame_to_scans(frame, self.scanner, self._frame_id, time.time(), mono):
+            try:
+                self._sink(scan)
+            except Exception:
+                log.exception("%s: scan sink failed; scan lost: %r", self.scanner, scan)
+
+
+def report_status(
+    on_status: StatusSink | None,
+    device: str,
+    state: DeviceState,
+    detail: str = "",
+    *,
+    expected: bool = False,
+) -> None:
+    """Give a scanner's state change to the status sink (a failing sink is only logged)."""
+    if on_status is None:
+        return
+    try:
+        on_status(DeviceStatus(device, "scanner", state, detail, time.time(), expected))
+    except Exception:
+        log.exception("%s: status sink failed", device)
+
+
 class StreamReader:
-    """Base of the serial and TCP readers: thread, framing, status, reconnect."""
+    """Base of the serial and TCP (connect) readers: thread, framing, status, reconnect."""
 
     kind_name = "stream"
 
@@ -109,18 +232,16 @@ class StreamReader:
         backoff: Backoff | None = None,
     ) -> None:
         self.name = name
-        self._sink = sink
         self._on_status = on_status
-        self._framer = Framer(framing)
-        self._heartbeat = HeartbeatMonitor(framing.heartbeat_interval)
+        self._channel = Channel(framing, name)
+        self._hand_over = HandOver(name, sink)
         self._backoff = backoff if backoff is not None else Backoff(jitter="decorrelated")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._io_lock = threading.Lock()  # guards the open handle against send()/close
         self._connected = False
+        self._ever_connected = False
         self._down_reason: str | None = None  # set while an outage is being reported
-        self._frame_id = 0
-        self._garbage_logged = 0
         self.last_seen: float | None = None
         self.backoff_after_drop = True
 
@@ -181,20 +302,8 @@ class StreamReader:
     def _describe(self) -> str:
         return self.name
 
-    def _status(self, state: DeviceState, detail: str = "") -> None:
-        if self._on_status is None:
-            return
-        try:
-            self._on_status(DeviceStatus(self.name, "scanner", state, detail, time.time()))
-        except Exception:
-            log.exception("%s: status sink failed", self.name)
-
-    def _replaced(self, detail: str) -> None:
-        """The subclass switched to a new connection: drop the old partial frame."""
-        self._discard_partial("connection replaced")
-        self._heartbeat.start(time.monotonic())
-        log.info("%s: %s", self.name, detail)
-        self._status("connected", detail)
+    def _status(self, state: DeviceState, detail: str = "", *, expected: bool = False) -> None:
+        report_status(self._on_status, self.name, state, detail, expected=expected)
 
     # -- the loop -----------------------------------------------------------------
     def _run(self) -> None:
@@ -225,7 +334,7 @@ class StreamReader:
                 self._stop.wait(self._backoff.next())
         self._close_quietly()
         if self._down_reason is None:
-            self._status("disconnected", "stopped")
+            self._status("disconnected", "stopped", expected=True)
 
     def _close_quietly(self) -> None:
         with self._io_lock:
@@ -234,24 +343,24 @@ class StreamReader:
                 self._close()
             except Exception as e:
                 log.debug("%s: close: %s", self.name, e)
-        self._heartbeat.stop()
+        self._channel.heartbeat.stop()
 
     def _came_up(self) -> None:
         with self._io_lock:
             self._connected = True
         self._backoff.reset()
-        self._framer.reset()
-        self._heartbeat.start(time.monotonic())
-        if self._down_reason is not None:
+        self._channel.start(time.monotonic())
+        if self._ever_connected and self._down_reason is not None:
             log.warning("%s: connected again (%s)", self.name, self._describe())
         else:
             log.info("%s: connected (%s)", self.name, self._describe())
+        self._ever_connected = True
         self._down_reason = None
         self._status("connected", self._describe())
 
     def _went_down(self, reason: str) -> None:
         """Log and report an outage once, however many retries fail."""
-        self._discard_partial(reason)
+        self._channel.discard(reason)
         if self._down_reason is None:
             self._down_reason = reason
             log.warning("%s: disconnected: %s (retrying with backoff)", self.name, reason)
@@ -259,59 +368,21 @@ class StreamReader:
         else:
             log.debug("%s: still down: %s", self.name, reason)
 
-    def _discard_partial(self, why: str) -> None:
-        if self._framer.pending:
-            log.warning(
-                "%s: partial frame lost (%s): %s",
-                self.name,
-                why,
-                make_visible(self._framer.pending.decode("latin-1")),
-            )
-        self._framer.reset()
-
     def _wait_budget(self, now: float) -> float:
-        budget = _SLICE
-        for deadline in (self._framer.next_deadline(), self._heartbeat.deadline()):
-            if deadline is not None:
-                budget = min(budget, deadline - now)
+        deadline = self._channel.deadline()
+        budget = _SLICE if deadline is None else min(_SLICE, deadline - now)
         return max(0.0, budget)
 
     def _pump(self) -> None:
         while not self._stop.is_set():
             data = self._read(self._wait_budget(time.monotonic()))
             now = time.monotonic()
-            frames: list[Frame] = []
             if data:
                 self.last_seen = now
-                if self._heartbeat.observe(now) == "alive":
-                    log.warning("%s: device alive again", self.name)
-                    self._status("alive", "data received")
-                frames = self._framer.feed(data, now)
-            frames += self._framer.flush_idle(now)
-            for frame in frames:
-                self._emit(frame, now)
-            if self._heartbeat.check(now) == "heartbeat_lost":
-                silent = self._heartbeat.factor * self._heartbeat.interval
-                log.warning("%s: heartbeat lost (silent for %.1fs)", self.name, silent)
-                self._status("heartbeat_lost", f"nothing received for {silent:.1f}s")
-            garbage = self._framer.garbage_bytes
-            if garbage > 2 * self._garbage_logged:  # log first garbage, then on doubling
-                log.info("%s: %d bytes outside STX/ETX frames so far", self.name, garbage)
-                self._garbage_logged = garbage
-
-    def _emit(self, frame: Frame, mono: float) -> None:
-        if frame.kind == "heartbeat":
-            return
-        self._frame_id += 1
-        if frame.kind != "codes":
-            log.info(
-                "%s: %s frame: %s",
-                self.name,
-                frame.kind,
-                make_visible(frame.raw[:64].decode("latin-1")),
-            )
-        for scan in frame_to_scans(frame, self.name, self._frame_id, time.time(), mono):
-            try:
-                self._sink(scan)
-            except Exception:
-                log.exception("%s: scan sink failed; scan lost: %r", self.name, scan)
+            step = self._channel.step(data, now)
+            if step.alive_again:
+                self._status("alive", "data received")
+            for frame in step.frames:
+                self._hand_over(frame, now)
+            if step.heartbeat_lost:
+                self._status("heartbeat_lost", f"nothing received for {self._channel.silence:.1f}s")

@@ -10,7 +10,8 @@ File format (UTF-8), one scan per line:
 
 After ``start_delay`` the scans are sent ``interval`` seconds apart; with ``loop`` the
 file starts over (re-read, so edits show up). At the end the reader reports
-``disconnected`` with detail ``"end of file"`` and sets :attr:`ReplayReader.finished`.
+``disconnected`` with detail ``"end of file"`` (marked ``expected``: logged at INFO, as
+the end of a replay is not a fault) and sets :attr:`ReplayReader.finished`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import time
 
 from drivers.scanners.config import ReplayScanner
 from drivers.scanners.escapes import unescape
-from drivers.scanners.types import DeviceState, DeviceStatus, RawScan, ScanSink, StatusSink
+from drivers.scanners.reader_base import report_status
+from drivers.scanners.types import DeviceState, RawScan, ScanSink, StatusSink
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +79,8 @@ class ReplayReader:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def _status(self, state: DeviceState, detail: str = "") -> None:
-        if self._on_status is None:
-            return
-        try:
-            self._on_status(DeviceStatus(self.name, "scanner", state, detail, time.time()))
-        except Exception:
-            log.exception("%s: status sink failed", self.name)
+    def _status(self, state: DeviceState, detail: str = "", *, expected: bool = False) -> None:
+        report_status(self._on_status, self.name, state, detail, expected=expected)
 
     def _load(self) -> list[str] | None:
         try:
@@ -126,7 +123,7 @@ class ReplayReader:
             scans = reloaded
         self._connected = False
         log.info("%s: replay of %s finished", self.name, self.cfg.path)
-        self._status("disconnected", "end of file")
+        self._status("disconnected", "end of file", expected=True)
 
     def _emit(self, text: str) -> None:
         self._frame_id += 1

@@ -1,13 +1,8 @@
-"""A fixed-mount reader speaking TCP.
+"""A fixed-mount reader speaking TCP, ``mode = "connect"``: we connect to the reader.
 
-``mode = "connect"``: we connect to the reader's port (TCP keepalive on) and reconnect
-with backoff and jitter when the connection drops or is refused.
-
-``mode = "listen"``: we bind ``host:port`` and the reader connects to us and pushes
-frames. One pushing reader at a time: a NEW connection REPLACES the current one (the
-old one is closed and its partial frame dropped). A reader that rebooted reconnects
-while its old connection may still look open to us; refusing the new connection
-would lock the device out until keepalive noticed the dead one.
+We connect to the reader's port (TCP keepalive on) and reconnect with backoff and
+jitter when the connection drops or is refused. ``mode = "listen"`` (readers connect
+to us, several at once) is :class:`drivers.scanners.tcp_listener.TcpListener`.
 """
 
 from __future__ import annotations
@@ -54,37 +49,14 @@ class TcpReader(StreamReader):
         *,
         backoff: Backoff | None = None,
     ) -> None:
+        if cfg.mode != "connect":
+            raise ValueError(f"{name}: TcpReader needs mode = 'connect' (listen: TcpListener)")
         super().__init__(name, cfg.framing, sink, on_status, backoff=backoff)
         self.cfg = cfg
         self._sock: socket.socket | None = None
-        self._listener: socket.socket | None = None
-        self._peer = ""
-        # listen mode: after a drop, go straight back to accept()
-        self.backoff_after_drop = cfg.mode == "connect"
-
-    @property
-    def bound_port(self) -> int | None:
-        """The listening port in listen mode once bound (None before, or in connect mode)."""
-        lst = self._listener
-        if lst is None:
-            return None
-        try:
-            return int(lst.getsockname()[1])
-        except OSError:
-            return None
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread, close the connection and the listening socket."""
-        super().stop(timeout)
-        lst, self._listener = self._listener, None
-        if lst is not None:
-            lst.close()
 
     def _describe(self) -> str:
-        where = f"{self.cfg.host}:{self.cfg.port}"
-        if self.cfg.mode == "listen":
-            return f"{self._peer} on {where}" if self._peer else f"listening on {where}"
-        return where
+        return f"{self.cfg.host}:{self.cfg.port}"
 
     def _interrupt(self) -> None:
         sock = self._sock
@@ -92,7 +64,6 @@ class TcpReader(StreamReader):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    # -- connect mode ---------------------------------------------------------------
     def _connect(self) -> bool:
         infos = socket.getaddrinfo(self.cfg.host, self.cfg.port, type=socket.SOCK_STREAM)
         family, stype, proto, _, addr = infos[0]
@@ -125,72 +96,21 @@ class TcpReader(StreamReader):
             self._sock = sock
         return True
 
-    # -- listen mode ----------------------------------------------------------------
-    def _ensure_listener(self) -> socket.socket:
-        if self._listener is None:
-            infos = socket.getaddrinfo(
-                self.cfg.host, self.cfg.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-            family, stype, proto, _, addr = infos[0]
-            lst = socket.socket(family, stype, proto)
-            try:
-                lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                lst.bind(addr)
-                lst.listen(2)
-            except BaseException:
-                lst.close()
-                raise
-            self._listener = lst
-            log.info("%s: listening on %s:%s", self.name, self.cfg.host, self.bound_port)
-        return self._listener
-
-    def _take(self, lst: socket.socket) -> socket.socket:
-        conn, addr = lst.accept()
-        enable_keepalive(conn)
-        conn.settimeout(SEND_TIMEOUT)
-        self._peer = f"{addr[0]}:{addr[1]}"
-        return conn
-
-    def _accept(self) -> bool:
-        lst = self._ensure_listener()
-        self._went_down(f"no reader connected yet, listening on {self.cfg.host}:{self.bound_port}")
-        while not self._stop.is_set():
-            readable, _, _ = select.select([lst], [], [], _SLICE)
-            if readable:
-                conn = self._take(lst)
-                with self._io_lock:
-                    self._sock = conn
-                return True
-        return False
-
     # -- StreamReader hooks -----------------------------------------------------------
     def _open(self) -> bool:
-        return self._connect() if self.cfg.mode == "connect" else self._accept()
+        return self._connect()
 
     def _read(self, timeout: float) -> bytes:
         sock = self._sock
         if sock is None:
             raise ConnectionLost("connection closed")
-        watch = [sock] if self._listener is None else [sock, self._listener]
-        readable, _, _ = select.select(watch, [], [], timeout)
-        if self._listener is not None and self._listener in readable:
-            self._replace(self._listener)
-            return b""
+        readable, _, _ = select.select([sock], [], [], timeout)
         if not readable:
             return b""
         data = sock.recv(65536)
         if not data:
             raise ConnectionLost(f"closed by peer ({self._describe()})")
         return data
-
-    def _replace(self, lst: socket.socket) -> None:
-        old_peer = self._peer
-        conn = self._take(lst)
-        with self._io_lock:
-            old, self._sock = self._sock, conn
-        if old is not None:
-            old.close()
-        self._replaced(f"new connection from {self._peer} replaced {old_peer}")
 
     def _write(self, data: bytes) -> None:
         if self._sock is None:
@@ -199,6 +119,5 @@ class TcpReader(StreamReader):
 
     def _close(self) -> None:
         sock, self._sock = self._sock, None
-        self._peer = ""
         if sock is not None:
             sock.close()

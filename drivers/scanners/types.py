@@ -35,13 +35,19 @@ DeviceState = Literal["connected", "disconnected", "error", "heartbeat_lost", "a
 
 @dataclass(frozen=True, slots=True)
 class DeviceStatus:
-    """A change in a device's state, reported by readers (and printers)."""
+    """A change in a device's state, reported by readers (and printers).
+
+    ``expected`` marks a change that is part of normal operation, not a fault (a
+    listener waiting for its first reader, the end of a replay file, a requested
+    stop): it is logged at INFO, not as a warning.
+    """
 
     device: str
     kind: str  # "scanner" | "printer"
     state: DeviceState
     detail: str = ""
     at: float = 0.0
+    expected: bool = False
 
 
 ScanSink = Callable[[RawScan], None]
