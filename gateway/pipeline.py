@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import uuid6
 
@@ -109,8 +109,7 @@ class DuplicateTracker:
         return last is not None and window > 0 and now - last < window
 
 
-@dataclass(frozen=True, slots=True)
-class StateMark:
+class StateMark(NamedTuple):
     """The in-memory scan state at one point of a transaction (see ``ScanProcessor.mark``)."""
 
     seq: int
