@@ -239,6 +239,9 @@ class RemotePublisher:
         )
         try:
             proc.start()
+        except BaseException:
+            conn.close()
+            raise
         finally:
             child.close()  # only the child holds its end: its death is EOF here
         with self._send_lock:
