@@ -317,11 +317,12 @@ class Gateway:
             self.scan_counters.note(outcomes)
             for o in outcomes:
                 level = logging.INFO if o.verdict != "reject" else logging.WARNING
-                if scan_log.isEnabledFor(level):
+                logged = scan_log.isEnabledFor(level)
+                if logged:
                     scan_log.log(level, "%s", o.line())
                 if o.scan.scanner:
                     self.devices.seen(o.scan.scanner)
-                self.feedback.on_outcome(o)
+                self.feedback.on_outcome(o, logged=logged)
 
     def _failed(self, scans: list[RawScan], why: str) -> None:
         """The database refused the group (disk full, I/O error): nothing was written."""
@@ -330,13 +331,14 @@ class Gateway:
             log.critical("storage failure: %s — scans are rejected until it is fixed", why)
         self.storage_rejected += len(scans)
         self._remember_refusals()
+        logged = scan_log.isEnabledFor(logging.ERROR)
         for s in scans:
             station = self.processor.station_of(s)
             scan_log.error(
                 "REJECT %s storage_error: scan not recorded (%s) from %s", station, why, s.scanner
             )
             self.feedback.on_verdict(
-                station, s.scanner, "reject", ["storage_error"], None, None, s.text
+                station, s.scanner, "reject", ["storage_error"], None, None, s.text, logged=logged
             )
 
     @property
@@ -641,6 +643,11 @@ class Gateway:
             },
             "printers": dict(f.printers),
             "readers": sorted(self.readers),
+            "publisher": {  # the MQTT child process (restarted by the gateway when it dies)
+                "pid": getattr(self.publisher, "pid", None),
+                "restarts": getattr(self.publisher, "restarts", 0),
+                "connected": self.publisher.connected if self.publisher is not None else False,
+            },
         }
 
     # -- life cycle -------------------------------------------------------------------------

@@ -13,8 +13,10 @@ Rules:
 - GPIO: ``accept`` pulses ``gpio_good``, ``warn`` pulses ``gpio_warn`` (else
   ``gpio_good``), ``reject`` pulses ``gpio_bad``. A pulse on a line that is already on
   extends it.
-- A reject is never only in a log: if no configured output delivered it (no bad-read
-  bytes, no GPIO line, no MQTT, console off), the console line is printed anyway.
+- A reject is never silent: if no configured output delivered it (no bad-read bytes, no
+  GPIO line, no MQTT, console off), the console line is printed anyway, unless the
+  caller says the reject is already in the log (the daemon's scan log, on the same
+  terminal or journal): then it would be the same reject printed twice.
 
 MQTT verdicts go to ``{root}/stations/{station}/verdict`` with **QoS 0, not retained**,
 ideally with an MQTT 5 message expiry of a few seconds. A verdict is a real-time
@@ -374,7 +376,7 @@ class Feedback:
         if self._pulser is not None:
             self._pulser.stop()
 
-    def on_outcome(self, o: Outcome) -> None:
+    def on_outcome(self, o: Outcome, *, logged: bool = False) -> None:
         """:meth:`on_verdict` for a pipeline ``Outcome``."""
         self.on_verdict(
             o.station,
@@ -384,6 +386,7 @@ class Feedback:
             o.seq,
             o.event_id,
             o.scan.text,
+            logged=logged,
         )
 
     def on_verdict(
@@ -395,8 +398,13 @@ class Feedback:
         seq: int | None,
         event_id: str | None,
         raw: str,
+        *,
+        logged: bool = False,
     ) -> None:
-        """Beep, pulse, publish and print as the station is configured (best effort each)."""
+        """Beep, pulse, publish and print as the station is configured (best effort each).
+
+        ``logged``: the verdict is already in the log, so a reject that no output
+        delivered is not printed a second time."""
         cfg = self.cfgs.get(station) or FeedbackConfig()
         told = False
         if cfg.serial_beep and scanner:
@@ -415,7 +423,7 @@ class Feedback:
                 code=raw,
             )
             told |= self._guard("mqtt", lambda: self._mqtt(station, msg))
-        if cfg.console or (verdict == "reject" and not told):
+        if cfg.console or (verdict == "reject" and not told and not logged):
             args = (station, scanner, verdict, reasons, seq, raw)
             text, plain = console_line(*args), console_line(*args, ascii_only=True)
             self._guard("console", lambda: self._print(text, plain))

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import uuid6
 
@@ -46,26 +46,76 @@ from mqtt_topics.topics import GatewayTopics
 
 @dataclass
 class DuplicateTracker:
-    """Remembers when each code was last seen per station (bounded)."""
+    """Remembers when each code was last seen per station (bounded).
+
+    Between :meth:`begin` and :meth:`settle` every change is journalled, so that
+    :meth:`undo` can take back what a refused transaction saw (a scan the database
+    did not record must count as new when the operator scans it again).
+    """
 
     max_entries: int = 10_000
     seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: (key, value before) for each change since ``begin()``; None outside a transaction.
+    journal: list[tuple[tuple[str, str], float | None]] | None = None
+
+    def begin(self) -> None:
+        """Start journalling changes (the writer opened a transaction)."""
+        self.journal = []
+
+    def settle(self) -> None:
+        """The transaction ended: keep what was changed, stop journalling."""
+        self.journal = None
+
+    def mark(self) -> int:
+        """A point to :meth:`undo` back to."""
+        return len(self.journal) if self.journal is not None else 0
+
+    def undo(self, mark: int = 0) -> None:
+        """Take back every change journalled after ``mark``."""
+        if self.journal is None:
+            return
+        for key, before in reversed(self.journal[mark:]):
+            if before is None:
+                self.seen.pop(key, None)
+            else:
+                self.seen[key] = before
+        del self.journal[mark:]
+
+    def _drop(self, keep: Callable[[tuple[str, str], float], bool]) -> None:
+        gone = [(k, v) for k, v in self.seen.items() if not keep(k, v)]
+        if self.journal is not None:
+            self.journal.extend(gone)
+        for k, _ in gone:
+            del self.seen[k]
 
     def forget_station(self, station: str) -> None:
         """Drop what was seen on ``station`` (after a step or location change)."""
-        self.seen = {k: v for k, v in self.seen.items() if k[0] != station}
+        self._drop(lambda k, _v: k[0] != station)
 
     def check(self, station: str, text: str, now: float, window: float) -> bool:
         """True when ``text`` was seen on ``station`` less than ``window`` seconds ago."""
         key = (station, text)
         last = self.seen.get(key)
+        if self.journal is not None:
+            self.journal.append((key, last))
         self.seen[key] = now
         if len(self.seen) > self.max_entries:
             cutoff = now - 3600
-            self.seen = {k: v for k, v in self.seen.items() if v >= cutoff}
+            self._drop(lambda _k, v: v >= cutoff)
             if len(self.seen) > self.max_entries:
-                self.seen.clear()
+                self._drop(lambda _k, _v: False)
         return last is not None and window > 0 and now - last < window
+
+
+class StateMark(NamedTuple):
+    """The in-memory scan state at one point of a transaction (see ``ScanProcessor.mark``)."""
+
+    seq: int
+    stations: dict[str, StationState]
+    duplicates: int
+    outbox_alarm: bool
+    cfg: GatewayConfig
+    interpreter: Interpreter
 
 
 def label_fields(interp: Interpretation, decision: Decision, view: CacheView) -> dict[str, str]:
@@ -137,6 +187,40 @@ class ScanProcessor:
         self.seq = 0  # last assigned seq; the writer loads and persists it
         self.outbox_alarm = False  # above the high watermark, until below the low one
         self._template_cache: dict[tuple[str, str], frozenset[str] | None] = {}
+
+    # -- transactions -------------------------------------------------------------------
+    # Station states, the duplicate tracker, seq and the outbox alarm change while a scan
+    # is processed, before its transaction commits. The writer takes a mark when it opens
+    # a transaction (and one per savepoint) and rolls back to it when the database refuses
+    # the work: a refused scan leaves no trace in memory either.
+    def begin(self) -> StateMark:
+        """The writer opens a transaction: start recording changes; the mark to undo to."""
+        self.duplicates.begin()
+        return self.mark()
+
+    def mark(self) -> StateMark:
+        """The current in-memory state, to :meth:`rollback_to` (cheap: a few references)."""
+        return StateMark(
+            self.seq,
+            dict(self.stations),
+            self.duplicates.mark(),
+            self.outbox_alarm,
+            self.cfg,
+            self.interpreter,
+        )
+
+    def rollback_to(self, mark: StateMark) -> None:
+        """Undo every in-memory change made since ``mark`` (the database rolled back)."""
+        self.seq = mark.seq
+        self.stations = dict(mark.stations)
+        self.duplicates.undo(mark.duplicates)
+        self.outbox_alarm = mark.outbox_alarm
+        self.cfg, self.interpreter = mark.cfg, mark.interpreter  # a refused reconfigure
+        self.quarantine = _quarantine_locations(self.cfg)
+
+    def settle(self) -> None:
+        """The transaction ended (committed, or rolled back to its mark): stop recording."""
+        self.duplicates.settle()
 
     # -- helpers ------------------------------------------------------------------------
     def station_of(self, scan: RawScan) -> str:

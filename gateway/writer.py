@@ -5,6 +5,9 @@ The writer wakes, takes every waiting item (up to ``max_group``), runs them in O
 transaction — each in a savepoint so a failing item cannot spoil the others — and
 commits. Only after the commit are the outcomes reported (operator feedback, logs,
 publisher wake-up), so a scan is durable before anyone is told it was accepted.
+The scan state in memory (station step, location, pending quantity, open pallet,
+duplicate tracker, ``seq``) follows the database: when a group or an item is rolled
+back, so is what it changed in memory.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from drivers.scanners.types import RawScan
 from gateway.outcome import Outcome
-from gateway.pipeline import ScanProcessor
+from gateway.pipeline import ScanProcessor, StateMark
 from gateway.rules.decide import Decision, Reason
 from gateway.rules.gates import Gate
 from gateway.store.hot import HotStore, connect
@@ -152,7 +155,8 @@ class Writer:
         """Run every item in one transaction (each in a savepoint) and commit once."""
         store = self.store
         assert store is not None
-        seq_before, depth_before = self.processor.seq, store.depth
+        depth_before = store.depth
+        mark = self.processor.begin()  # in-memory state changes only with the commit
         store.fresh = []
         outcomes: list[Outcome] = []
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
@@ -165,14 +169,15 @@ class Writer:
             store.begin()
             for item in items:
                 self._run_item(item, store, outcomes, results)
-            if self.processor.seq != seq_before:
+            if self.processor.seq != mark.seq:
                 store.set_meta("last_seq", str(self.processor.seq))
             store.commit()
         except sqlite3.Error as exc:
             store.depth = depth_before
-            self._fail(store, seq_before, items, exc)
+            self._fail(store, mark, items, exc)
             return
         finally:
+            self.processor.settle()
             if relaxed:
                 with contextlib.suppress(sqlite3.Error):
                     store.conn.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -201,7 +206,7 @@ class Writer:
     ) -> None:
         """One item in its own savepoint. Database errors abort the whole group; any
         other error (a bug) rolls back just this item, which is still recorded."""
-        seq_item, depth_item, fresh_item = self.processor.seq, store.depth, len(store.fresh)
+        mark, depth_item, fresh_item = self.processor.mark(), store.depth, len(store.fresh)
         store.savepoint()
         try:
             if isinstance(item, Gate):
@@ -217,7 +222,8 @@ class Writer:
         except Exception as exc:
             store.rollback_savepoint()
             store.savepoint()
-            self.processor.seq, store.depth = seq_item, depth_item
+            self.processor.rollback_to(mark)  # station state, duplicates, seq: as before
+            store.depth = depth_item
             del store.fresh[fresh_item:]
             if isinstance(item, Task):
                 if item.future is not None:
@@ -232,17 +238,19 @@ class Writer:
     def _fail(
         self,
         store: HotStore,
-        seq_before: int,
+        mark: StateMark,
         items: list[object],
         exc: sqlite3.Error,
     ) -> None:
-        """Roll back; fail the tasks' futures; report every scan of the group as lost."""
+        """Roll back (database and in-memory state); fail the tasks' futures; report every
+        scan of the group as lost. The operator scans them again: the duplicate tracker,
+        a pending quantity, a pallet opened in the group are as they were before it."""
         scans = [s for item in items for s in _scans_of(item)]
         try:
             store.rollback()
         except sqlite3.Error:
             log.exception("rollback failed")
-        self.processor.seq = seq_before
+        self.processor.rollback_to(mark)
         if not self.failed:
             log.error("storage failure, %d scan(s) not recorded: %s", len(scans), exc)
         self.failed = True

@@ -195,6 +195,9 @@ def test_commands(rig: Rig) -> None:
     assert rig.command("ping")["ok"] is True
     status = rig.command("status")
     assert status["ok"] is True
+    publisher = status["result"]["publisher"]
+    assert publisher["restarts"] == 0 and publisher["connected"] is True
+    assert publisher["pid"] == rig.gw.publisher.pid  # type: ignore[union-attr]
     r = rig.command("set_step", {"station": "dock", "step": "shipping"})
     assert r["ok"] is True
     assert rig.gw.processor.stations["dock"].step == "shipping"

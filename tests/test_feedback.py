@@ -385,6 +385,16 @@ def test_a_reject_nobody_was_told_goes_to_the_console(rig_factory: type[Rig]) ->
     assert r.lines() == ["✖ REJECT   dock/s1  CODE  lot_expired  seq=9"]
 
 
+def test_a_reject_already_in_the_log_is_not_printed_twice(rig_factory: type[Rig]) -> None:
+    """console = false: the daemon's log line is the one place the reject shows."""
+    r = rig_factory(send_ok=False, dock=FeedbackConfig(console=False))
+    r.fb.on_verdict("dock", "s1", "reject", ("lot_expired",), 9, "e-9", "CODE", logged=True)
+    assert r.lines() == []
+    r2 = rig_factory(send_ok=False, dock=FeedbackConfig(console=True))  # asked for: printed
+    r2.fb.on_verdict("dock", "s1", "reject", ("lot_expired",), 9, "e-9", "CODE", logged=True)
+    assert r2.lines() == ["✖ REJECT   dock/s1  CODE  lot_expired  seq=9"]
+
+
 def test_a_delivered_reject_respects_console_off(rig_factory: type[Rig]) -> None:
     r = rig_factory(dock=FeedbackConfig(console=False))
     r.verdict("reject")

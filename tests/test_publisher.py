@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -90,3 +91,24 @@ def test_fresh_rows_from_memory_then_gap_from_the_outbox(tmp_path: Path) -> None
     pub._fill_window(conn)
     assert seqs(fake)[-1] == 7  # the contiguous next row comes straight from memory
     assert marked == []  # nothing counts as published without a PUBACK
+
+
+def test_resending_is_said_only_after_a_reconnect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows handed over on the first connection are not 're-sent after reconnect'."""
+    from types import SimpleNamespace
+
+    pub, fake, _marked, conn = make(tmp_path, rows=5, window=3)
+    pub._connected.clear()
+    ok = ReasonCode(PacketTypes.CONNACK, identifier=0)
+    flags = SimpleNamespace(session_present=False)
+    caplog.set_level("INFO", logger="gateway.mqtt.publisher")
+    pub._on_connect(fake, None, flags, ok, None)  # type: ignore[arg-type]
+    pub._fill_window(conn)  # the publishing thread may run before it sees the reconnect flag
+    pub._after_reconnect()
+    assert "resending" not in caplog.text
+    pub._on_disconnect(fake, None, flags, ok, None)  # type: ignore[arg-type]
+    pub._on_connect(fake, None, flags, ok, None)  # type: ignore[arg-type]
+    pub._after_reconnect()
+    assert "resending 3 unacknowledged event(s) after reconnect" in caplog.text

@@ -102,6 +102,7 @@ class Publisher:
         self.fresh_limit = 20_000
         self._said_unreachable = False
         self._said_tls = ""  # the last TLS failure logged
+        self._connected_at = 0.0  # monotonic time of the latest connect
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.client = self._make_client(will)
         self.last_progress = time.monotonic()
@@ -152,6 +153,7 @@ class Publisher:
         if self.birth is not None:
             msg = self.birth()
             client.publish(msg.topic, json.dumps(msg.payload), qos=1, retain=True)
+        self._connected_at = time.monotonic()
         self._connected.set()
         if self.on_connected is not None:
             try:
@@ -291,8 +293,10 @@ class Publisher:
     def _after_reconnect(self) -> None:
         # paho re-sends what it holds in flight (same mids, DUP flag); anything it lost
         # (a failed PUBACK) is in _retry. Rows never handed over are picked up by cursor.
-        if self._inflight:
-            log.info("resending %d unacknowledged event(s) after reconnect", len(self._inflight))
+        # Only rows handed over before this connection are re-sent (none on the first one).
+        stale = sum(1 for _seq, t0 in self._inflight.values() if t0 < self._connected_at)
+        if stale:
+            log.info("resending %d unacknowledged event(s) after reconnect", stale)
 
     def _drain_acks(self) -> None:
         done: list[int] = []

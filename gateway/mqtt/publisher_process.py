@@ -16,10 +16,16 @@ child → parent: ``("ack", [seq, …])``, ``("msg", topic, payload, retain, pro
 
 When the parent dies (even by SIGKILL) the pipe closes; the child then exits at once
 without an MQTT DISCONNECT, so the broker publishes the gateway's Will (``offline``).
+
+When the child dies (killed, crashed), the parent starts a new one itself, with backoff
+(:class:`RespawnPolicy`), and says so in one log line per restart. The new child reads
+every unpublished row from the outbox, so nothing committed meanwhile is lost. A child
+that keeps dying makes ``alive`` false: the systemd watchdog restarts the service.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -33,6 +39,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from drivers.scanners.backoff import Backoff
 from gateway.config import BrokerConfig
 from gateway.mqtt.publisher import Publisher, PublisherStats, StatusMessage
 
@@ -65,6 +72,58 @@ def _dict_to_props(values: dict[str, Any]) -> Any:
     for name, value in values.items():
         setattr(props, name, value)
     return props
+
+
+@dataclass
+class RespawnPolicy:
+    """When to start a new publisher process after one died (pure).
+
+    The first death is answered at once; a child that dies again soon after its start
+    waits ``initial``, then twice as long each time up to ``maximum``. A child that ran
+    ``stable_after`` seconds starts the count over. After ``unhealthy_after`` quick
+    deaths in a row the gateway reports itself unhealthy (the watchdog's turn) but
+    keeps trying.
+    """
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    stable_after: float = 60.0
+    unhealthy_after: int = 5
+    failures: int = 0
+    _backoff: Backoff = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._backoff = Backoff(self.initial, self.maximum, jitter="none")
+
+    def on_death(self, lived: float) -> float:
+        """A child died after ``lived`` seconds: the delay before the next one starts."""
+        if lived >= self.stable_after:
+            self.failures = 0
+            self._backoff.reset()
+        self.failures += 1
+        return 0.0 if self.failures == 1 else self._backoff.next()
+
+    def on_start_failed(self) -> float:
+        """Starting a child failed: the delay before the next attempt."""
+        self.failures += 1
+        return self._backoff.next()
+
+    @property
+    def healthy(self) -> bool:
+        """False once children keep dying (``unhealthy_after`` quick deaths in a row)."""
+        return self.failures < self.unhealthy_after
+
+
+def describe_exit(code: int | None) -> str:
+    """``killed by SIGKILL`` / ``exit code 1`` for a process's exit code."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 @dataclass
@@ -120,29 +179,31 @@ class RemotePublisher:
         self.client = _PipeClient(self)
         self.last_progress = time.monotonic()
         self._connected = threading.Event()
-        self._send_lock = threading.Lock()
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=child_main,
-            args=(child, cfg, client_id, str(db_path), will, list(subscriptions)),
-            name="traceway-publisher",
-            daemon=True,
-        )
-        self._child_end = child
+        self._send_lock = threading.Lock()  # also guards swapping the child's pipe
+        self._life_lock = threading.Lock()  # a restart and stop() never overlap
+        self._ctx = multiprocessing.get_context("spawn")
+        self._child_args = (cfg, client_id, str(db_path), will, list(subscriptions))
+        self._conn: Any = None  # the parent's end of the current child's pipe
+        self._proc: Any = None  # the current child (multiprocessing.Process)
+        self._started_at = 0.0
+        self.policy = RespawnPolicy()
+        self.restarts = 0
         self._receiver = threading.Thread(target=self._receive, name="publisher-pipe", daemon=True)
         self._stopping = False
+        self._stop_wait = threading.Event()
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Start the child (it connects in the background) and the pipe receiver."""
-        self._proc.start()
-        self._child_end.close()
+        self._spawn()
+        log.info("MQTT publisher running in process %d", self.pid)
         self._receiver.start()
 
     def stop(self, offline: StatusMessage | None = None, timeout: float = 3.0) -> None:
         """Publish ``offline`` (if connected), disconnect and end the child."""
-        self._stopping = True
+        with self._life_lock:
+            self._stopping = True  # no restart from here on
+        self._stop_wait.set()
         self._send(
             (
                 "stop",
@@ -151,11 +212,43 @@ class RemotePublisher:
                 max(0.5, timeout - 1.0),
             )
         )
-        self._proc.join(timeout)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(1)
-        self._conn.close()
+        proc = self._proc
+        if proc is not None:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1)
+        if self._receiver.is_alive():
+            self._receiver.join(1.0)  # sees the child's EOF (or the stop, if restarting)
+        if self._conn is not None:
+            self._conn.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The current publisher process's pid (None before start)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def _spawn(self) -> None:
+        """Start a new child and make it the current one."""
+        conn, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=child_main,
+            args=(child, *self._child_args),
+            name="traceway-publisher",
+            daemon=True,
+        )
+        try:
+            proc.start()
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            child.close()  # only the child holds its end: its death is EOF here
+        with self._send_lock:
+            old, self._conn, self._proc = self._conn, conn, proc
+            self._started_at = time.monotonic()
+        if old is not None:
+            old.close()
 
     # -- the daemon's interface -----------------------------------------------------------
     def wake(self) -> None:
@@ -181,30 +274,75 @@ class RemotePublisher:
 
     @property
     def alive(self) -> bool:
-        return self._proc.is_alive() and self._receiver.is_alive()
+        """The child runs (or is being restarted) and its children do not keep dying."""
+        return self._receiver.is_alive() and self.policy.healthy
 
     # -- internals ------------------------------------------------------------------------
     def _send(self, msg: tuple[Any, ...]) -> None:
         with self._send_lock:
-            try:
+            if self._conn is None:
+                return
+            # A dead child: the receiver restarts it and says so, once. Wake-ups need no
+            # resend (the new child reads the outbox); direct messages are status-like and
+            # published again on connect.
+            with contextlib.suppress(OSError, ValueError):
                 self._conn.send(msg)
-            except (OSError, ValueError, BrokenPipeError):
-                if not self._stopping:
-                    log.error("the publisher process is gone")
 
     def _receive(self) -> None:
+        """Forward the child's messages; when it dies, start a new one (with backoff)."""
         while True:
             try:
                 msg = self._conn.recv()
             except (EOFError, OSError):
-                if not self._stopping:
-                    log.error("the publisher process ended unexpectedly")
                 self._connected.clear()
-                return
+                self.stats.connected_since = None
+                if self._stopping or not self._restart():
+                    return
+                continue
             try:
                 self._handle(msg)
             except Exception:
                 log.exception("handling %s from the publisher process failed", msg[0])
+
+    def _restart(self) -> bool:
+        """The child died: start another after the policy's delay. False when stopping."""
+        dead = self._proc
+        dead.join(2)
+        if dead.is_alive():  # closed its pipe but lives on: it is of no use any more
+            dead.kill()
+            dead.join(2)
+        why = describe_exit(dead.exitcode)
+        delay = self.policy.on_death(time.monotonic() - self._started_at)
+        waited = 0.0
+        while True:
+            self.last_progress = time.monotonic()  # a restart in progress is not a stall
+            if self._stop_wait.wait(delay):
+                return False
+            waited += delay
+            try:
+                with self._life_lock:
+                    if self._stopping:
+                        return False
+                    self._spawn()
+            except Exception as exc:  # cannot fork/spawn (out of memory, …): try again later
+                delay = self.policy.on_start_failed()
+                log.error(
+                    "could not start a new publisher process (%s); next try in %.1f s", exc, delay
+                )
+                continue
+            break
+        self.restarts += 1
+        self.last_progress = time.monotonic()
+        log.warning(
+            "MQTT publisher process (pid %d) ended unexpectedly (%s); restarted it as pid %d"
+            " after %.1f s (restart %d); unsent events are sent from the outbox",
+            dead.pid,
+            why,
+            self.pid,
+            waited,
+            self.restarts,
+        )
+        return True
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
