@@ -29,7 +29,7 @@ from drivers.printers.status import PrinterStatus
 from drivers.printers.templates import TemplateError, TemplateSet, fill, load_templates
 from drivers.printers.transport import TransportError, backoff_delays
 from drivers.scanners.types import DeviceState, DeviceStatus, StatusSink
-from gateway.store.schema import print_jobs
+from gateway.store.schema import outbox, print_jobs
 from gs1.encode import EncodeError
 
 log = logging.getLogger(__name__)
@@ -193,8 +193,13 @@ def reprint_sqlite(conn: sqlite3.Connection, job_id: int, now: float) -> int:
 def list_jobs(
     conn: sa.Connection, *, printer: str | None = None, state: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Newest jobs first."""
-    q = sa.select(print_jobs).order_by(print_jobs.c.id.desc()).limit(limit)
+    """Newest jobs first, each with the ``seq`` of its event (None: manual, or pruned)."""
+    q = (
+        sa.select(print_jobs, outbox.c.seq)
+        .select_from(print_jobs.outerjoin(outbox, outbox.c.event_id == print_jobs.c.event_id))
+        .order_by(print_jobs.c.id.desc())
+        .limit(limit)
+    )
     if printer:
         q = q.where(print_jobs.c.printer == printer)
     if state:
