@@ -8,9 +8,11 @@ import logging
 import os
 import queue
 import signal
+import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -158,8 +160,13 @@ class Gateway:
                 templates=load_templates(extra),
                 confirm_timeout=pc.confirm_timeout,
                 status_interval=pc.status_interval,
+                write=self._print_write,
             )
         return workers
+
+    def _print_write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Print-job state changes run in the single writer, never beside it."""
+        return self.writer.call(lambda store: fn(store.conn))
 
     # -- set-up -----------------------------------------------------------------------------
     def _seed_cache(self) -> None:
@@ -552,28 +559,28 @@ class Gateway:
     ) -> int:
         """Queue a reprint (a new job marked as one) of a job, or of an event's label."""
         from gateway.mqtt.commands import CommandRejected
-        from gateway.print_queue import reprint as queue_reprint
+        from gateway.print_queue import reprint_sqlite
 
-        with self.engine.begin() as conn:
-            if job_id is None and event_id is not None:
-                from sqlalchemy import select
-
-                from gateway.store.schema import print_jobs
-
-                row = conn.execute(
-                    select(print_jobs.c.id).where(print_jobs.c.event_id == event_id)
-                ).first()
+        def queue(store: HotStore) -> int:
+            jid = job_id
+            if jid is None and event_id is not None:
+                row = store.conn.execute(
+                    "SELECT id FROM print_jobs WHERE event_id = ? ORDER BY id LIMIT 1", (event_id,)
+                ).fetchone()
                 if row is None:
                     raise CommandRejected(f"no label job for event {event_id}")
-                job_id = str(row[0])
-            if job_id is None:
+                jid = str(row[0])
+            if jid is None:
                 raise CommandRejected("give job_id or event_id")
             try:
                 new = 0
                 for _ in range(copies):
-                    new = new or queue_reprint(conn, int(job_id), now=time.time())
+                    new = new or reprint_sqlite(store.conn, int(jid), time.time())
             except (KeyError, ValueError) as exc:
-                raise CommandRejected(str(exc)) from exc
+                raise CommandRejected(str(exc).strip("'\"")) from exc
+            return new
+
+        new = int(self.writer.call(queue))
         for worker in self.print_workers.values():
             worker.wake()
         return new
@@ -716,6 +723,8 @@ class Gateway:
                 log.exception("stopping a reader failed")
         if self.gates is not None:
             self.gates.stop()  # open gates go to the writer
+        for worker in self.print_workers.values():
+            worker.stop(2.0)  # before the writer: their state changes go through it
         self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
         self.checkpointer.stop()
         self._reports.put(None)  # after the last outcome: report everything, then stop
@@ -725,8 +734,6 @@ class Gateway:
             self.metrics_loop.stop()
         if self.prometheus is not None:
             self.prometheus.close()
-        for worker in self.print_workers.values():
-            worker.stop(2.0)
         if self.publisher is not None:
             self.publisher.stop(
                 self._status_message("offline", "shutdown"), max(0.5, deadline - time.monotonic())

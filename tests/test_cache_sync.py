@@ -528,3 +528,11 @@ def test_cache_tables_exist_after_migration(tmp_path: Path) -> None:
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
     con.close()
     assert {"sync_lot_status", "sync_holds", "sync_recalls", "trg_lots_sync_blocks"} <= names
+
+
+def test_resync_log_says_what_is_held(store: HotStore, caplog: pytest.LogCaptureFixture) -> None:
+    sync, _, _ = make_sync(store)
+    with caplog.at_level("INFO", logger="gateway.store.cache_sync"):
+        sync.announce()
+    (line,) = [r.getMessage() for r in caplog.records if "resync requested" in r.getMessage()]
+    assert line == "cache resync requested (empty; no cache version yet)"

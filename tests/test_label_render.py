@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -11,32 +12,19 @@ zplkit = pytest.importorskip("zplkit")
 zxingcpp = pytest.importorskip("zxingcpp")
 from PIL import Image  # noqa: E402
 
-from drivers.printers.templates import download_format, fill, load_templates, recall_format  # noqa: E402
-from gs1.encode import Element, element_string  # noqa: E402
+from drivers.printers.templates import (  # noqa: E402
+    Template,
+    download_format,
+    fill,
+    load_templates,
+    recall_format,
+)
+from gateway.cli.main import main  # noqa: E402
+from gs1.encode import Element, element_string, normalise  # noqa: E402
+from tests.label_data import DATA, cases  # noqa: E402
 
 TEMPLATES = load_templates()
-VALUES = {
-    "lot": {
-        "gtin": "09501101530003",
-        "lot": "ABCDEFGHIJ0123456789",
-        "expiry": "2027-01-31",
-        "quantity": "12345678",
-        "description": "Paracetamol 500 mg",
-    },
-    "serial": {
-        "gtin": "09501101530003",
-        "serial": "SN_ABCDEFGHIJ012345>",
-        "lot": "L0T-42",
-        "expiry": "270131",
-        "description": "Widget",
-    },
-    "sscc": {
-        "sscc": "376104250021234569",
-        "gtin": "09501101530003",
-        "count": "12345678",
-        "lot": "LOT-ABCDEFGHIJKLMNOP",
-    },
-}
+VALUES = {name: sets["representative"] for name, sets in DATA.items()}
 
 
 def decode(
@@ -50,34 +38,53 @@ def decode(
     return [(r.symbology_identifier, r.text) for r in found], img.size, found
 
 
-def expected(name: str, dpi: int, size: str) -> set[tuple[str, str]]:
-    t = TEMPLATES.get(name, dpi, size)
+def expected(t: Template, values: dict[str, str]) -> set[tuple[str, str]]:
     fmap = {f.name: f for f in t.fields}
-    vals = {k: v for k, v in VALUES[name].items()}
-    from gs1.encode import normalise
-
     out = set()
     for s in t.slots:
         if s.kind in ("gs1-128", "datamatrix"):
             els = [
-                Element(str(fmap[f].ai), normalise(str(fmap[f].ai), vals[f], f)) for f in s.fields
+                Element(str(fmap[f].ai), normalise(str(fmap[f].ai), values[f], f))
+                for f in s.fields
+                if f in values
             ]
-            out.add(("]C1" if s.kind == "gs1-128" else "]d2", element_string(els)))
+            if els:
+                out.add(("]C1" if s.kind == "gs1-128" else "]d2", element_string(els)))
     return out
 
 
-@pytest.mark.parametrize("key", sorted(TEMPLATES.templates), ids=lambda k: "_".join(map(str, k)))
-def test_template_decodes_as_gs1(key: tuple[str, int, str]) -> None:
+VARIANTS = [
+    pytest.param(key, kind, id=f"{'_'.join(map(str, key))}-{kind.replace(' ', '-')}")
+    for key in sorted(TEMPLATES.templates)
+    for name, kind in cases()
+    if name == key[0]
+]
+
+
+@pytest.mark.parametrize(("key", "kind"), VARIANTS)
+def test_template_decodes_as_gs1_inside_the_label(
+    key: tuple[str, int, str], kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Representative, maximum-length and minimal data: every symbol decodes, lies wholly
+    inside the label with its quiet zone, and its text reads without errors."""
     name, dpi, size = key
     t = TEMPLATES.templates[key]
-    decoded, (w, h), found = decode(fill(t, VALUES[name]), dpi, size)
+    values = DATA[name][kind]
+    decoded, (w, h), found = decode(fill(t, values), dpi, size)
     assert (w, h) == (t.width_dots, t.length_dots)
-    assert set(decoded) == expected(name, dpi, size)
+    assert set(decoded) == expected(t, values)
     assert len(decoded) == len(set(decoded))
     for r in found:
         p = r.position
-        for pt in (p.top_left, p.top_right, p.bottom_left, p.bottom_right):
-            assert 0 <= pt.x < w and 0 <= pt.y < h
+        xs = [pt.x for pt in (p.top_left, p.top_right, p.bottom_left, p.bottom_right)]
+        ys = [pt.y for pt in (p.top_left, p.top_right, p.bottom_left, p.bottom_right)]
+        margin = 2  # dots: the symbol's edge is never the label's edge
+        assert min(xs) >= margin and max(xs) < w - margin, (r.text, xs)
+        assert min(ys) >= margin and max(ys) < h - margin, (r.text, ys)
+    dm = [sid + text for sid, text in decoded if sid == "]d2"]
+    if dm:
+        assert main(["parse", "--json", *dm]) == 0
+        assert all(json.loads(x)["errors"] == [] for x in capsys.readouterr().out.splitlines())
 
 
 def test_all_required_variants_exist() -> None:

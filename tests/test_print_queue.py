@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -271,3 +272,158 @@ def test_killing_the_worker_between_states_loses_nothing(tmp_path: Path) -> None
     assert kills >= 2
     assert set(lots) == {f"L{i:05d}" for i in range(n)}
     assert {lot for lot, c in lots.items() if c > 1} <= reprinted
+
+
+def test_job_states_go_through_the_single_writer(tmp_path: Path) -> None:
+    """The worker's engine can only read: every state change must reach the database
+    through the writer's connection (one writer, so no ``database is locked``)."""
+    from gateway.pipeline import ScanProcessor
+    from gateway.store.db import open_database
+    from gateway.writer import Writer
+    from tests.test_pipeline import make_cfg
+
+    cfg = make_cfg(tmp_path)
+    open_database(cfg.storage.path).dispose()
+    writer = Writer(cfg.storage.path, ScanProcessor(cfg, lambda: False))
+    writer.start()
+    read_only = sa.create_engine(f"sqlite:///file:{cfg.storage.path}?mode=ro&uri=true")
+    n = 20
+    calls: list[int] = []
+
+    def through_writer(fn):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return writer.call(lambda store: fn(store.conn))
+
+    writer.call(
+        lambda store: [
+            store.insert_print_job(
+                pq.new_job_row(
+                    idempotency_key=f"k{i}",
+                    printer="dock1",
+                    template="lot",
+                    fields=fields(i) if i != 3 else {**fields(i), "gtin": "09501101530004"},
+                    event_id=f"event-{i}",
+                    now=1.0,
+                )
+            )
+            for i in range(n)
+        ]
+    )
+    with FakeZebra(print_time=0.001) as fake:
+        printer = Printer(TcpTransport("127.0.0.1", fake.port, timeout=1.0), timeout=0.3)
+        w = pq.PrintWorker(
+            "dock1",
+            printer,
+            read_only,
+            None,
+            confirm_timeout=5.0,
+            status_interval=0.05,
+            poll_interval=0.02,
+            write=through_writer,
+        )
+        w.start()
+        try:
+            assert wait_for(lambda: states(read_only)["confirmed"] == n - 1, 30), states(read_only)
+        finally:
+            w.stop()
+            writer.stop()
+    assert states(read_only) == Counter({"confirmed": n - 1, "failed": 1})
+    assert len(calls) >= 3 * (n - 1)  # sending, sent, confirmed per job
+
+
+def test_a_failing_store_is_reported_once_and_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(tmp_path / "db.sqlite")
+    with engine.begin() as conn:
+        pq.enqueue(conn, idempotency_key="a", printer="dock1", template="lot", fields=fields(1))
+    failures = [3]
+    run = pq.own_transaction(engine)
+
+    def flaky(fn):  # type: ignore[no-untyped-def]
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise RuntimeError("database or disk is full")
+        return run(fn)
+
+    with FakeZebra() as fake:
+        printer = Printer(TcpTransport("127.0.0.1", fake.port, timeout=1.0), timeout=0.3)
+        w = pq.PrintWorker("dock1", printer, engine, None, poll_interval=0.02, write=flaky)
+        w._sleep = lambda s: None  # type: ignore[method-assign]
+        with caplog.at_level("INFO", logger="gateway.print_queue"):
+            w.start()
+            try:
+                assert wait_for(lambda: states(engine)["confirmed"] == 1, 20)
+            finally:
+                w.stop()
+    msgs = [r.getMessage() for r in caplog.records]
+    assert sum("cannot record a job state" in m for m in msgs) == 1
+    assert sum("recorded again" in m for m in msgs) == 1
+    assert not any(r.exc_info for r in caplog.records)  # one line, no traceback
+
+
+def test_refused_job_log_names_its_event_and_item(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(tmp_path / "db.sqlite")
+    with engine.begin() as conn:
+        pq.enqueue(
+            conn,
+            idempotency_key="bad",
+            printer="dock1",
+            template="lot",
+            fields={"gtin": "09501101530003", "lot": "A1", "expiry": "2031-02-30"},
+            event_id="0190aaaa-0000-7000-8000-000000000001",
+        )
+    with FakeZebra() as fake, caplog.at_level("INFO", logger="gateway.print_queue"):
+        w = _worker(fake, engine, [])
+        w.start()
+        try:
+            assert wait_for(lambda: states(engine)["failed"] == 1, 10)
+        finally:
+            w.stop()
+    (line,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert "event 0190aaaa-0000-7000-8000-000000000001" in line
+    assert "GTIN 09501101530003 lot A1" in line and "not a calendar date" in line
+
+
+def test_reprint_of_a_job_that_failed_on_its_data_is_refused(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "db.sqlite")
+    with engine.begin() as conn:
+        job = pq.enqueue(conn, idempotency_key="a", printer="p", template="lot", fields=fields(1))
+        assert job is not None
+        conn.execute(
+            sa.update(print_jobs)
+            .where(print_jobs.c.id == job)
+            .values(state="failed", error="expiry: '2031-02-30' is not a calendar date")
+        )
+    with engine.begin() as conn, pytest.raises(pq.ReprintRefused, match="failed on its data"):
+        pq.reprint(conn, job)
+    assert sum(states(engine).values()) == 1
+    raw = sqlite3.connect(tmp_path / "db.sqlite")
+    with pytest.raises(pq.ReprintRefused, match="calendar date"):
+        pq.reprint_sqlite(raw, job, 2.0)
+    raw.close()
+
+
+def test_one_way_jobs_end_sent_and_status_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from drivers.printers.transport_file import FileTransport
+
+    engine = make_engine(tmp_path / "db.sqlite")
+    with engine.begin() as conn:
+        pq.enqueue(conn, idempotency_key="a", printer="file", template="lot", fields=fields(1))
+    events: list[DeviceStatus] = []
+    printer = Printer(FileTransport(tmp_path / "labels.zpl"))
+    w = pq.PrintWorker("file", printer, engine, events.append, poll_interval=0.02)
+    with caplog.at_level("INFO", logger="gateway.print_queue"):
+        w.start()
+        try:
+            assert wait_for(lambda: states(engine)["sent"] == 1, 10)
+        finally:
+            w.stop()
+    assert w.step() is False  # nothing left to resolve: nothing confirms a file
+    assert states(engine) == Counter({"sent": 1})
+    assert [e.detail for e in events] == ["ready: one-way transport"]
+    assert not [r for r in caplog.records if "ready" in r.getMessage()]  # the sink logs it

@@ -49,7 +49,7 @@ def test_fill_rules() -> None:
     with pytest.raises(EncodeError, match="unknown field"):
         fill(t, {**LOT, "lott": "x"})
     with pytest.raises(EncodeError, match="required"):
-        fill(t, {"gtin": LOT["gtin"], "lot": "A"})
+        fill(t, {"gtin": LOT["gtin"], "expiry": "2027-01-31"})
     # optional quantity missing: the (30) element is simply absent, no empty symbol
     z = fill(t, LOT)
     assert "(30)" not in z and "^FN" not in z
@@ -62,3 +62,50 @@ def test_too_wide_gs1_128_is_refused(tmp_path: Path) -> None:
     t = load_dir(tmp_path)[("lot", 203, "4x6")]
     with pytest.raises(EncodeError, match="wider than the label"):
         fill(t, {**LOT, "lot": "ABCDEFGHIJ0123456789", "quantity": "12345678"})
+
+
+def test_too_large_datamatrix_is_refused(tmp_path: Path) -> None:
+    site_copy(tmp_path, ("^FO40,830^BXN,10,200", "^FO560,830^BXN,10,200"))
+    t = load_dir(tmp_path)[("lot", 203, "4x6")]
+    fill(t, LOT)  # 18x18 modules: 190 dots from x=560 fit in 812
+    with pytest.raises(EncodeError, match=r"DataMatrix .* needs 26x26 modules"):
+        fill(t, {**LOT, "lot": "ABCDEFGHIJKLMNOPQRST", "quantity": "12345678"})
+
+
+def test_datamatrix_size_follows_the_ecc200_table() -> None:
+    from drivers.printers.zpl import datamatrix_codewords, datamatrix_side
+
+    assert datamatrix_codewords("_10109501101530003") == 9  # FNC1 + 8 digit pairs
+    assert datamatrix_codewords("_121A__B_1") == 6  # FNC1, "21", A, "_", B, FNC1
+    assert datamatrix_side("12345") == 10  # 3 codewords: the smallest symbol
+    assert datamatrix_side("1234567") == 12  # 4 codewords
+    assert datamatrix_side("A" * 62) == 32 and datamatrix_side("A" * 63) == 36
+    assert datamatrix_side("A" * 1559) is None
+
+
+def test_lot_without_expiry_prints_without_17() -> None:
+    t = load_templates().get("lot", 203, "4x6")
+    z = fill(t, {"gtin": LOT["gtin"], "lot": "GLOVES"})
+    assert "(17)" not in z and "17" not in z.split("^FD_1")[1].split("^FS")[0][16:18]
+    assert "EXP" not in z and "QTY" not in z
+
+
+def test_text_captions() -> None:
+    from drivers.printers.templates import render_text
+
+    t = load_templates().get("lot", 203, "4x6")
+    z = fill(t, {**LOT, "quantity": "12"})
+    assert "EXP 2027-01-31   QTY 12" in z  # the date as a date, not 270131
+    assert "QTY" not in fill(t, LOT) and "EXP 2027-01-31^FS" in fill(t, LOT)
+    z = fill(t, {"gtin": LOT["gtin"], "lot": "A1", "quantity": "5"})
+    assert "^FDQTY 5^FS" in z
+    assert render_text("A {a}  B {b}  fixed", {"b": "2"}) == "B 2  fixed"
+    assert "EXP 2027-01^FS" in fill(t, {**LOT, "expiry": "270100"})  # day 00: the month
+
+
+def test_wrapped_captions_break_between_elements_and_keep_backslashes() -> None:
+    t = load_templates().get("lot", 203, "4x6")
+    z = fill(t, {**LOT, "description": "a\\b"})
+    assert "^FDa\\5C\\5Cb^FS" in z  # in a ^FB block "\\\\" prints one backslash
+    assert "^FD(01)09501101530003 (17)270131 (10)A1^FS" in z  # the DataMatrix caption
+    assert "^FD(01)09501101530003(17)270131^FS" in z  # under a linear symbol: no spaces

@@ -20,8 +20,8 @@ def _zplkit() -> Any:
     return zplkit
 
 
-def render_png(zpl: str, *, dpi: int, size: str) -> tuple[bytes, list[str]]:
-    """Render the first label of ``zpl`` to PNG bytes; returns (png, renderer warnings)."""
+def render_labels(zpl: str, *, dpi: int, size: str) -> tuple[list[bytes], list[str]]:
+    """Render every label (``^XA … ^XZ``) of ``zpl`` to PNG bytes; returns (pngs, warnings)."""
     zplkit = _zplkit()
     w, h = dots(SIZES[size][0], dpi), dots(SIZES[size][1], dpi)
     try:
@@ -30,7 +30,13 @@ def render_png(zpl: str, *, dpi: int, size: str) -> tuple[bytes, list[str]]:
         raise PreviewError(f"cannot render: {exc}") from exc
     if not doc.labels:
         raise PreviewError("the ZPL holds no label")
-    return bytes(doc.labels[0].png()), [str(x) for x in doc.warnings]
+    return [bytes(label.png()) for label in doc.labels], [str(x) for x in doc.warnings]
+
+
+def render_png(zpl: str, *, dpi: int, size: str) -> tuple[bytes, list[str]]:
+    """Render the first label of ``zpl`` to PNG bytes; returns (png, renderer warnings)."""
+    pngs, warnings = render_labels(zpl, dpi=dpi, size=size)
+    return pngs[0], warnings
 
 
 _GLYPH = re.compile(r"unsupported embedded font glyph '(.)'")

@@ -15,11 +15,22 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from drivers.printers.zpl import DM_ESCAPE, code128_fits, gs1_128, gs1_datamatrix, text_field
+from drivers.printers.zpl import (
+    DM_ESCAPE,
+    code128_fits,
+    datamatrix_fits,
+    datamatrix_side,
+    gs1_128,
+    gs1_datamatrix,
+    text_field,
+)
+from gs1.dates import parse_yymmdd
 from gs1.encode import Element, EncodeError, check_label, hri, normalise
+from gs1.rules import DATE_AIS
 
 SlotKind = Literal["text", "hri", "gs1-128", "datamatrix"]
 SIZES: dict[str, tuple[float, float]] = {"4x6": (4.0, 6.0), "4x2": (4.0, 2.0)}
@@ -54,7 +65,9 @@ class Slot:
     fields: tuple[str, ...] = ()
     text: str = ""
     x: int = 0  # ^FO x of the field (for the fit check)
-    module: int = 2  # ^BY module width in effect
+    module: int = 2  # ^BY module width in effect (^BX module size for a DataMatrix)
+    y: int = 0  # ^FO y of the field
+    block: bool = False  # the field is a text block (^FB): wraps, reads "\\" as an escape
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +242,23 @@ def load_variant(decl_path: Path, zpl_path: Path) -> Template:
         if slot.kind in ("text", "hri") and ("^BC" in block or "^BX" in block):
             raise TemplateError(f"{where}: ^FN{fn} is {slot.kind} but its field is a barcode")
         x = _last_param(block, "^FO", len(block), 0, 0)
-        module = _last_param(body, "^BY", fm.start(), 0, 2)
-        seen[fn] = Slot(slot.fn, slot.kind, slot.fields, slot.text, x=x, module=module)
+        y = _last_param(block, "^FO", len(block), 1, 0)
+        if slot.kind == "datamatrix":
+            module = _last_param(block, "^BX", len(block), 1, 0)
+            if module < 1:
+                raise TemplateError(f"{where}: ^FN{fn}: ^BX must give the module size (dots)")
+        else:
+            module = _last_param(body, "^BY", fm.start(), 0, 2)
+        seen[fn] = Slot(
+            slot.fn,
+            slot.kind,
+            slot.fields,
+            slot.text,
+            x=x,
+            module=module,
+            y=y,
+            block="^FB" in block,
+        )
     in_symbols = {f for s in seen.values() if s.kind in ("gs1-128", "datamatrix") for f in s.fields}
     lost = sorted(f.name for f in fields if f.ai and f.name not in in_symbols)
     if lost:
@@ -313,37 +341,103 @@ def _check_values(t: Template, values: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+_SEGMENT_GAP = re.compile(r"( {2,})")
+
+
+def display_value(ai: str | None, value: str, today: date | None = None) -> str:
+    """A field value as the label's text shows it: GS1 dates as ``2027-01-31``.
+
+    A date with day ``00`` (any day of the month) shows as ``2027-01``.
+    """
+    if ai not in DATE_AIS or len(value) != 6 or not value.isdigit():
+        return value
+    d = parse_yymmdd(value, today or date.today(), day_zero=DATE_AIS[ai])
+    if d is None:
+        return value
+    return f"{d:%Y-%m}" if value[4:] == "00" else d.isoformat()
+
+
+def render_text(text: str, shown: Mapping[str, str]) -> str:
+    """Fill ``{field}`` placeholders; a caption whose fields are all absent is left out.
+
+    Captions are the parts of ``text`` separated by two or more spaces (``"EXP {expiry}
+    QTY {quantity}"`` has two); a part without placeholders always stays.
+    """
+    parts = _SEGMENT_GAP.split(text)
+    kept: list[str] = []
+    for i in range(0, len(parts), 2):
+        seg = parts[i]
+        names = _PLACEHOLDER.findall(seg)
+        if names and not any(shown.get(n) for n in names):
+            continue
+        if kept:
+            kept.append(parts[i - 1])
+        kept.append(_PLACEHOLDER.sub(lambda m: shown.get(m.group(1), ""), seg))
+    return "".join(kept).strip()
+
+
+def _symbol_error(t: Template, s: Slot, elements: list[Element], data: str) -> str | None:
+    """Why a symbol does not fit on the label (None: it fits)."""
+    if s.kind == "gs1-128":
+        code = gs1_128(elements)
+        if code128_fits(code, x=s.x, module=s.module, label_width=t.width_dots):
+            return None
+        return (
+            f"GS1-128 for {hri(elements)} is {code.modules} modules at {s.module} dots, "
+            f"wider than the label ({t.width_dots} dots)"
+        )
+    side = datamatrix_side(data)
+    if side is not None and datamatrix_fits(
+        side,
+        x=s.x,
+        y=s.y,
+        module=s.module,
+        label_width=t.width_dots,
+        label_length=t.length_dots,
+    ):
+        return None
+    size = f"{side}x{side} modules" if side else "more than a 144x144 symbol holds"
+    return (
+        f"DataMatrix for {hri(elements)} needs {size}; at {s.module} dots per module from "
+        f"({s.x},{s.y}) it does not fit on the {t.width_dots}x{t.length_dots} dot label"
+    )
+
+
 def slot_data(t: Template, values: Mapping[str, str]) -> dict[int, str | None]:
-    """Field data command (``^FH\\^FD…`` / ``^FD…``) per ``^FN`` slot; None leaves a slot empty."""
+    """Field data command (``^FH\\^FD…`` / ``^FD…``) per ``^FN`` slot; None leaves a slot empty.
+
+    Raises EncodeError for data that cannot be encoded or whose symbol would not fit
+    on the label.
+    """
     vals = _check_values(t, values)
     by_name = {f.name: f for f in t.fields}
     # The label's GS1 data as a whole must read back cleanly with the reader's rules.
     check_label([Element(str(f.ai), vals[f.name]) for f in t.fields if f.ai and f.name in vals])
+    shown = {k: display_value(by_name[k].ai, v) for k, v in vals.items()}
     out: dict[int, str | None] = {}
     for s in t.slots:
         if s.kind == "text":
             if s.fields and not any(f in vals for f in s.fields):
                 out[s.fn] = None
                 continue
-            text = _PLACEHOLDER.sub(lambda m: vals.get(m.group(1), ""), s.text)
-            out[s.fn] = text_field(text)
+            out[s.fn] = text_field(render_text(s.text, shown), block=s.block)
             continue
         elements = [Element(str(by_name[f].ai), vals[f]) for f in s.fields if f in vals]
         if not elements:
             out[s.fn] = None
         elif s.kind == "hri":
-            out[s.fn] = text_field(hri(elements))
-        elif s.kind == "datamatrix":
-            out[s.fn] = "^FD" + gs1_datamatrix(elements)
+            # In a wrapping block, break between elements, never inside one.
+            caption = " ".join(hri([e]) for e in elements) if s.block else hri(elements)
+            out[s.fn] = text_field(caption, block=s.block)
         else:
-            code = gs1_128(elements)
-            if not code128_fits(code, x=s.x, module=s.module, label_width=t.width_dots):
+            data = gs1_datamatrix(elements) if s.kind == "datamatrix" else gs1_128(elements).data
+            why = _symbol_error(t, s, elements, data)
+            if why is not None:
                 raise EncodeError(
-                    f"template {t.name!r}: GS1-128 for {hri(elements)} is {code.modules} modules "
-                    f"at {s.module} dots, wider than the label ({t.width_dots} dots); "
-                    f"shorten the data or use a template that splits it"
+                    f"template {t.name!r} {t.dpi}dpi {t.size}: {why}; "
+                    f"shorten the data or use a larger label"
                 )
-            out[s.fn] = "^FD" + code.data
+            out[s.fn] = "^FD" + data
     return out
 
 

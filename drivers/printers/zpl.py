@@ -36,9 +36,16 @@ def escape_text(value: str) -> str:
     return "".join(out)
 
 
-def text_field(value: str) -> str:
-    """``^FH\\^FD…^FS`` body (without ``^FS``) for a text field."""
-    return f"^FH{FH_INDICATOR}^FD{escape_text(value)}"
+def text_field(value: str, *, block: bool = False) -> str:
+    """``^FH\\^FD…^FS`` body (without ``^FS``) for a text field.
+
+    In a field block (``^FB``) the printer reads ``\\`` as its own escape (``\\&`` is a
+    line break, ``\\\\`` a backslash), so a backslash in the data is sent doubled there.
+    """
+    data = escape_text(value)
+    if block:
+        data = data.replace("\\5C", "\\5C\\5C")
+    return f"^FH{FH_INDICATOR}^FD{data}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +147,53 @@ def gs1_datamatrix(elements: Sequence[Element]) -> str:
 def code128_fits(code: Code128, *, x: int, module: int, label_width: int) -> bool:
     """True when the symbol plus 10-module quiet zones lies inside the label."""
     return x >= 10 * module and x + (code.modules + 10) * module <= label_width
+
+
+#: ECC 200 square symbols: (modules per side, data codewords), smallest first.
+DM_SQUARE_SIZES: tuple[tuple[int, int], ...] = (
+    (10, 3), (12, 5), (14, 8), (16, 12), (18, 18), (20, 22), (22, 30), (24, 36),
+    (26, 44), (32, 62), (36, 86), (40, 114), (44, 144), (48, 174), (52, 204),
+    (64, 280), (72, 368), (80, 456), (88, 576), (96, 696), (104, 816), (120, 1050),
+    (132, 1304), (144, 1558),
+)  # fmt: skip
+
+
+def datamatrix_codewords(field_data: str) -> int:
+    """Data codewords of ``^BX`` field data in ASCII encodation (an upper bound: a printer
+    that switches to C40/Text needs no more). ``_1`` is FNC1, ``__`` a literal ``_``."""
+    cw = 0
+    i = 0
+    n = len(field_data)
+    while i < n:
+        ch = field_data[i]
+        if ch == DM_ESCAPE and i + 1 < n:
+            cw += 1  # FNC1 or an escaped "_"
+            i += 2
+            continue
+        if (
+            ch.isascii()
+            and ch.isdigit()
+            and i + 1 < n
+            and field_data[i + 1].isascii()
+            and (field_data[i + 1].isdigit())
+        ):
+            cw += 1  # a digit pair
+            i += 2
+            continue
+        cw += 1 if ord(ch) < 128 else 2 * len(ch.encode("utf-8"))
+        i += 1
+    return cw
+
+
+def datamatrix_side(field_data: str) -> int | None:
+    """Modules per side of the smallest square ECC 200 symbol holding the data (None: none)."""
+    cw = datamatrix_codewords(field_data)
+    return next((side for side, cap in DM_SQUARE_SIZES if cap >= cw), None)
+
+
+def datamatrix_fits(
+    side: int, *, x: int, y: int, module: int, label_width: int, label_length: int
+) -> bool:
+    """True when the symbol plus a one-module quiet zone lies inside the label."""
+    extent = (side + 1) * module
+    return x >= module and y >= module and x + extent <= label_width and y + extent <= label_length

@@ -532,7 +532,12 @@ class CacheSync:
             **self._ids(), request_id=rid, have_version=self.held_version, reason=reason
         )
         self.publish(self.topics.cache_resync, payload, 1)
-        log.info("cache resync requested (%s, holding %s)", reason, self.held_version)
+        held = (
+            "no cache version yet"
+            if self.held_version is None
+            else f"at version {self.held_version}"
+        )
+        log.info("cache resync requested (%s; %s)", reason, held)
         return rid
 
     def announce(self) -> None:

@@ -7,6 +7,6 @@
 ^FO20,15^A0N,28,28^FB560,1,0,L,0^FN1"description"^FS
 ^FO20,50^A0N,40,40^FN2"serial line"^FS
 ^FO20,100^A0N,28,28^FN3"lot expiry line"^FS
-^FO600,150^BXN,7,200,,,,_^FN8"datamatrix"^FS
+^FO600,150^BXN,6,200,,,,_^FN8"datamatrix"^FS
 ^FO20,150^A0N,26,26^FB560,8,0,L,0^FN9"summary"^FS
 ^XZ

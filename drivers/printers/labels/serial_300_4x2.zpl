@@ -7,6 +7,6 @@
 ^FO30,22^A0N,41,41^FB828,1,0,L,0^FN1"description"^FS
 ^FO30,74^A0N,59,59^FN2"serial line"^FS
 ^FO30,148^A0N,41,41^FN3"lot expiry line"^FS
-^FO887,222^BXN,10,200,,,,_^FN8"datamatrix"^FS
+^FO887,222^BXN,9,200,,,,_^FN8"datamatrix"^FS
 ^FO30,222^A0N,38,38^FB828,8,0,L,0^FN9"summary"^FS
 ^XZ
