@@ -1,7 +1,8 @@
 """The ``traceway`` command line. One module per sub-command in this package.
 
-A config error (exit 2) or an unusable database (exit 3) raised by any sub-command
-is reported here, once, with the file and what is wrong.
+A config error (exit 2), an unusable database (exit 3) or a database another gateway
+is using (exit 4) raised by any sub-command is reported here, once, in one line with
+the file and what is wrong; so is an SQLite error from a command reading the database.
 """
 
 from __future__ import annotations
@@ -10,8 +11,14 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gateway import __version__
+
+#: Exit codes (systemd's RestartPreventExitStatus= lists 2 and 3: a human must act).
+EXIT_CONFIG = 2  # the config or a file it names
+EXIT_DATABASE = 3  # the database is corrupt, foreign, newer, or SQLite refuses it
+EXIT_IN_USE = 4  # another traceway runs on this database (systemd retries: it may stop)
 
 #: Modules that each provide ``register(subparsers)``; a sub-command sets ``func(args) -> int``.
 COMMAND_MODULES = (
@@ -54,20 +61,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from gateway.config import ConfigError
     from gateway.mqtt.tls import TlsError
-    from gateway.store.db import DatabaseError
+    from gateway.store.db import DatabaseError, explain_database_error
+    from gateway.store.lock import DatabaseInUse
 
     try:
         return int(func(args))
     except (ConfigError, TlsError) as exc:  # names the file and the key
         print(f"config error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except DatabaseError as exc:  # names the file and what to do
         print(f"database error: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_DATABASE
+    except DatabaseInUse as exc:  # "another traceway (pid N) is using var/x.db"
+        print(exc, file=sys.stderr)
+        return EXIT_IN_USE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # SQLite refusing a command's read (corrupt, foreign, locked): one line naming the file
+        db_error = explain_database_error(exc, _database_path(args))
+        if db_error is not None:
+            print(f"database error: {db_error}", file=sys.stderr)
+            return EXIT_DATABASE
+        if isinstance(exc, OSError) and exc.filename is not None:
+            print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _database_path(args: argparse.Namespace) -> Path | None:
+    """The database of the command's ``--config``, if it has one and it loads."""
+    from gateway.config import ConfigError, load_config
+
+    config = getattr(args, "config", None)
+    if config is None:
+        return None
+    try:
+        return load_config(config).storage.path
+    except ConfigError:
+        return None
 
 
 if __name__ == "__main__":

@@ -25,21 +25,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the config and the files it names, take the database's lock, run the gateway."""
+    from gateway.config_files import file_problems
     from gateway.daemon import run_gateway
     from gateway.logsetup import setup_logging
+    from gateway.store.lock import acquire_instance_lock
 
     cfg = load_config(args.config)
-    setup_logging(cfg.logging.level)
-    for w in config_warnings(args.config, cfg):
-        print(f"warning: {w}", file=sys.stderr)
-    return run_gateway(cfg, args.config, exit_after_replay=args.exit_after_replay)
+    problems = file_problems(cfg, args.config, seeds=False)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: traceway check-config lists them)"
+        raise ConfigError(
+            first.file, first.key, first.message + (more if len(problems) > 1 else "")
+        )
+    with acquire_instance_lock(cfg.storage.path):  # DatabaseInUse: exit 4, one line
+        setup_logging(cfg.logging.level)
+        for w in config_warnings(args.config, cfg):
+            print(f"warning: {w}", file=sys.stderr)
+        return run_gateway(cfg, args.config, exit_after_replay=args.exit_after_replay)
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Validate the config and every file it names; each problem on its own line."""
+    from gateway.config_files import file_problems
+
     try:
         cfg = load_config(args.file)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 1
+    problems = file_problems(cfg, args.file)
+    for p in problems:
+        print(f"config error: {p}", file=sys.stderr)
+    if problems:
         return 1
     for w in config_warnings(args.file, cfg):
         print(f"warning: {w}", file=sys.stderr)

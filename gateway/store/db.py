@@ -148,3 +148,32 @@ def open_database(path: Path, synchronous: str = "FULL") -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def explain_database_error(exc: BaseException, path: Path | None) -> DatabaseError | None:
+    """One-line ``DatabaseError`` for an SQLite error raised while using the database at ``path``.
+
+    Corrupt, foreign and too-new files get the same message as at start (``check_file``,
+    ``check_schema``); anything else SQLite refused ("database is locked", "no such table")
+    is named with the file. None when ``exc`` is not such an error (a bug keeps its traceback).
+    """
+    import sqlalchemy.exc
+
+    orig: BaseException = exc
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        orig = exc.orig
+    # OperationalError (locked, no such table, I/O error) and the plain DatabaseError
+    # ("file is not a database", "database disk image is malformed") come from the file;
+    # IntegrityError, ProgrammingError & co. come from our code.
+    if not (isinstance(orig, sqlite3.OperationalError) or type(orig) is sqlite3.DatabaseError):
+        return None
+    if path is not None:
+        try:
+            check_file(path)
+            check_schema(path)
+        except DatabaseError as known:
+            return known
+        except sqlite3.Error:
+            pass
+    where = f"{path}: " if path is not None else ""
+    return DatabaseError(f"{where}SQLite refused the command: {orig}")
