@@ -284,6 +284,27 @@ def test_read_commands_on_a_bad_database_say_one_line(
     assert "traceway will not touch it" in err
 
 
+def test_a_locked_database_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Locked by another program: it may pass, so not exit 3 (which systemd never retries)."""
+    cfg = _config(tmp_path)
+    db = load_config(cfg).storage.path
+    open_database(db).dispose()
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        assert main(["outbox", "--config", str(cfg)]) == 1
+    finally:
+        holder.close()
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"database error: {db}: database is locked: another program holds it; "
+        "try again when it is done"
+    ]
+
+
 def test_unwritable_output_file_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,7 +17,7 @@ from gateway import __version__
 
 #: Exit codes (systemd's RestartPreventExitStatus= lists 2 and 3: a human must act).
 EXIT_CONFIG = 2  # the config or a file it names
-EXIT_DATABASE = 3  # the database is corrupt, foreign, newer, or SQLite refuses it
+EXIT_DATABASE = 3  # the database is corrupt, foreign or newer (locked: 1, it may pass)
 EXIT_IN_USE = 4  # another traceway runs on this database (systemd retries: it may stop)
 
 #: Modules that each provide ``register(subparsers)``; a sub-command sets ``func(args) -> int``.
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except DatabaseError as exc:  # names the file and what to do
         print(f"database error: {exc}", file=sys.stderr)
-        return EXIT_DATABASE
+        return _database_exit(exc)
     except DatabaseInUse as exc:  # "another traceway (pid N) is using var/x.db"
         print(exc, file=sys.stderr)
         return EXIT_IN_USE
@@ -84,11 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_error = explain_database_error(exc, _database_path(args))
         if db_error is not None:
             print(f"database error: {db_error}", file=sys.stderr)
-            return EXIT_DATABASE
+            return _database_exit(db_error)
         if isinstance(exc, OSError) and exc.filename is not None:
             print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
             return 1
         raise
+
+
+def _database_exit(exc: Exception) -> int:
+    """3 for a database a human must deal with; 1 for a locked one (it may pass: retry)."""
+    from gateway.store.db import DatabaseBusy
+
+    return 1 if isinstance(exc, DatabaseBusy) else EXIT_DATABASE
 
 
 def _database_path(args: argparse.Namespace) -> Path | None:
