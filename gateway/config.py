@@ -444,6 +444,8 @@ def _with_base(cfg: GatewayConfig, base: Path) -> GatewayConfig:
     for name, pc in cfg.printers.items():
         if pc.transport == "file":
             pc = pc.model_copy(update={"path": _abs(pc.path, base)})
+        if pc.labels_dir is not None:
+            pc = pc.model_copy(update={"labels_dir": _abs(pc.labels_dir, base)})
         printers[name] = pc
     return cfg.model_copy(
         update={

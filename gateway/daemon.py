@@ -22,6 +22,7 @@ from drivers.scanners.types import DeviceStatus, RawScan
 from gateway import __version__
 from gateway.clock import ClockStatus
 from gateway.config import GatewayConfig, config_hash, load_config
+from gateway.config_files import seed_error
 from gateway.feedback import Feedback, make_gpio
 from gateway.metrics import (
     DeviceBoard,
@@ -39,7 +40,7 @@ from gateway.outcome import Outcome
 from gateway.pipeline import ScanProcessor
 from gateway.readers import make_reader
 from gateway.rules.gates import Gate, GateAssembler, GateWorker, NoReadStats
-from gateway.store.cache_import import cache_is_empty, import_csv
+from gateway.store.cache_import import ImportError_, cache_is_empty, import_csv
 from gateway.store.db import open_database
 from gateway.store.hot import Checkpointer, HotStore
 from gateway.writer import Task, Writer
@@ -175,7 +176,11 @@ class Gateway:
             return
         if not cache_is_empty(self.engine):
             return
-        counts = import_csv(self.engine, c.seed_products, c.seed_lots, c.seed_serials)
+        try:
+            counts = import_csv(self.engine, c.seed_products, c.seed_lots, c.seed_serials)
+        except ImportError_ as exc:  # one line naming the config key, not a traceback
+            self.engine.dispose()
+            raise seed_error(self.config_path, c, exc.problems) from None
         log.info(
             "cache seeded: %d products, %d lots, %d serials",
             counts.products,

@@ -718,8 +718,9 @@ def test_corrupt_or_foreign_database_at_start(
     assert "Traceback" not in r.stderr
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before, "the file was modified"
     after = sorted(p.name for p in db.parent.iterdir())
-    # a read-only look at a WAL-mode file may leave an empty -wal and a -shm; nothing else
-    assert set(listing) <= set(after) <= set(listing) | {"gw.db-wal", "gw.db-shm"}
+    # a read-only look at a WAL-mode file may leave an empty -wal and a -shm, and `run`
+    # its lock file (one gateway per database); nothing else
+    assert set(listing) <= set(after) <= set(listing) | {"gw.db-wal", "gw.db-shm", "gw.db.lock"}
     wal = db.parent / "gw.db-wal"
     assert "gw.db-wal" in listing or not wal.exists() or wal.stat().st_size == 0
     with socket.socket() as s:  # and it did not start listening for scans

@@ -20,7 +20,10 @@ class ExitCode(IntEnum):
     #: (certificates, password file, CSVs) missing or invalid. Fix it, then run again.
     CONFIG = 2
     #: The database is unusable: corrupt, foreign, or written by a newer traceway.
+    #: (A database locked by another program is FAILURE: it may pass, retry.)
     DATABASE = 3
+    #: Another traceway is running on this database (systemd retries: it may stop).
+    IN_USE = 4
     #: Stopped with Ctrl-C (SIGINT).
     INTERRUPTED = 130
 
@@ -31,6 +34,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.FAILURE: "the command failed (bad input data, device or runtime failure)",
     ExitCode.CONFIG: "usage or config error: a bad option, or the config file or a file it names",
     ExitCode.DATABASE: "database unusable (corrupt, foreign, newer version)",
+    ExitCode.IN_USE: "another traceway is running on this database",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

@@ -56,10 +56,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats))
     else:
-        age = stats["oldest_unsent_age_s"]
-        print(
-            f"outbox depth {stats['depth']} (unsent), oldest unsent "
-            f"{'-' if age is None else f'{age:.1f} s'} old, last seq {stats['last_seq']}, "
-            f"{stats['total']} row(s) in all"
-        )
+        print(describe(stats))
     return 0
+
+
+def describe(stats: dict[str, object]) -> str:
+    """The one-line text of ``outbox_stats``: nothing unsent is said in words."""
+    age = stats["oldest_unsent_age_s"]
+    if not stats["depth"]:
+        unsent = "nothing unsent"
+    elif isinstance(age, float | int):
+        unsent = f"{stats['depth']} unsent, the oldest {age:.1f} s old"
+    else:
+        unsent = f"{stats['depth']} unsent"
+    return f"outbox: {unsent}; last seq {stats['last_seq']}, {stats['total']} row(s) in all"

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.config import config_warnings, load_config
+from gateway.cli.exit_codes import ExitCode
+from gateway.config import ConfigError, config_warnings, load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,22 +29,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the config and the files it names, take the database's lock, run the gateway."""
+    from gateway.config_files import file_problems
     from gateway.daemon import run_gateway
     from gateway.logsetup import setup_logging
     from gateway.mqtt.tls import check_broker
+    from gateway.store.lock import acquire_instance_lock
 
     cfg = load_config(args.config)
     check_broker(cfg.broker, str(args.config))  # before anything starts: exit 2, not a crash
-    setup_logging(cfg.logging.level)
-    for w in config_warnings(args.config, cfg):
-        print(f"warning: {w}", file=sys.stderr)
-    return run_gateway(cfg, args.config, exit_after_replay=args.exit_after_replay)
+    problems = file_problems(cfg, args.config, seeds=False)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: traceway check-config lists them)"
+        raise ConfigError(
+            first.file, first.key, first.message + (more if len(problems) > 1 else "")
+        )
+    with acquire_instance_lock(cfg.storage.path):  # DatabaseInUse: exit 4, one line
+        setup_logging(cfg.logging.level)
+        for w in config_warnings(args.config, cfg):
+            print(f"warning: {w}", file=sys.stderr)
+        return run_gateway(cfg, args.config, exit_after_replay=args.exit_after_replay)
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Validate the config and every file it names; each problem on its own line (exit 2)."""
+    from gateway.config_files import file_problems
     from gateway.mqtt.tls import check_broker
 
     cfg = load_config(args.file)  # a ConfigError is reported by main: exit 2, as for run
+    problems = file_problems(cfg, args.file)
+    for p in problems:
+        print(f"config error: {p}", file=sys.stderr)
+    if problems:
+        return ExitCode.CONFIG
     warnings = check_broker(cfg.broker, str(args.file), strict=False)
     for w in config_warnings(args.file, cfg) + warnings:
         print(f"warning: {w}", file=sys.stderr)

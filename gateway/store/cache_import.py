@@ -83,23 +83,28 @@ def _rows(path: Path, kind: str, problems: list[str]) -> Iterator[tuple[int, dic
         return
     with f:
         reader = csv.DictReader(f)
-        header = set(reader.fieldnames or [])
-        missing = required - header
-        extra = header - required - optional
-        if missing or extra:
-            if missing:
-                problems.append(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
-            if extra:
-                problems.append(f"{path}:1: unknown column(s): {', '.join(sorted(extra))}")
-            hint = separator_hint(reader.fieldnames or [])
-            if hint:
-                problems.append(f"{path}:1: {hint}")
-            return
-        for row in reader:
-            if None in row:
-                problems.append(f"{path}:{reader.line_num}: too many values")
-                continue
-            yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+        try:
+            header = set(reader.fieldnames or [])
+            missing = required - header
+            extra = header - required - optional
+            if missing or extra:
+                if missing:
+                    problems.append(f"{path}:1: missing column(s): {', '.join(sorted(missing))}")
+                if extra:
+                    problems.append(f"{path}:1: unknown column(s): {', '.join(sorted(extra))}")
+                hint = separator_hint(reader.fieldnames or [])
+                if hint:
+                    problems.append(f"{path}:1: {hint}")
+                return
+            for row in reader:
+                if None in row:
+                    problems.append(f"{path}:{reader.line_num}: too many values")
+                    continue
+                yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        except csv.Error as exc:
+            problems.append(f"{path}:{reader.line_num}: not a valid CSV line ({exc})")
 
 
 def separator_hint(header: Sequence[str]) -> str:

@@ -20,6 +20,20 @@ class DatabaseError(Exception):
     """The database file cannot be used; the message names the file and what to do."""
 
 
+class DatabaseBusy(DatabaseError):
+    """SQLite refused for now ("database is locked"): another program holds the file."""
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _busy(path: Path | None, exc: sqlite3.Error) -> DatabaseBusy:
+    where = f"{path}: " if path is not None else ""
+    return DatabaseBusy(f"{where}{exc}: another program holds it; try again when it is done")
+
+
 def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
@@ -72,6 +86,8 @@ def check_file(path: Path) -> None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
+        if _is_busy(exc):
+            raise _busy(path, exc) from exc
         raise DatabaseError(
             f"{path}: the SQLite database is unreadable ({exc}). traceway will not touch it: "
             "move it aside or restore a backup."
@@ -148,3 +164,35 @@ def open_database(path: Path, synchronous: str = "FULL") -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def explain_database_error(exc: BaseException, path: Path | None) -> DatabaseError | None:
+    """One-line ``DatabaseError`` for an SQLite error raised while using the database at ``path``.
+
+    Corrupt, foreign and too-new files get the same message as at start (``check_file``,
+    ``check_schema``); a locked database is a ``DatabaseBusy``; anything else SQLite
+    refused ("no such table") is named with the file. None when ``exc`` is not such an
+    error (a bug keeps its traceback).
+    """
+    import sqlalchemy.exc
+
+    orig: BaseException = exc
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        orig = exc.orig
+    # OperationalError (locked, no such table, I/O error) and the plain DatabaseError
+    # ("file is not a database", "database disk image is malformed") come from the file;
+    # IntegrityError, ProgrammingError & co. come from our code.
+    if not (isinstance(orig, sqlite3.OperationalError) or type(orig) is sqlite3.DatabaseError):
+        return None
+    if _is_busy(orig):
+        return _busy(path, orig)
+    if path is not None:
+        try:
+            check_file(path)
+            check_schema(path)
+        except DatabaseError as known:
+            return known
+        except sqlite3.Error:
+            pass
+    where = f"{path}: " if path is not None else ""
+    return DatabaseError(f"{where}SQLite refused the command: {orig}")
