@@ -20,9 +20,8 @@ from drivers.scanners.types import RawScan
 from gateway.config import GatewayConfig
 from gateway.outcome import Outcome
 from gateway.print_queue import new_job_row
-from gateway.rules.custody import LEAVES, CustodyContext
+from gateway.rules.custody import LEAVES, CustodyContext, Leg
 from gateway.rules.decide import (
-    OUTBOUND,
     SERIAL_STATE_AFTER,
     CacheView,
     Decision,
@@ -35,12 +34,13 @@ from gateway.rules.decide import (
     input_error_decision,
 )
 from gateway.rules.gates import GS1_KINDS, Gate, merge_package, package_view
+from gateway.rules.pallets import Content, plan_pallet
 from gateway.rules.station import StationState, apply_command, apply_location, toggle_pallet
 from gateway.store.hot import HotStore
 from gs1.interpret import BarcodePattern, Interpretation, Interpreter
 from mqtt_topics.events import Item, build_alert, build_event
 from mqtt_topics.events import Place as PlacePayload
-from mqtt_topics.movements import MOVEMENTS
+from mqtt_topics.movements import MOVEMENTS, STEP_MOVEMENT
 from mqtt_topics.topics import GatewayTopics
 
 
@@ -440,6 +440,8 @@ class ScanProcessor:
             and st.step in ("packing", "unpacking")
         ):
             return self._pallet(scan, station, st, interp, store)
+        if interp.sscc and not interp.errors and st.step not in ("packing", "unpacking"):
+            return self._pallet_move(scan, station, st, interp, store)
         if st.step == "packing" and st.open_parent is None and interp.gtin and not interp.errors:
             d = Decision(
                 "reject",
@@ -609,6 +611,137 @@ class ScanProcessor:
             "unpack",
         )
 
+    def _pallet_move(
+        self, scan: RawScan, station: str, st: StationState, interp: Interpretation, store: HotStore
+    ) -> Outcome:
+        """A pallet scanned by its SSCC (or a combined label): it moves with what is on it."""
+        assert interp.sscc is not None
+        sscc = interp.sscc
+        st_cfg = self.cfg.stations[station]
+        mv = STEP_MOVEMENT.get(st.step, "inspect")
+        today = self.today()
+        pallet = store.pallet(sscc)
+        contents = store.pallet_content(sscc)
+        from_label = False
+        if not contents and interp.gtin is not None:  # (00) with (02)(37)(10): the label says
+            product = store.product(interp.gtin)
+            lot_row = store.lot(interp.gtin, interp.lot) if interp.lot else None
+            status = lot_row[1].status if lot_row else (product.status if product else "active")
+            contents = (
+                Content(
+                    interp.gtin,
+                    interp.lot,
+                    None,
+                    interp.count or interp.quantity or 1,
+                    status,
+                    expiry=lot_row[1].expiry if lot_row and lot_row[1].expiry else interp.expiry,
+                ),
+            )
+            from_label = True
+        ctx = CustodyContext(
+            location=st.location,
+            scanned_source=st.source_location,
+            source=st_cfg.source,
+            destination=st.destination or st_cfg.destination,
+            quarantine_location=st_cfg.quarantine_location,
+            insufficient_stock=st_cfg.insufficient_stock,
+        )
+        stock = store.stock_at(pallet.location, contents) if pallet is not None else None
+        plan = plan_pallet(mv, sscc, pallet, contents, ctx, today, stock)
+        self.stations[station] = st.after_item()
+        reasons = tuple(Reason(code, msg) for code, msg in plan.reasons)
+        if plan.verdict == "reject" or plan.pallet_leg is None:
+            d = Decision("reject", reasons or (Reason("not_in_stock", "nothing to move"),), None)
+            return self.reject(store, scan, station, d, interp=interp)
+        now = self.wall()
+        if from_label and mv in ("receive", "return", "commission"):
+            for c in contents:
+                store.pack(
+                    sscc,
+                    gtin=c.gtin,
+                    serial=None,
+                    lot=c.lot,
+                    child_sscc=None,
+                    quantity=c.quantity,
+                    seq=self.seq + 1,
+                    now=now,
+                )
+        for c, leg in plan.content_legs:
+            self._apply_content(store, c, leg, mv, now)
+        leg = plan.pallet_leg
+        if mv in ("hold", "release"):
+            store.set_pallet_hold(sscc, mv == "hold", now)
+        elif mv == "ship":
+            store.put_pallet(sscc, "shipped", "", now)
+        elif mv in ("consume", "scrap"):
+            store.put_pallet(sscc, "consumed", "", now)
+        elif leg.put_to is not None:
+            store.put_pallet(sscc, "at_site", leg.put_to, now)
+        d = Decision(plan.verdict, reasons, mv, quantity=1, leg=leg)
+        items: list[Item] = [
+            {
+                "sscc": sscc,
+                "from": leg.source.as_payload() if leg.source else None,
+                "to": leg.dest.as_payload() if leg.dest else None,
+            }
+        ]
+        for c, cl in plan.content_legs:
+            item: Item = {"gtin": c.gtin}
+            if c.serial:
+                item["serial"] = c.serial
+            if c.lot:
+                item["lot"] = c.lot
+            item["quantity"] = 1 if c.serial else c.quantity
+            item["uom"] = "EA"
+            if c.expiry is not None:
+                item["expiry"] = c.expiry.isoformat()
+            item["from"] = cl.source.as_payload() if cl.source else None
+            item["to"] = cl.dest.as_payload() if cl.dest else None
+            items.append(item)
+        seq, eid = self._emit(store, scan, station, st, interp, d, items)
+        view = CacheView(store.product(interp.gtin) if interp.gtin else None)
+        printer = self._print_on_accept(store, station, interp, d, view, eid)
+        n = len(plan.content_legs)
+        return Outcome(
+            scan,
+            station,
+            "event",
+            d.verdict,
+            d.reasons,
+            f"{mv} pallet {sscc} ({n} line(s) on it)",
+            seq,
+            eid,
+            interp,
+            mv,
+            printer,
+        )
+
+    @staticmethod
+    def _apply_content(store: HotStore, c: Content, leg: Leg, mv: str, now: float) -> None:
+        """Move one line of a pallet in the cache exactly as its leg says."""
+        if c.serial:
+            state = SERIAL_STATE_AFTER.get(mv)
+            prev = store.serial(c.gtin, c.serial)
+            new_state = state or (prev.state if prev else "in_stock")
+            location = (
+                leg.put_to
+                if leg.put_to is not None
+                else ("" if mv in LEAVES else (prev.location if prev else ""))
+            )
+            store.put_serial(c.gtin, c.serial, c.lot, new_state, location, now)
+            return
+        if c.lot:
+            lot_id = store.ensure_lot(c.gtin, c.lot, c.expiry, now)
+            if leg.take_from is not None:
+                store.take_stock_at(lot_id, leg.take_from, leg.quantity)
+            if leg.put_to is not None:
+                store.add_stock(lot_id, leg.put_to, leg.quantity)
+            return
+        if leg.take_from is not None:
+            store.take_item_stock(c.gtin, leg.take_from, leg.quantity)
+        if leg.put_to is not None:
+            store.add_item_stock(c.gtin, leg.put_to, leg.quantity)
+
     @staticmethod
     def _child_item(c: tuple[str | None, str | None, str | None, str | None, int]) -> Item:
         gtin, serial, lot, child, qty = c
@@ -624,18 +757,6 @@ class ScanProcessor:
                 item["lot"] = lot
             item["quantity"] = qty
         return item
-
-    def _ship_pallet(self, store: HotStore, sscc: str, st: StationState, now: float) -> None:
-        """Shipping a pallet ships what it contains (cache: serials shipped, lot stock taken)."""
-        for gtin, serial, lot, _child, qty in store.pallet_contents(sscc):
-            if gtin is None:
-                continue
-            if serial:
-                store.put_serial(gtin, serial, lot, "shipped", "", now)
-            if lot:
-                row = store.lot(gtin, lot)
-                if row is not None:
-                    store.take_stock(row[0], qty, st.location)
 
     def _view(
         self, store: HotStore, interp: Interpretation, st: StationState
@@ -680,9 +801,7 @@ class ScanProcessor:
         assert mv is not None
         now = self.wall()
         if interp.gtin is None:
-            if mv in OUTBOUND and interp.sscc:
-                self._ship_pallet(store, interp.sscc, st, now)
-            return
+            return  # pallets move in _pallet_move
         leg = decision.leg
         gtin = interp.gtin
         lot = decision.lot
@@ -775,6 +894,8 @@ class ScanProcessor:
         parent = st.open_parent if decision.movement == "pack" else None
         seq, eid = self._emit(store, scan, station, st, interp, decision, items, parent=parent)
         if parent is not None:
+            if store.pallet(parent) is None or interp.gtin is not None:
+                store.put_pallet(parent, "at_site", st.location, self.wall())
             store.pack(
                 parent,
                 gtin=interp.gtin,

@@ -73,8 +73,8 @@ def test_rollback_to_a_mark_restores_station_state_and_duplicates(
 
     store.begin()
     mark = proc.begin()
+    assert scan(LOT).summary.endswith("qty 12")  # QTY applies to the next item scan
     assert scan(SERIAL).movement == "receive"
-    assert scan(LOT).summary.endswith("qty 12")
     assert scan("LOC-B-02").verdict == "accept"
     assert scan("PICK").verdict == "accept"
     assert proc.stations != before and proc.seq == 2
@@ -261,7 +261,6 @@ def test_real_sqlite_full_then_rescan(tmp_path: Path) -> None:
     """SQLite's own 'database or disk is full' (page limit): refused scans count again."""
     r = Rig(_cfg(tmp_path))
     try:
-        assert r.scan("QTY:12") is not None
         r.writer.call(lambda s: s.conn.execute("PRAGMA max_page_count = 1"))  # no growth
         refused_serial = refused_lot = None
         for i in range(2000):
@@ -270,21 +269,20 @@ def test_real_sqlite_full_then_rescan(tmp_path: Path) -> None:
                 if r.scan(code) is None:
                     refused_serial = code
             if refused_lot is None:
+                if r.scan("QTY:12") is None:
+                    continue  # refused itself: nothing pending, try again
                 code = f"]C1010950600013435217310228\x1d10FULL{i}"
-                out = r.scan(code)
-                if out is None:
-                    refused_lot = code
-                else:
-                    assert r.scan("QTY:12") is not None  # pending again for the next try
+                if r.scan(code) is None:
+                    refused_lot = code  # the QTY:12 committed before it is still pending
             if refused_serial and refused_lot:
                 break
         assert refused_serial and refused_lot, "the database never filled up"
         assert r.writer.failed
         r.writer.call(lambda s: s.conn.execute("PRAGMA max_page_count = 1073741823"))
+        lot = r.scan(refused_lot)  # QTY applies to the next item scan: the lot, first
+        assert lot is not None and lot.summary.endswith("qty 12"), lot.summary if lot else lot
         s = r.scan(refused_serial)
         assert s is not None and s.movement == "receive", s.line() if s else s
-        lot = r.scan(refused_lot)
-        assert lot is not None and lot.summary.endswith("qty 12"), lot.summary if lot else lot
     finally:
         r.close()
 
@@ -381,11 +379,11 @@ def test_real_full_disk_rescan_is_received_with_its_quantity(tmp_path: Path) -> 
                         refused_lot = code  # QTY:12 was committed before: still pending
             ballast.unlink()  # space returns
             at = len(log.read_text())
-            p.send(refused_serial)
-            assert _wait_verdict(log, refused_serial, at).startswith("ACCEPT")
-            at = len(log.read_text())
             p.send(refused_lot)  # no new QTY: the one scanned before the refusal applies
             assert _wait_verdict(log, _shown(refused_lot), at).startswith("ACCEPT")
+            at = len(log.read_text())
+            p.send(refused_serial)
+            assert _wait_verdict(log, refused_serial, at).startswith("ACCEPT")
             p.close()
         finally:
             assert gw.stop() == 0

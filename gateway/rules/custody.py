@@ -37,7 +37,9 @@ INBOUND = frozenset({"receive", "return", "commission"})
 RELOCATE = frozenset({"putaway", "transfer", "pick"})
 OUTBOUND = frozenset({"ship", "consume", "scrap"})
 #: Movements that observe or re-state units where they are (no stock moves).
-IN_PLACE = frozenset({"pack", "unpack", "hold", "release", "inspect", "cycle_count"})
+IN_PLACE = frozenset({"unpack", "hold", "release", "inspect", "cycle_count"})
+#: Packing puts units on a pallet at the station: in place when they are there already.
+PACK = "pack"
 #: Movements after which a unit is gone from the site.
 LEAVES = frozenset({"ship", "consume", "scrap"})
 
@@ -161,6 +163,11 @@ def plan_quantity(
     if movement in IN_PLACE:
         at = ctx.scanned_source or ctx.location
         return Leg(Place("location", at), Place("location", at), quantity, None, None), []
+    if movement == PACK:
+        if ctx.scanned_source in (None, ctx.location) and stock.get(ctx.location, 0) >= quantity:
+            at = ctx.location
+            return Leg(Place("location", at), Place("location", at), quantity, None, None), []
+        movement = "pick"  # packed from elsewhere: moved to the pallet at the station
     exclude = ctx.location if movement in RELOCATE else None
     if movement in RELOCATE and not ctx.location:
         return None, [
@@ -209,6 +216,8 @@ def plan_serial(
         src = None if movement == "commission" else Place("party", ctx.source or "unknown")
         return Leg(src, here, 1, None, ctx.location), []
     at = unit_location if unit_location is not None else (ctx.scanned_source or ctx.location)
+    if movement == PACK:
+        movement = "pick" if ctx.location and at != ctx.location else "inspect"
     if movement in IN_PLACE:
         return Leg(Place("location", at), Place("location", at), 1, None, None), []
     if movement in RELOCATE:

@@ -467,7 +467,7 @@ def _custody(
             leg, problems = plan_serial(mv, where, ctx)
         if (
             leg is not None
-            and mv in (RELOCATE | OUTBOUND)
+            and mv in (RELOCATE | OUTBOUND | {"pack"})
             and leg.take_from in station.quarantine
             and mv != "scrap"
         ):
@@ -489,7 +489,7 @@ def _custody(
             quarantined = {loc: q for loc, q in stock.items() if loc in station.quarantine}
             if any(q > 0 for q in quarantined.values()):
                 stock, plan_mv = quarantined, "transfer"
-        elif mv in RELOCATE | {"ship", "consume"}:
+        elif mv in RELOCATE | {"ship", "consume", "pack"}:
             # goods in quarantine are not available to move until released
             free = {loc: q for loc, q in stock.items() if loc not in station.quarantine}
             if ctx.scanned_source in station.quarantine or ctx.source in station.quarantine:

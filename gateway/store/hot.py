@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from gateway.rules.decide import LotInfo, ProductInfo, SerialInfo
+from gateway.rules.pallets import Content, PalletInfo
 
 
 def connect(
@@ -179,11 +180,83 @@ class HotStore:
         return tuple(LotInfo(gtin, r[0], _date(r[1]), r[2], int(r[3])) for r in rows)
 
     def serial(self, gtin: str, serial: str) -> SerialInfo | None:
+        """A serial; held when HOLD was scanned for it or for the pallet it is on."""
         row = self.conn.execute(
-            "SELECT lot, state, location, held FROM serials WHERE gtin = ? AND serial = ?",
+            "SELECT z.lot, z.state, z.location, z.held OR EXISTS (SELECT 1 FROM aggregations a "
+            "JOIN pallets p ON p.sscc = a.parent_sscc WHERE a.gtin = z.gtin AND a.serial = "
+            "z.serial AND a.unpacked_at IS NULL AND (p.local_hold OR EXISTS (SELECT 1 FROM "
+            "sync_holds h WHERE h.sscc = p.sscc))) FROM serials z WHERE z.gtin = ? AND z.serial = ?",
             (gtin, serial),
         ).fetchone()
         return SerialInfo(gtin, serial, row[0], row[1], row[2], bool(row[3])) if row else None
+
+    # -- pallets ----------------------------------------------------------------------------
+    def pallet(self, sscc: str) -> PalletInfo | None:
+        """A pallet with its hold (scanned here, or an SSCC hold from the central side)."""
+        row = self.conn.execute(
+            "SELECT state, location, local_hold OR EXISTS (SELECT 1 FROM sync_holds h "
+            "WHERE h.sscc = p.sscc) FROM pallets p WHERE sscc = ?",
+            (sscc,),
+        ).fetchone()
+        return PalletInfo(sscc, row[0], row[1], bool(row[2])) if row else None
+
+    def pallet_content(self, sscc: str) -> tuple[Content, ...]:
+        """What is on a pallet now, with each line's lot status, serial state and expiry."""
+        rows = self.conn.execute(
+            "SELECT a.gtin, a.lot, a.serial, a.quantity, "
+            "CASE WHEN EXISTS (SELECT 1 FROM sync_recalls r WHERE r.gtin = a.gtin AND r.lot = '') "
+            "THEN 'recalled' WHEN l.status = 'recalled' THEN 'recalled' "
+            "WHEN l.status = 'hold' OR l.local_hold OR p.local_hold THEN 'hold' "
+            "WHEN EXISTS (SELECT 1 FROM sync_holds h WHERE h.gtin = a.gtin AND h.lot IS NULL "
+            "AND h.serial IS NULL) THEN 'hold' ELSE 'active' END, "
+            "z.state, COALESCE(z.held, 0), l.expiry "
+            "FROM aggregations a LEFT JOIN lots l ON l.gtin = a.gtin AND l.lot = a.lot "
+            "LEFT JOIN products p ON p.gtin = a.gtin "
+            "LEFT JOIN serials z ON z.gtin = a.gtin AND z.serial = a.serial "
+            "WHERE a.parent_sscc = ? AND a.unpacked_at IS NULL AND a.gtin IS NOT NULL "
+            "ORDER BY a.id",
+            (sscc,),
+        ).fetchall()
+        return tuple(
+            Content(r[0], r[1], r[2], int(r[3]), r[4], r[5], bool(r[6]), _date(r[7])) for r in rows
+        )
+
+    def stock_at(
+        self, location: str, contents: Iterable[Content]
+    ) -> dict[tuple[str, str | None, str], int]:
+        """(gtin, lot, location) → quantity held at ``location`` for each content line."""
+        out: dict[tuple[str, str | None, str], int] = {}
+        for c in contents:
+            if c.serial:
+                continue
+            if c.lot:
+                row = self.conn.execute(
+                    "SELECT COALESCE(SUM(s.quantity), 0) FROM lot_stock s JOIN lots l ON "
+                    "l.id = s.lot_id WHERE l.gtin = ? AND l.lot = ? AND s.location = ?",
+                    (c.gtin, c.lot, location),
+                ).fetchone()
+            else:
+                row = self.conn.execute(
+                    "SELECT COALESCE(SUM(quantity), 0) FROM item_stock WHERE gtin = ? "
+                    "AND location = ?",
+                    (c.gtin, location),
+                ).fetchone()
+            out[(c.gtin, c.lot, location)] = int(row[0])
+        return out
+
+    def put_pallet(self, sscc: str, state: str, location: str, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO pallets(sscc, state, location, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(sscc) DO UPDATE SET state = excluded.state, "
+            "location = excluded.location, updated_at = excluded.updated_at",
+            (sscc, state, location, now),
+        )
+
+    def set_pallet_hold(self, sscc: str, held: bool, now: float) -> None:
+        self.conn.execute(
+            "UPDATE pallets SET local_hold = ?, updated_at = ? WHERE sscc = ?",
+            (int(held), now, sscc),
+        )
 
     def lot_stock_at(self, lot_id: int) -> dict[str, int]:
         """Quantity of a lot per location."""

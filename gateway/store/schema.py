@@ -187,3 +187,23 @@ aggregations = Table(
     Column("unpacked_at", Float),
 )
 Index("ix_aggregations_parent", aggregations.c.parent_sscc, aggregations.c.unpacked_at)
+Index(
+    "ix_aggregations_serial",
+    aggregations.c.gtin,
+    aggregations.c.serial,
+    aggregations.c.unpacked_at,
+)
+
+#: Pallets (SSCC) this gateway knows: here, shipped, consumed, or expected (despatch advice).
+pallets = Table(
+    "pallets",
+    metadata,
+    Column("sscc", String(18), primary_key=True),
+    Column("state", String, nullable=False),
+    Column("location", String, nullable=False, server_default=""),
+    Column("local_hold", Boolean, nullable=False, server_default="0"),
+    Column("updated_at", Float, nullable=False, server_default="0"),
+    CheckConstraint(
+        "state IN ('expected','at_site','shipped','consumed')", name="ck_pallets_state"
+    ),
+)

@@ -28,7 +28,9 @@ STATIONS = {
     "returns": {"step": "returning", "location": "RET"},
     "scrap": {"step": "destroying", "location": ""},
     "xfer": {"step": "transferring", "location": "A2"},
+    "pack": {"step": "packing", "location": "STAGE"},
 }
+PALLETS = ["]C100340123450000000017", "]C100340123450000000024"]
 LOCATIONS = ["DOCK1", "A1", "A2", "STAGE", "QUARANTINE"]
 LOTS = ["L1", "L2", "LOTR"]  # LOTR is recalled
 SERIALS = ["S1", "S2", "S3"]
@@ -47,6 +49,7 @@ def _op() -> st.SearchStrategy[tuple[str, list[str]]]:
         max_size=2,
     )
     item = st.one_of(
+        st.sampled_from(PALLETS),
         st.sampled_from(LOTS).map(lambda lot: lot_code(LOT_GTIN, lot)),
         st.sampled_from(SERIALS).map(lambda s: serial_code(PUMP, s)),
         st.just(item_code(BOX)),
