@@ -216,6 +216,10 @@ class StationConfig(_Strict):
     quarantine_location: str = Field(
         default="QUARANTINE", description="Where returns go; not pickable until released."
     )
+    scrap_reasons: list[str] = Field(
+        default=["damaged", "expired", "contaminated", "recalled", "other"],
+        description="Reasons a scrap may carry (REASON:<code> before the item); [] = none needed.",
+    )
     insufficient_stock: Literal["reject", "warn"] = Field(
         default="reject",
         description="A move of more than the source holds: reject, or move what is there.",

@@ -464,6 +464,9 @@ class ScanProcessor:
                 insufficient_stock=st_cfg.insufficient_stock,
             ),
             quarantine=self.quarantine,
+            counted=st.next_quantity if st.step == "cycle_counting" else None,
+            reason=st.reason,
+            scrap_reasons=tuple(st_cfg.scrap_reasons),
         )
         view, lot_id = self._view(store, interp, st)
         decision = decide(interp, rules, view, self.today())
@@ -473,6 +476,8 @@ class ScanProcessor:
             return self.reject(store, scan, station, decision, interp=interp)
         self._apply(store, interp, decision, st, lot_id, view.serial)
         seq, eid = self._event(store, scan, station, st, interp, decision)
+        if decision.adjustment:
+            self._adjust(store, scan, station, st, interp, decision)
         printer = self._print_on_accept(store, station, interp, decision, view, eid)
         counted = interp.gtin is not None and not interp.serial
         return Outcome(
@@ -839,6 +844,56 @@ class ScanProcessor:
             if leg.put_to is not None:
                 store.add_item_stock(gtin, leg.put_to, leg.quantity)
 
+    def _adjust(
+        self,
+        store: HotStore,
+        scan: RawScan,
+        station: str,
+        st: StationState,
+        interp: Interpretation,
+        decision: Decision,
+    ) -> None:
+        """A count that differs from the cache: an ``adjust`` event with the difference."""
+        assert interp.gtin is not None and decision.leg is not None
+        at = decision.leg.source.id if decision.leg.source is not None else st.location
+        diff = decision.adjustment
+        place: PlacePayload = {"type": "location", "id": at}
+        item: Item = {"gtin": interp.gtin}
+        if decision.lot:
+            item["lot"] = decision.lot
+        item["quantity"] = abs(diff)
+        item["uom"] = "EA"
+        item["from"] = None if diff > 0 else place
+        item["to"] = place if diff > 0 else None
+        now = self.wall()
+        if decision.lot:
+            lot_id = store.ensure_lot(interp.gtin, decision.lot, interp.expiry, now)
+            if diff > 0:
+                store.add_stock(lot_id, at, diff)
+            else:
+                store.take_stock_at(lot_id, at, -diff)
+        elif diff > 0:
+            store.add_item_stock(interp.gtin, at, diff)
+        else:
+            store.take_item_stock(interp.gtin, at, -diff)
+        counted = decision.expected + diff
+        adjust = Decision(
+            "warn",
+            tuple(r for r in decision.reasons if r.code == "count_discrepancy"),
+            "adjust",
+            quantity=abs(diff),
+        )
+        self._emit(
+            store,
+            scan,
+            station,
+            st,
+            interp,
+            adjust,
+            [item],
+            reason={"code": "count_discrepancy", "counted": counted, "expected": decision.expected},
+        )
+
     def _items(self, interp: Interpretation, decision: Decision, st: StationState) -> list[Item]:
         """The event's item: what, how much, from where, to where."""
         item: Item = {}
@@ -919,6 +974,7 @@ class ScanProcessor:
         items: list[Item],
         *,
         parent: str | None = None,
+        reason: Mapping[str, Any] | None = None,
     ) -> tuple[int, str]:
         """Write a movement event to the outbox (inside the caller's transaction)."""
         assert decision.movement is not None
@@ -937,6 +993,10 @@ class ScanProcessor:
             extra["transformation_id"] = f"urn:traceway:{self.cfg.gateway.site}:{station}:{run}"
         if parent is not None:
             extra["parent"] = {"sscc": parent}
+        if reason is not None:
+            extra["reason"] = dict(reason)
+        elif decision.movement == "scrap" and st.reason:
+            extra["reason"] = {"code": st.reason}
         here, came_from = self._event_locations(items, st)
         if here:
             extra["location"] = here

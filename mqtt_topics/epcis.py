@@ -171,6 +171,8 @@ def to_epcis_event(ev: Mapping[str, Any]) -> dict[str, Any] | None:
     out[f"{TW_PREFIX}:seq"] = ev["seq"]
     out[f"{TW_PREFIX}:station"] = ev["station"]
     out[f"{TW_PREFIX}:movement"] = ev["movement"]
+    if ev.get("reason"):
+        out[f"{TW_PREFIX}:reason"] = ev["reason"]["code"]
     if ev.get("from_location"):
         out[f"{TW_PREFIX}:fromLocation"] = place_uri(
             ev["biz_location"] or ev["station"], site, ev["from_location"]

@@ -102,6 +102,13 @@ MOVEMENTS: Mapping[str, MovementSpec] = MappingProxyType(
             _O, "OBSERVE", "cycle_counting", "sellable_not_accessible", "Count stock at a location."
         ),
         "return": MovementSpec(_O, "OBSERVE", "receiving", "returned", "Customer return received."),
+        "adjust": MovementSpec(
+            _O,
+            "OBSERVE",
+            "cycle_counting",
+            "sellable_not_accessible",
+            "Stock found (`to`) or missing (`from`) at a count: the difference to the cache.",
+        ),
         "correct": MovementSpec(
             _O,
             "OBSERVE",

@@ -41,6 +41,8 @@ no_location                reject   a move without a destination location: scan 
 same_location              reject   the item is already at the destination location
 in_quarantine              reject   goods in a quarantine location leave only by RELEASE or scrap
 recall_is_central          reject   RELEASE of a recalled lot/serial (only the central service lifts it)
+count_discrepancy          warn     a count differs from the cache: an ``adjust`` event records it
+reason_required            reject   scrapping without a reason: scan REASON:<code> first
 =========================  =======  ===========================================================
 """
 
@@ -58,6 +60,7 @@ from gateway.rules.custody import (
     RELOCATE,
     CustodyContext,
     Leg,
+    Place,
     plan_quantity,
     plan_serial,
 )
@@ -164,6 +167,11 @@ class StationRules:
     custody: CustodyContext = field(default_factory=lambda: CustodyContext(location=""))
     #: Locations whose goods are quarantined (not pickable until released).
     quarantine: frozenset[str] = frozenset({"QUARANTINE"})
+    #: At a cycle count: the counted quantity (QTY:n before the label), else None.
+    counted: int | None = None
+    #: A scanned reason (REASON:damaged), and the reasons a scrap may carry (empty: any).
+    reason: str | None = None
+    scrap_reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +192,9 @@ class Decision:
     lot: str | None = None
     #: Which date expiry rules used: ``expiry`` (17), ``best_before`` (15), ``sell_by`` (16).
     date_kind: str = "expiry"
+    #: A count's difference to the cache (counted - expected); 0: none.
+    adjustment: int = 0
+    expected: int = 0
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -315,6 +326,18 @@ def decide(
     if tracking == "serial" or scan.serial:
         quantity = 1
 
+    if mv == "scrap" and station.scrap_reasons and station.reason not in station.scrap_reasons:
+        out.append(
+            (
+                "reject",
+                Reason(
+                    "reason_required",
+                    "scan the reason first: "
+                    + ", ".join(f"REASON:{r}" for r in station.scrap_reasons),
+                ),
+            )
+        )
+
     # The serial's lot in the cache is authoritative: a label with another lot is wrong.
     lot_code = scan.lot
     serial = view.serial
@@ -410,10 +433,28 @@ def decide(
             )
 
     leg: Leg | None = None
+    adjustment = expected = 0
     if _worst(out) != "reject":
         leg = _custody(out, scan, mv, quantity, lot_code, view, station)
         if leg is not None:
             quantity = leg.quantity
+        if mv == "cycle_count" and not scan.serial and station.counted is not None:
+            at = station.custody.scanned_source or station.custody.location
+            expected = max(0, view.stock.get(at, 0))
+            adjustment = station.counted - expected
+            if adjustment:
+                counted_what = f"lot {lot_code}" if lot_code else f"GTIN {scan.gtin}"
+                out.append(
+                    (
+                        "warn",
+                        Reason(
+                            "count_discrepancy",
+                            f"counted {station.counted} of {counted_what} at "
+                            f"{at or '(no location)'}, "
+                            f"the cache says {expected}",
+                        ),
+                    )
+                )
 
     verdict_all = _worst(out)
     return Decision(
@@ -426,6 +467,8 @@ def decide(
         leg=None if verdict_all == "reject" else leg,
         lot=lot_code,
         date_kind=date_kind,
+        adjustment=adjustment if verdict_all != "reject" else 0,
+        expected=expected,
     )
 
 
@@ -455,6 +498,26 @@ def _custody(
     if scan.serial:
         on_site = serial is not None and serial.state in ON_SITE
         where = serial.location if on_site and serial is not None else None
+        if (
+            mv == "cycle_count"
+            and where is not None
+            and ctx.location
+            and where != ctx.location
+            and serial is not None
+        ):
+            out.append(
+                (
+                    "warn",
+                    Reason(
+                        "count_discrepancy",
+                        f"serial {scan.serial} counted at {ctx.location}, the cache had it at "
+                        f"{where or '(no location)'}",
+                    ),
+                )
+            )
+            return Leg(
+                Place("location", where), Place("location", ctx.location), 1, where, ctx.location
+            )
         if mv == "release":
             if where is not None and where in station.quarantine:
                 leg, problems = plan_serial("transfer", where, ctx)

@@ -46,6 +46,7 @@ TRANSACTION_TYPES = {"PO": "po", "DESADV": "desadv", "BOL": "bol", "INV": "inv",
 _QTY = re.compile(r"^(?:QTY|QUANTITY)[:= ]?(\d{1,6})$")
 _TX = re.compile(r"^(PO|DESADV|BOL|INV|ASN)[:= ](.{1,64})$")
 _FROM = re.compile(r"^FROM[:= ](.{1,20})$")
+_REASON = re.compile(r"^REASON[:= ]([A-Za-z0-9_]{1,32})$")
 _TO = re.compile(r"^(?:TO|SHIPTO|SHIP_TO)[:= ](.{1,64})$")
 
 
@@ -61,6 +62,7 @@ class StationState:
     open_parent: str | None = None  # SSCC of the pallet being packed
     source_location: str | None = None  # FROM:…, for the next item scan only
     destination: str | None = None  # TO:… / a (410) ship-to GLN, until the step changes
+    reason: str | None = None  # REASON:…, for the next item scan only
 
     @classmethod
     def from_config(cls, name: str, cfg: StationConfig) -> StationState:
@@ -78,9 +80,9 @@ class StationState:
 
     def after_item(self) -> StationState:
         """The state after an item scan was decided: QTY and FROM apply to one item only."""
-        if self.next_quantity is None and self.source_location is None:
+        if self.next_quantity is None and self.source_location is None and self.reason is None:
             return self
-        return replace(self, next_quantity=None, source_location=None)
+        return replace(self, next_quantity=None, source_location=None, reason=None)
 
 
 def _new_step(state: StationState, step: str) -> StationState:
@@ -94,6 +96,7 @@ def _new_step(state: StationState, step: str) -> StationState:
         next_quantity=None,
         source_location=None,
         destination=None,
+        reason=None,
     )
 
 
@@ -121,6 +124,10 @@ def apply_command(state: StationState, value: str) -> ControlResult:
         return ControlResult(
             replace(state, source_location=loc), True, f"next item is taken from {loc}"
         )
+    m = _REASON.match(value.strip())
+    if m:
+        why = m.group(1).lower()
+        return ControlResult(replace(state, reason=why), True, f"reason {why} for the next item")
     m = _TO.match(value.strip())
     if m:
         dest = m.group(1).strip()

@@ -48,7 +48,7 @@ PRODUCTS = f"""gtin,description,tracking,expiry_warning_days
 
 COMMANDS = (
     "RECEIVE|PUTAWAY|PICK|PACK|UNPACK|CLOSE|SHIP|HOLD|RELEASE|RETURN|TRANSFER|COUNT|SCRAP"
-    "|CONSUME|INSPECT|CLEAR|QTY:\\d+|PO:.+|DESADV:.+|BOL:.+|FROM:.+|TO:.+"
+    "|CONSUME|INSPECT|CLEAR|QTY:\\d+|PO:.+|DESADV:.+|BOL:.+|FROM:.+|TO:.+|REASON:.+"
 )
 
 

@@ -284,3 +284,48 @@ def test_every_item_says_from_where_to_where(site: Site) -> None:
         ("ship", "STAGE", "party:4012345000009", 4),
     ]
     assert site.stock(lot="LE") == {}
+
+
+# -- exceptions as procedures: counts and scrap ---------------------------------------------
+def test_a_count_that_differs_records_the_difference(site: Site) -> None:
+    site.scan("dock", "QTY:10", lot_code(LOT_GTIN, "LCNT"))
+    assert site.verdicts("count", "LOC-DOCK1", "QTY:7", lot_code(LOT_GTIN, "LCNT")) == [
+        ("warn", ("count_discrepancy",))
+    ]
+    assert site.stock(lot="LCNT") == {(LOT_GTIN, "LCNT", None, "DOCK1"): 7}
+    count, adjust = site.events()[-2:]
+    assert count["movement"] == "cycle_count" and count["items"][0]["quantity"] == 7
+    assert adjust["movement"] == "adjust"
+    assert adjust["reason"] == {"code": "count_discrepancy", "counted": 7, "expected": 10}
+    assert adjust["items"][0]["from"] == {"type": "location", "id": "DOCK1"}
+    assert adjust["items"][0]["to"] is None and adjust["items"][0]["quantity"] == 3
+    # found more than the cache knew: the difference comes in
+    site.scan("count", "LOC-DOCK1", "QTY:9", lot_code(LOT_GTIN, "LCNT"))
+    assert site.stock(lot="LCNT") == {(LOT_GTIN, "LCNT", None, "DOCK1"): 9}
+    # a count that agrees records the count and nothing else
+    assert site.verdicts("count", "LOC-DOCK1", "QTY:9", lot_code(LOT_GTIN, "LCNT")) == [
+        ("accept", ())
+    ]
+    assert site.events()[-1]["movement"] == "cycle_count"
+
+
+def test_a_serial_counted_elsewhere_moves_there(site: Site) -> None:
+    assert site.verdicts("count", "LOC-C-09", serial_code(PUMP, "SN1")) == [
+        ("warn", ("count_discrepancy",))
+    ]
+    assert site.stock(serial="SN1") == {(PUMP, "PL1", "SN1", "C-09"): 1}
+    assert site.moves(gtin=PUMP, serial="SN1")[-1] == ("cycle_count", "C-01", "C-09", 1)
+
+
+def test_scrap_needs_a_reason(site: Site) -> None:
+    site.scan("dock", "QTY:3", lot_code(LOT_GTIN, "LSC"))
+    assert site.verdicts("scrap", "FROM:DOCK1", lot_code(LOT_GTIN, "LSC")) == [
+        ("reject", ("reason_required",))
+    ]
+    assert site.verdicts("scrap", "REASON:damaged", "FROM:DOCK1", lot_code(LOT_GTIN, "LSC")) == [
+        ("accept", ())
+    ]
+    ev = site.events()[-1]
+    assert ev["movement"] == "scrap" and ev["reason"] == {"code": "damaged"}
+    assert ev["items"][0]["to"] is None
+    assert site.stock(lot="LSC") == {(LOT_GTIN, "LSC", None, "DOCK1"): 2}

@@ -37,7 +37,7 @@ def _day(site: Site) -> list[dict[str, Any]]:
     site.scan("returns", "QTY:1", lot_code(LOT_GTIN, "LE"))
     site.scan("hold", lot_code(LOT_GTIN, "LK"))
     site.scan("release", "QTY:1", lot_code(LOT_GTIN, "LE"))
-    site.scan("scrap", "FROM:A1", "QTY:1", lot_code(LOT_GTIN, "LE"))
+    site.scan("scrap", "REASON:damaged", "FROM:A1", "QTY:1", lot_code(LOT_GTIN, "LE"))
     return site.events()
 
 

@@ -29,6 +29,7 @@ STATIONS = {
     "scrap": {"step": "destroying", "location": ""},
     "xfer": {"step": "transferring", "location": "A2"},
     "pack": {"step": "packing", "location": "STAGE"},
+    "count": {"step": "cycle_counting", "location": "A1"},
 }
 PALLETS = ["]C100340123450000000017", "]C100340123450000000024"]
 LOCATIONS = ["DOCK1", "A1", "A2", "STAGE", "QUARANTINE"]
