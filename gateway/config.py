@@ -216,6 +216,11 @@ class StationConfig(_Strict):
     quarantine_location: str = Field(
         default="QUARANTINE", description="Where returns go; not pickable until released."
     )
+    consumption: Literal["fefo", "fifo", "none"] = Field(
+        default="fefo",
+        description="Which lot to take first: earliest expiry, earliest receipt, or no rule; "
+        "a violation follows the `fefo` policy.",
+    )
     scrap_reasons: list[str] = Field(
         default=["damaged", "expired", "contaminated", "recalled", "other"],
         description="Reasons a scrap may carry (REASON:<code> before the item); [] = none needed.",

@@ -465,6 +465,7 @@ class ScanProcessor:
             ),
             quarantine=self.quarantine,
             counted=st.next_quantity if st.step == "cycle_counting" else None,
+            consumption=st_cfg.consumption,
             reason=st.reason,
             scrap_reasons=tuple(st_cfg.scrap_reasons),
         )
@@ -740,7 +741,7 @@ class ScanProcessor:
             if leg.take_from is not None:
                 store.take_stock_at(lot_id, leg.take_from, leg.quantity)
             if leg.put_to is not None:
-                store.add_stock(lot_id, leg.put_to, leg.quantity)
+                store.add_stock(lot_id, leg.put_to, leg.quantity, now)
             return
         if leg.take_from is not None:
             store.take_item_stock(c.gtin, leg.take_from, leg.quantity)
@@ -780,7 +781,7 @@ class ScanProcessor:
             elif not lot_code:
                 stock = store.item_stock_at(interp.gtin)
         others: tuple[LotInfo, ...] = ()
-        if st.step in ("picking", "shipping") and lot_code:
+        if st.step in ("picking", "shipping", "consuming") and lot_code:
             # FEFO looks at pickable stock only: not quarantined, not already picked here
             skip = self.quarantine | ({st.location} if st.step == "picking" else frozenset())
             others = tuple(
@@ -837,7 +838,7 @@ class ScanProcessor:
             if leg.take_from is not None:
                 store.take_stock_at(lot_id, leg.take_from, leg.quantity)
             if leg.put_to is not None:
-                store.add_stock(lot_id, leg.put_to, leg.quantity)
+                store.add_stock(lot_id, leg.put_to, leg.quantity, now)
         elif not lot:
             if leg.take_from is not None:
                 store.take_item_stock(gtin, leg.take_from, leg.quantity)
@@ -869,7 +870,7 @@ class ScanProcessor:
         if decision.lot:
             lot_id = store.ensure_lot(interp.gtin, decision.lot, interp.expiry, now)
             if diff > 0:
-                store.add_stock(lot_id, at, diff)
+                store.add_stock(lot_id, at, diff, now)
             else:
                 store.take_stock_at(lot_id, at, -diff)
         elif diff > 0:

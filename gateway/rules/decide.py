@@ -26,6 +26,7 @@ near_expiry                policy   the lot expires within the product's warning
 lot_on_hold                reject   the lot is on hold (warn at holding/inspection/counting)
 lot_recalled               reject   the lot is recalled (warn at holding/inspection/counting)
 fefo_violation             policy   an earlier-expiring usable lot of the GTIN is in stock
+fifo_violation             policy   (consumption = "fifo") an earlier-received usable lot is in stock
 unknown_lot                warn     a lot not in the cache, outside receiving
 expiry_mismatch            warn     the barcode's expiry differs from the cache's for the lot
 duplicate_scan             warn     same code, same station, within the duplicate window
@@ -128,6 +129,8 @@ class LotInfo:
     expiry: date | None
     status: Literal["active", "hold", "recalled"]
     on_hand: int = 0
+    #: When the lot first arrived here (epoch seconds; FIFO), None when not known.
+    received_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,8 @@ class StationRules:
     near_expiry: Policy = "warn"
     default_quantity: int = 1
     custody: CustodyContext = field(default_factory=lambda: CustodyContext(location=""))
+    #: Which lot to take first: earliest expiry, earliest receipt, or no rule.
+    consumption: Literal["fefo", "fifo", "none"] = "fefo"
     #: Locations whose goods are quarantined (not pickable until released).
     quarantine: frozenset[str] = frozenset({"QUARANTINE"})
     #: At a cycle count: the counted quantity (QTY:n before the label), else None.
@@ -415,7 +420,35 @@ def decide(
                 + ("" if date_kind == "expiry" else f"; from the {_DATE_WORDS[date_kind]} date"),
             )
     usable = lot is None or lot.status == "active"
-    if mv in {"pick", "ship"} and lot_code is not None and station.fefo != "accept" and usable:
+    fifo = station.consumption == "fifo"
+    if fifo and mv in {"pick", "ship", "consume"} and lot_code and station.fefo != "accept":
+        this_at = lot.received_at if lot is not None else None
+        earlier = [
+            o
+            for o in view.other_lots
+            if o.status == "active"
+            and o.on_hand > 0
+            and o.received_at is not None
+            and (o.expiry is None or o.expiry >= today)
+            and (this_at is None or o.received_at < this_at)
+        ]
+        if earlier and usable:
+            first = min(earlier, key=lambda o: (o.received_at or 0.0, o.lot))
+            suggestion = first.lot
+            _apply_policy(
+                out,
+                station.fefo,
+                "fifo_violation",
+                f"lot {first.lot} arrived earlier; take it first",
+            )
+    if (
+        not fifo
+        and station.consumption != "none"
+        and mv in {"pick", "ship"}
+        and lot_code is not None
+        and station.fefo != "accept"
+        and usable
+    ):
         this = lot or LotInfo(scan.gtin, lot_code, expiry, "active", 0)
         best = fefo_pick(view.other_lots + ((this,) if lot is not None else ()), today)
         if (

@@ -155,13 +155,14 @@ class HotStore:
             "THEN 'hold' ELSE l.status END, "
             "(SELECT COALESCE(SUM(s.quantity), 0) FROM lot_stock s WHERE s.lot_id = l.id) "
             "+ (SELECT COUNT(*) FROM serials z WHERE z.gtin = l.gtin AND z.lot = l.lot "
-            "   AND z.state IN ('in_stock', 'picked', 'on_hold', 'recalled')) "
+            "   AND z.state IN ('in_stock', 'picked', 'on_hold', 'recalled')), "
+            "(SELECT MIN(s.received_at) FROM lot_stock s WHERE s.lot_id = l.id) "
             "FROM lots l WHERE l.gtin = ? AND l.lot = ?",
             (gtin, lot),
         ).fetchone()
         if row is None:
             return None
-        return int(row[0]), LotInfo(gtin, lot, _date(row[1]), row[2], int(row[3]))
+        return int(row[0]), LotInfo(gtin, lot, _date(row[1]), row[2], int(row[3]), row[4])
 
     def lots_in_stock(self, gtin: str, exclude: Iterable[str] = ()) -> tuple[LotInfo, ...]:
         """Lots of a GTIN with stock outside the ``exclude`` locations (pickable stock)."""
@@ -169,15 +170,16 @@ class HotStore:
         marks = ",".join("?" * len(skip)) or "''"
         rows = self.conn.execute(
             "SELECT l.lot, l.expiry, CASE WHEN l.local_hold AND l.status = 'active' "
-            "THEN 'hold' ELSE l.status END, SUM(x.q) FROM lots l JOIN ("
-            f"  SELECT lot_id AS id, quantity AS q FROM lot_stock WHERE location NOT IN ({marks})"
-            "  UNION ALL SELECT l2.id, 1 FROM serials z JOIN lots l2 "
+            "THEN 'hold' ELSE l.status END, SUM(x.q), MIN(x.t) FROM lots l JOIN ("
+            "  SELECT lot_id AS id, quantity AS q, received_at AS t FROM lot_stock "
+            f"  WHERE location NOT IN ({marks})"
+            "  UNION ALL SELECT l2.id, 1, z.updated_at FROM serials z JOIN lots l2 "
             "  ON l2.gtin = z.gtin AND l2.lot = z.lot WHERE z.state = 'in_stock' "
             f"  AND z.location NOT IN ({marks})"
             ") x ON x.id = l.id WHERE l.gtin = ? GROUP BY l.id HAVING SUM(x.q) > 0",
             (*skip, *skip, gtin),
         ).fetchall()
-        return tuple(LotInfo(gtin, r[0], _date(r[1]), r[2], int(r[3])) for r in rows)
+        return tuple(LotInfo(gtin, r[0], _date(r[1]), r[2], int(r[3]), r[4]) for r in rows)
 
     def serial(self, gtin: str, serial: str) -> SerialInfo | None:
         """A serial; held when HOLD was scanned for it or for the pallet it is on."""
@@ -288,11 +290,15 @@ class HotStore:
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
-    def add_stock(self, lot_id: int, location: str, quantity: int) -> None:
+    def add_stock(
+        self, lot_id: int, location: str, quantity: int, now: float | None = None
+    ) -> None:
+        """Add to a lot at a location; the first arrival there is kept for FIFO."""
         self.conn.execute(
-            "INSERT INTO lot_stock(lot_id, location, quantity) VALUES (?, ?, ?) "
-            "ON CONFLICT(lot_id, location) DO UPDATE SET quantity = quantity + excluded.quantity",
-            (lot_id, location, quantity),
+            "INSERT INTO lot_stock(lot_id, location, quantity, received_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(lot_id, location) DO UPDATE SET quantity = quantity + excluded.quantity, "
+            "received_at = COALESCE(lot_stock.received_at, excluded.received_at)",
+            (lot_id, location, quantity, now),
         )
 
     def take_stock(self, lot_id: int, quantity: int, prefer: str | None = None) -> int:

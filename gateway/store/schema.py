@@ -70,6 +70,7 @@ lot_stock = Table(
     Column("lot_id", Integer, ForeignKey("lots.id"), primary_key=True),
     Column("location", String, primary_key=True),
     Column("quantity", Integer, nullable=False),
+    Column("received_at", Float),  # first arrival at this location (FIFO)
 )
 
 serials = Table(

@@ -329,3 +329,30 @@ def test_scrap_needs_a_reason(site: Site) -> None:
     assert ev["movement"] == "scrap" and ev["reason"] == {"code": "damaged"}
     assert ev["items"][0]["to"] is None
     assert site.stock(lot="LSC") == {(LOT_GTIN, "LSC", None, "DOCK1"): 2}
+
+
+# -- 14 and FIFO: consumption rules look at pickable stock ----------------------------------
+def test_fefo_ignores_quarantined_stock(site: Site) -> None:
+    site.scan("returns", "QTY:2", lot_code(LOT_GTIN, "EARLY", expiry="280101"))
+    site.scan("dock", "QTY:5", lot_code(LOT_GTIN, "LATE", expiry="300101"))
+    assert site.verdicts("pick", lot_code(LOT_GTIN, "LATE", expiry="300101")) == [("accept", ())]
+
+
+def test_fifo_by_receipt(tmp_path: Path) -> None:
+    s = Site(
+        tmp_path,
+        {
+            "dock": {"step": "receiving", "location": "DOCK1"},
+            "pick": {"step": "picking", "location": "STAGE", "consumption": "fifo"},
+        },
+    )
+    try:
+        s.scan("dock", "QTY:5", lot_code(LOT_GTIN, "FIRST", expiry="301231"))
+        s.scan("dock", "QTY:5", lot_code(LOT_GTIN, "SECOND", expiry="290101"))
+        out = s.scan("pick", "FROM:DOCK1", lot_code(LOT_GTIN, "SECOND", expiry="290101"))[-1]
+        assert (out.verdict, [r.code for r in out.reasons]) == ("warn", ["fifo_violation"])
+        assert "FIRST" in out.reasons[0].message
+        ok = s.scan("pick", "FROM:DOCK1", lot_code(LOT_GTIN, "FIRST", expiry="301231"))[-1]
+        assert (ok.verdict, ok.reasons) == ("accept", ())
+    finally:
+        s.close()
