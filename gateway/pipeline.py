@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
@@ -433,6 +433,8 @@ class ScanProcessor:
         if self.duplicates.check(station, scan.text, scan.monotonic, window):
             d = duplicate_decision(window)
             return self.reject(store, scan, station, d, severity="info", interp=interp)
+        if st.relabel is not None and interp.gtin is not None and not interp.errors:
+            return self._relabel(scan, station, st, interp, store)
         if (
             interp.sscc
             and not interp.gtin
@@ -579,6 +581,109 @@ class ScanProcessor:
             reasons,
             res.message if res.ok else f"{interp.kind} {value}",
             interpretation=interp,
+        )
+
+    def _relabel(
+        self, scan: RawScan, station: str, st: StationState, interp: Interpretation, store: HotStore
+    ) -> Outcome:
+        """RELABEL, the wrong label, the right label: a correcting event for the last movement.
+
+        The event that put the wrongly labelled lot where it is now is re-stated with the
+        right lot and ``corrects`` pointing at it (an EPCIS error declaration); the stock
+        moves from the wrong lot to the right one at that location.
+        """
+        assert interp.gtin is not None and st.relabel is not None
+        if not interp.lot or interp.serial:
+            d = Decision(
+                "reject",
+                (Reason("relabel_not_possible", "RELABEL corrects a lot label: scan (01)…(10)"),),
+                None,
+            )
+            self.stations[station] = replace(st, relabel=None)
+            return self.reject(store, scan, station, d, interp=interp)
+        if st.relabel == ():
+            self.stations[station] = replace(st, relabel=(interp.gtin, interp.lot))
+            return Outcome(
+                scan,
+                station,
+                "control",
+                "accept",
+                (),
+                f"relabel lot {interp.lot}: now scan the correct label",
+                interpretation=interp,
+            )
+        gtin, wrong = st.relabel[0], st.relabel[1]
+        self.stations[station] = replace(st, relabel=None)
+        right = interp.lot
+        last = store.conn.execute(
+            "SELECT event_id, movement, quantity, from_type, from_id, to_type, to_id, seq "
+            "FROM history WHERE gtin = ? AND lot = ? AND serial IS NULL AND to_type = "
+            "'location' ORDER BY seq DESC LIMIT 1",
+            (gtin, wrong),
+        ).fetchone()
+        problem = ""
+        if interp.gtin != gtin:
+            problem = f"the correct label has GTIN {interp.gtin}, the wrong one {gtin}"
+        elif right == wrong:
+            problem = "both labels carry the same lot"
+        elif last is None:
+            problem = f"no movement of lot {wrong} to a location is recorded here"
+        elif last[1] not in ("receive", "return", "commission"):
+            # a correction re-states where the lot came from: only its arrival can be
+            # re-stated without leaving the earlier movements of the wrong lot inconsistent
+            problem = (
+                f"lot {wrong} moved on after it arrived (last: {last[1]} to {last[6]}); "
+                "relabel it where it arrived, before it moves"
+            )
+        lot_row = store.lot(gtin, wrong)
+        if not problem and last is not None and lot_row is not None:
+            have = store.lot_stock_at(lot_row[0]).get(str(last[6]), 0)
+            if have < int(last[2]):
+                problem = (
+                    f"{last[6]} holds {have} of lot {wrong}, its last {last[1]} put "
+                    f"{int(last[2])} there: correct what moved on first"
+                )
+        if problem or last is None or lot_row is None:
+            d = Decision("reject", (Reason("relabel_not_possible", problem),), None)
+            return self.reject(store, scan, station, d, interp=interp)
+        event_id, movement, qty, ftype, fid, ttype, tid, _seq = last
+        qty = int(qty)
+        now = self.wall()
+        store.take_stock_at(lot_row[0], tid, qty)
+        right_id = store.ensure_lot(gtin, right, interp.expiry, now)
+        store.add_stock(right_id, tid, qty, now)
+        item: Item = {
+            "gtin": gtin,
+            "lot": right,
+            "quantity": qty,
+            "uom": "EA",
+            "from": {"type": ftype, "id": fid} if ftype else None,
+            "to": {"type": ttype, "id": tid},
+        }
+        if interp.expiry is not None:
+            item["expiry"] = interp.expiry.isoformat()
+        d = Decision("accept", (), movement, quantity=qty, lot=right)
+        seq, eid = self._emit(
+            store,
+            scan,
+            station,
+            st,
+            interp,
+            d,
+            [item],
+            corrects=(event_id, f"relabel: lot {wrong} is lot {right}"),
+        )
+        return Outcome(
+            scan,
+            station,
+            "event",
+            "accept",
+            (),
+            f"relabel lot {wrong} -> {right}: {movement} of {qty} at {tid} corrected",
+            seq,
+            eid,
+            interp,
+            movement,
         )
 
     def _pallet(
@@ -976,6 +1081,7 @@ class ScanProcessor:
         *,
         parent: str | None = None,
         reason: Mapping[str, Any] | None = None,
+        corrects: tuple[str, str] | None = None,
     ) -> tuple[int, str]:
         """Write a movement event to the outbox (inside the caller's transaction)."""
         assert decision.movement is not None
@@ -994,6 +1100,10 @@ class ScanProcessor:
             extra["transformation_id"] = f"urn:traceway:{self.cfg.gateway.site}:{station}:{run}"
         if parent is not None:
             extra["parent"] = {"sscc": parent}
+        if corrects is not None:
+            extra["corrects"] = [corrects[0]]
+            extra["correction_reason"] = "incorrect_data"
+            extra["correction_note"] = corrects[1]
         if reason is not None:
             extra["reason"] = dict(reason)
         elif decision.movement == "scrap" and st.reason:

@@ -44,6 +44,7 @@ in_quarantine              reject   goods in a quarantine location leave only by
 recall_is_central          reject   RELEASE of a recalled lot/serial (only the central service lifts it)
 count_discrepancy          warn     a count differs from the cache: an ``adjust`` event records it
 reason_required            reject   scrapping without a reason: scan REASON:<code> first
+relabel_not_possible       reject   RELABEL: no movement of the wrong label to correct, or it moved on
 =========================  =======  ===========================================================
 """
 

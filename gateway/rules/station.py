@@ -63,6 +63,8 @@ class StationState:
     source_location: str | None = None  # FROM:…, for the next item scan only
     destination: str | None = None  # TO:… / a (410) ship-to GLN, until the step changes
     reason: str | None = None  # REASON:…, for the next item scan only
+    #: RELABEL armed: None = off; () = waiting for the wrong label; (gtin, lot) = for the right one
+    relabel: tuple[str, ...] | None = None
 
     @classmethod
     def from_config(cls, name: str, cfg: StationConfig) -> StationState:
@@ -145,6 +147,12 @@ def apply_command(state: StationState, value: str) -> ControlResult:
         kind = TRANSACTION_TYPES[m.group(1).upper()]
         ref = m.group(2).strip()
         return ControlResult(state.with_transaction(kind, ref), True, f"transaction {kind} {ref}")
+    if word == "RELABEL":
+        return ControlResult(
+            replace(state, relabel=()),
+            True,
+            "relabel: scan the wrong label, then the correct one",
+        )
     if word in ("CLOSE", "CLOSE_PALLET"):
         if state.open_parent is None:
             return ControlResult(state, False, "no pallet is open")
@@ -154,7 +162,12 @@ def apply_command(state: StationState, value: str) -> ControlResult:
     if word in ("CLEAR", "RESET", "END"):
         return ControlResult(
             replace(
-                state, next_quantity=None, transactions=(), source_location=None, destination=None
+                state,
+                next_quantity=None,
+                transactions=(),
+                source_location=None,
+                destination=None,
+                relabel=None,
             ),
             True,
             "quantity, source, destination and transactions cleared",

@@ -356,3 +356,34 @@ def test_fifo_by_receipt(tmp_path: Path) -> None:
         assert (ok.verdict, ok.reasons) == ("accept", ())
     finally:
         s.close()
+
+
+# -- a mislabeled lot: RELABEL re-states the movement with the right lot --------------------
+def test_relabel_corrects_the_last_movement(site: Site) -> None:
+    site.scan("dock", "QTY:8", lot_code(LOT_GTIN, "WRONG"))
+    first = site.events()[-1]
+    outs = site.verdicts(
+        "dock", "RELABEL", lot_code(LOT_GTIN, "WRONG"), lot_code(LOT_GTIN, "RIGHT")
+    )
+    assert outs == [("accept", ())]
+    assert site.stock(gtin=LOT_GTIN, location="DOCK1") == {(LOT_GTIN, "RIGHT", None, "DOCK1"): 8}
+    fix = site.events()[-1]
+    assert fix["movement"] == "receive" and fix["corrects"] == [first["event_id"]]
+    assert fix["correction_reason"] == "incorrect_data"
+    assert fix["items"][0]["lot"] == "RIGHT" and fix["items"][0]["quantity"] == 8
+    assert fix["items"][0]["from"] == first["items"][0]["from"]
+    # nothing of the wrong lot is left to correct
+    assert site.verdicts(
+        "dock", "RELABEL", lot_code(LOT_GTIN, "WRONG"), lot_code(LOT_GTIN, "X")
+    ) == [("reject", ("relabel_not_possible",))]
+
+
+def test_relabel_of_a_lot_that_moved_on_is_refused(site: Site) -> None:
+    site.scan("dock", "QTY:8", lot_code(LOT_GTIN, "W2"))
+    site.scan("pick", "QTY:3", lot_code(LOT_GTIN, "W2"))
+    out = site.scan("pick", "RELABEL", lot_code(LOT_GTIN, "W2"), lot_code(LOT_GTIN, "R2"))[-1]
+    assert (out.verdict, out.reasons[0].code) == ("reject", "relabel_not_possible")
+    assert site.stock(lot="W2") == {
+        (LOT_GTIN, "W2", None, "DOCK1"): 5,
+        (LOT_GTIN, "W2", None, "STAGE"): 3,
+    }

@@ -30,6 +30,7 @@ STATIONS = {
     "xfer": {"step": "transferring", "location": "A2"},
     "pack": {"step": "packing", "location": "STAGE"},
     "count": {"step": "cycle_counting", "location": "A1"},
+    "relabel": {"step": "receiving", "location": "DOCK1"},
 }
 PALLETS = ["]C100340123450000000017", "]C100340123450000000024"]
 LOCATIONS = ["DOCK1", "A1", "A2", "STAGE", "QUARANTINE"]
@@ -46,6 +47,7 @@ def _op() -> st.SearchStrategy[tuple[str, list[str]]]:
             st.sampled_from(LOCATIONS).map(lambda loc: f"FROM:{loc}"),
             st.sampled_from(LOCATIONS).map(lambda loc: f"FROM:{loc}"),
             st.sampled_from(["A1", "A2", "STAGE"]).map(lambda loc: f"LOC-{loc}"),
+            st.just("RELABEL"),
         ),
         max_size=2,
     )
@@ -59,13 +61,20 @@ def _op() -> st.SearchStrategy[tuple[str, list[str]]]:
 
 
 def _rebuild(events: list[dict[str, Any]]) -> dict[tuple[Any, ...], int]:
+    """Stock from events alone; a correcting event undoes the event it corrects."""
     stock: dict[tuple[Any, ...], int] = defaultdict(int)
+    by_id = {ev["event_id"]: ev for ev in events}
+    flows: list[tuple[dict[str, Any], int]] = []
     for ev in events:
+        for wrong in ev.get("corrects", []):
+            flows.append((by_id[wrong], -1))
+        flows.append((ev, 1))
+    for ev, sign in flows:
         for it in ev["items"]:
             if "gtin" not in it:
                 continue
             key = (it["gtin"], it.get("lot"), it.get("serial"))
-            q = int(it["quantity"])
+            q = int(it["quantity"]) * sign
             src, dst = it.get("from"), it.get("to")
             if src is not None and src["type"] == "location":
                 stock[(*key, src["id"])] -= q
