@@ -140,7 +140,7 @@ def apply_command(state: StationState, value: str) -> ControlResult:
         if qty < 1:
             return ControlResult(state, False, "quantity must be at least 1")
         return ControlResult(
-            replace(state, next_quantity=qty), True, f"quantity {qty} for the next lot scan"
+            replace(state, next_quantity=qty), True, f"quantity {qty} for the next item scan"
         )
     m = _TX.match(value.strip())
     if m:
