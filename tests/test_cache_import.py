@@ -241,8 +241,26 @@ def test_one_lot_at_several_locations_keeps_each_quantity(tmp_path: Path) -> Non
         "SELECT s.location, s.quantity FROM lot_stock s JOIN lots l ON l.id = s.lot_id "
         "WHERE l.lot = 'LOTA' ORDER BY s.location"
     ).fetchall()
-    assert rows == [("", 5), ("A-02", 30), ("A-04", 20), ("DOCK1", 0)]
+    assert rows == [("", 5), ("A-02", 30), ("A-04", 20)]  # none left at DOCK1: no row
     assert sum(q for _, q in rows) == 55
+
+
+def test_imported_stock_has_a_fifo_arrival_time(tmp_path: Path) -> None:
+    """Imported stock counts for FIFO (received at import); a re-import keeps the time."""
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    lots = write(tmp_path / "l.csv", LOT_HEADER + f"{LOT_G},OLD,,,A-01,10\n")
+    import_csv(engine, prods, lots)
+    con = sqlite3.connect(tmp_path / "c.db")
+    (first,) = con.execute("SELECT received_at FROM lot_stock").fetchone()
+    assert first is not None
+    write(lots, LOT_HEADER + f"{LOT_G},OLD,,,A-01,12\n")
+    import_csv(engine, None, lots)
+    assert con.execute("SELECT quantity, received_at FROM lot_stock").fetchall() == [(12, first)]
+    write(lots, LOT_HEADER + f"{LOT_G},OLD,,,A-01,0\n")
+    import_csv(engine, None, lots)
+    assert con.execute("SELECT COUNT(*) FROM lot_stock").fetchone() == (0,)
+    engine.dispose()
 
 
 def test_untracked_stock_is_a_lot_row_with_an_empty_lot(tmp_path: Path) -> None:

@@ -316,6 +316,29 @@ def _write_item_stock(conn: Connection, gtin: str, location: str, quantity: int)
     )
 
 
+def _write_lot_stock(
+    conn: Connection, lot_id: int, location: str, quantity: int, now: float
+) -> None:
+    """Set a lot's stock at a location (none left: no row, as on the hot path). The first
+    arrival there is kept for FIFO: stock new at a location arrives now, at the import."""
+    where = (lot_stock.c.lot_id == lot_id, lot_stock.c.location == location)
+    if quantity == 0:
+        conn.execute(delete(lot_stock).where(*where))
+        return
+    st = insert(lot_stock).values(
+        lot_id=lot_id, location=location, quantity=quantity, received_at=now
+    )
+    conn.execute(
+        st.on_conflict_do_update(
+            index_elements=[lot_stock.c.lot_id, lot_stock.c.location],
+            set_={
+                "quantity": st.excluded.quantity,
+                "received_at": func.coalesce(lot_stock.c.received_at, st.excluded.received_at),
+            },
+        )
+    )
+
+
 def _write(
     conn: Connection,
     prods: Iterable[dict[str, Any]],
@@ -356,15 +379,7 @@ def _write(
             select(lots.c.id).where(lots.c.gtin == lot["gtin"], lots.c.lot == lot["lot"])
         ).scalar_one()
         if lot["quantity"] or lot["location"]:
-            st = insert(lot_stock).values(
-                lot_id=lot_id, location=lot["location"], quantity=lot["quantity"]
-            )
-            conn.execute(
-                st.on_conflict_do_update(
-                    index_elements=[lot_stock.c.lot_id, lot_stock.c.location],
-                    set_={"quantity": st.excluded.quantity},
-                )
-            )
+            _write_lot_stock(conn, lot_id, lot["location"], lot["quantity"], now)
     for row in serial_rows:
         s = {k: v for k, v in row.items() if k != "line"}
         stmt = insert(serials).values(**s)
