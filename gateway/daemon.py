@@ -182,10 +182,11 @@ class Gateway:
             self.engine.dispose()
             raise seed_error(self.config_path, c, exc.problems) from None
         log.info(
-            "cache seeded: %d products, %d lots, %d serials",
+            "cache seeded: %d products, %d lots, %d serials, %d untracked stock rows",
             counts.products,
             counts.lots,
             counts.serials,
+            counts.items,
         )
 
     def _bump_boot(self) -> int:

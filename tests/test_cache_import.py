@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store import queries
 from gateway.store.cache_import import ImportError_, import_csv, normalize_gtin
 from gateway.store.db import open_database
 
@@ -157,3 +158,237 @@ def test_semicolon_separated_csv_gets_a_hint(tmp_path: Path) -> None:
         import_csv(engine, good)
     engine.dispose()
     assert not any("separated by" in p for p in ei.value.problems)
+
+
+# -- issue 10: imports reject ambiguity ---------------------------------------------------
+
+LOT_G = "09506000134352"  # lot-tracked
+PUMP_G = "09506000134369"  # serial-tracked
+BOX_G = "09506000134383"  # untracked
+PRODUCTS = (
+    "gtin,description,tracking,expiry_warning_days\n"
+    f"{LOT_G},Paracetamol,lot,60\n{PUMP_G},Pump,serial,30\n{BOX_G},Box,none,0\n"
+)
+LOT_HEADER = "gtin,lot,expiry,status,location,quantity\n"
+
+
+def refused(tmp_path: Path, lots_text: str, products_text: str | None = PRODUCTS) -> list[str]:
+    """Import PRODUCTS and a lots file that must be refused; check nothing was written."""
+    db = tmp_path / "refused.db"
+    engine = open_database(db)
+    prods = write(tmp_path / "p.csv", products_text) if products_text is not None else None
+    lots = write(tmp_path / "l.csv", LOT_HEADER + lots_text)
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, prods, lots)
+    engine.dispose()
+    con = sqlite3.connect(db)
+    for table in ("products", "lots", "lot_stock", "item_stock"):
+        assert con.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
+    con.close()
+    return ei.value.problems
+
+
+def test_duplicate_lot_rows_name_both_lines(tmp_path: Path) -> None:
+    """Two rows for one lot at one location: the second no longer silently wins."""
+    lots = tmp_path / "l.csv"
+    problems = refused(
+        tmp_path,
+        f"{LOT_G},LOTA,2030-03-31,active,A-01,10\n"
+        f"{LOT_G},LOTA,2030-03-31,active,A-02,5\n"
+        f"{LOT_G},LOTA,2030-03-31,active,A-01,20\n"
+        f"{LOT_G},LOTB,,active,,7\n"
+        f"{LOT_G},LOTB,,active,,7\n",
+    )
+    assert problems == [
+        f"{lots}:4: lot LOTA of GTIN {LOT_G} at location A-01 appears twice (first at {lots}:2)",
+        f"{lots}:6: lot LOTB of GTIN {LOT_G} with no location appears twice (first at {lots}:5)",
+    ]
+
+
+def test_conflicting_expiry_or_status_of_one_lot(tmp_path: Path) -> None:
+    lots = tmp_path / "l.csv"
+    problems = refused(
+        tmp_path,
+        f"{LOT_G},LOTA,2030-03-31,active,A-01,10\n"
+        f"{LOT_G},LOTA,2030-04-30,active,A-02,5\n"
+        f"{LOT_G},LOTA,2030-03-31,hold,A-03,5\n"
+        f"{LOT_G},LOTA,,,A-04,5\n",
+    )
+    assert problems == [
+        f"{lots}:3: lot LOTA of GTIN {LOT_G} has expiry 2030-04-30 here but 2030-03-31 at {lots}:2",
+        f"{lots}:4: lot LOTA of GTIN {LOT_G} has status hold here but active at {lots}:2",
+        f"{lots}:5: lot LOTA of GTIN {LOT_G} has no expiry here but 2030-03-31 at {lots}:2",
+    ]
+
+
+def test_one_lot_at_several_locations_keeps_each_quantity(tmp_path: Path) -> None:
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    lots = write(
+        tmp_path / "l.csv",
+        LOT_HEADER + f"{LOT_G},LOTA,2030-03-31,active,DOCK1,0\n"
+        f"{LOT_G},LOTA,2030-03-31,,A-02,30\n"
+        f"{LOT_G},LOTA,2030-03-31,active,A-04,20\n"
+        f"{LOT_G},LOTA,2030-03-31,active,,5\n",
+    )
+    counts = import_csv(engine, prods, lots)
+    assert counts.lots == 4
+    import_csv(engine, prods, lots)  # a second import sets, it does not add
+    engine.dispose()
+    con = sqlite3.connect(tmp_path / "c.db")
+    assert con.execute("SELECT COUNT(*) FROM lots").fetchone() == (1,)
+    rows = con.execute(
+        "SELECT s.location, s.quantity FROM lot_stock s JOIN lots l ON l.id = s.lot_id "
+        "WHERE l.lot = 'LOTA' ORDER BY s.location"
+    ).fetchall()
+    assert rows == [("", 5), ("A-02", 30), ("A-04", 20)]  # none left at DOCK1: no row
+    assert sum(q for _, q in rows) == 55
+
+
+def test_imported_stock_has_a_fifo_arrival_time(tmp_path: Path) -> None:
+    """Imported stock counts for FIFO (received at import); a re-import keeps the time."""
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    lots = write(tmp_path / "l.csv", LOT_HEADER + f"{LOT_G},OLD,,,A-01,10\n")
+    import_csv(engine, prods, lots)
+    con = sqlite3.connect(tmp_path / "c.db")
+    (first,) = con.execute("SELECT received_at FROM lot_stock").fetchone()
+    assert first is not None
+    write(lots, LOT_HEADER + f"{LOT_G},OLD,,,A-01,12\n")
+    import_csv(engine, None, lots)
+    assert con.execute("SELECT quantity, received_at FROM lot_stock").fetchall() == [(12, first)]
+    write(lots, LOT_HEADER + f"{LOT_G},OLD,,,A-01,0\n")
+    import_csv(engine, None, lots)
+    assert con.execute("SELECT COUNT(*) FROM lot_stock").fetchone() == (0,)
+    engine.dispose()
+
+
+def test_untracked_stock_is_a_lot_row_with_an_empty_lot(tmp_path: Path) -> None:
+    """lots.csv rows with an empty lot give an untracked product stock per location."""
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    lots = write(
+        tmp_path / "l.csv",
+        LOT_HEADER + f"{BOX_G},,,,D-01,500\n{BOX_G},,,active,D-02,20\n{LOT_G},LOTA,,,A-01,3\n",
+    )
+    counts = import_csv(engine, prods, lots)
+    assert (counts.lots, counts.items) == (1, 2)
+    # the product may come from an earlier import; a re-import sets the quantities
+    write(lots, LOT_HEADER + f"{BOX_G},,,,D-01,400\n{BOX_G},,,,D-02,0\n")
+    import_csv(engine, None, lots)
+    engine.dispose()
+    con = sqlite3.connect(tmp_path / "c.db")
+    assert con.execute("SELECT gtin, location, quantity FROM item_stock").fetchall() == [
+        (BOX_G, "D-01", 400)
+    ]
+    assert con.execute("SELECT lot FROM lots").fetchall() == [("LOTA",)]
+    assert [r["quantity"] for r in queries.stock(con, gtin=BOX_G)] == [400]
+
+
+def test_lot_column_must_match_the_products_tracking(tmp_path: Path) -> None:
+    lots = tmp_path / "l.csv"
+    problems = refused(
+        tmp_path,
+        f"{LOT_G},,2030-03-31,active,A-01,10\n"
+        f"{PUMP_G},,,,C-01,1\n"
+        f"{BOX_G},B1,,,D-01,5\n"
+        f"{BOX_G},,2030-01-31,,D-02,5\n"
+        f"{BOX_G},,,hold,D-03,5\n"
+        f"{BOX_G},,,,D-04,5\n"
+        f"{BOX_G},,,,D-04,6\n"
+        f"{PUMP_G},PL1,,active,C-01,4\n",
+    )
+    assert problems == [
+        f"{lots}:8: GTIN {BOX_G} at location D-04 appears twice (first at {lots}:7)",
+        f"{lots}:2: GTIN {LOT_G} is lot-tracked: the lot must not be empty",
+        f"{lots}:3: GTIN {PUMP_G} is serial-tracked: the lot must not be empty",
+        f"{lots}:4: GTIN {BOX_G} is not tracked (tracking none): leave the lot empty",
+        f"{lots}:5: GTIN {BOX_G} is not tracked (tracking none): an untracked product "
+        "has no expiry or status",
+        f"{lots}:6: GTIN {BOX_G} is not tracked (tracking none): an untracked product "
+        "has no expiry or status",
+        f"{lots}:9: GTIN {PUMP_G} is serial-tracked: the stock of its lot is its serials "
+        "(list them in serials.csv), leave location and quantity empty",
+    ]
+
+
+def test_tracking_comes_from_the_cache_when_no_products_file(tmp_path: Path) -> None:
+    engine = open_database(tmp_path / "c.db")
+    import_csv(engine, write(tmp_path / "p.csv", PRODUCTS))
+    lots = write(tmp_path / "l.csv", LOT_HEADER + f"{LOT_G},,,,A-01,10\n")
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, None, lots)
+    engine.dispose()
+    assert ei.value.problems == [
+        f"{lots}:2: GTIN {LOT_G} is lot-tracked: the lot must not be empty"
+    ]
+
+
+def test_expiry_warning_days_checked_and_stored(tmp_path: Path) -> None:
+    engine = open_database(tmp_path / "c.db")
+    bad = write(
+        tmp_path / "p.csv",
+        "gtin,tracking,expiry_warning_days\n"
+        f"{LOT_G},lot,abc\n{PUMP_G},serial,-1\n{BOX_G},none,1.5\n"
+        "09506000134376,lot,99999999999999999999\n",
+    )
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, bad)
+    assert ei.value.problems == [
+        f"{bad}:2: expiry_warning_days 'abc' is not a whole number",
+        f"{bad}:3: expiry_warning_days must be at least 0",
+        f"{bad}:4: expiry_warning_days '1.5' is not a whole number",
+        f"{bad}:5: expiry_warning_days must be at most 3650",
+    ]
+    good = write(
+        tmp_path / "p.csv",
+        f"gtin,tracking,expiry_warning_days\n{LOT_G},lot,90\n{PUMP_G},serial,\n{BOX_G},none,0\n",
+    )
+    import_csv(engine, good)
+    engine.dispose()
+    con = sqlite3.connect(tmp_path / "c.db")
+    assert dict(con.execute("SELECT gtin, expiry_warning_days FROM products").fetchall()) == {
+        LOT_G: 90,
+        PUMP_G: 30,
+        BOX_G: 0,
+    }
+
+
+def test_huge_quantity_is_a_row_error_not_a_traceback(tmp_path: Path) -> None:
+    lots = tmp_path / "l.csv"
+    problems = refused(tmp_path, f"{LOT_G},LOTA,,,A-01,99999999999999999999\n")
+    assert problems == [f"{lots}:2: quantity must be at most 1000000000"]
+
+
+def test_duplicate_serial_names_the_first_line(tmp_path: Path) -> None:
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    ser = write(
+        tmp_path / "s.csv",
+        f"gtin,serial,lot\n{PUMP_G},SN1,PL1\n{PUMP_G},SN2,PL1\n{PUMP_G},SN1,PL2\n",
+    )
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, prods, None, ser)
+    engine.dispose()
+    assert ei.value.problems == [
+        f"{ser}:4: serial SN1 of GTIN {PUMP_G} appears twice (first at {ser}:2)"
+    ]
+
+
+def test_cli_counts_untracked_stock_rows(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "gw.toml",
+        '[gateway]\nsite = "s"\nid = "g"\n[storage]\npath = "c.db"\n[stations.a]\nstep = "receiving"\n',
+    )
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    lots = write(tmp_path / "l.csv", LOT_HEADER + f"{BOX_G},,,,D-01,500\n{LOT_G},LOTA,,,A-01,3\n")
+    r = subprocess.run(
+        [
+            *(sys.executable, "-m", "gateway.cli", "cache", "import", "--config", str(cfg)),
+            *("--products", str(prods), "--lots", str(lots)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "imported 3 products, 1 lots, 0 serials, 1 untracked stock rows" in r.stdout

@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="products CSV: gtin, tracking[, description, expiry_warning_days]",
     )
     imp.add_argument(
-        "--lots", type=Path, help="lots CSV: gtin, lot[, expiry, status, location, quantity]"
+        "--lots",
+        type=Path,
+        help="lots CSV: gtin, lot[, expiry, status, location, quantity]; "
+        "an empty lot is stock of an untracked product",
     )
     imp.add_argument(
         "--serials", type=Path, help="serials CSV: gtin, serial[, lot, state, location]"
@@ -54,5 +57,8 @@ def run_import(args: argparse.Namespace) -> int:
         return 1
     finally:
         engine.dispose()
-    print(f"imported {counts.products} products, {counts.lots} lots, {counts.serials} serials")
+    items = f", {counts.items} untracked stock rows" if counts.items else ""
+    print(
+        f"imported {counts.products} products, {counts.lots} lots, {counts.serials} serials" + items
+    )
     return 0
