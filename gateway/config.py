@@ -165,6 +165,12 @@ class StorageConfig(_Strict):
     history_days: float = Field(
         default=90, ge=0, description="Local movement history kept for `traceway trace`."
     )
+    expiry_check_interval: float = Field(
+        default=3600,
+        ge=0,
+        description="Seconds between expiry checks (expiry_warning / expired_in_stock alerts, "
+        "once per lot and location per day); also checked at start; 0: never.",
+    )
     max_size_mb: int = Field(
         default=0,
         ge=0,

@@ -23,6 +23,7 @@ from gateway import __version__
 from gateway.clock import ClockStatus
 from gateway.config import GatewayConfig, config_hash, load_config
 from gateway.config_files import seed_error
+from gateway.expiry_check import ExpiryCheck
 from gateway.feedback import Feedback, make_gpio
 from gateway.metrics import (
     DeviceBoard,
@@ -101,6 +102,14 @@ class Gateway:
         self.cache_sync: Any = None
         self.commands: Any = None
         self.metrics_loop: MetricsLoop | None = None
+        self.expiry_check: ExpiryCheck | None = None
+        if cfg.storage.expiry_check_interval > 0:
+            self.expiry_check = ExpiryCheck(
+                cfg.storage.expiry_check_interval,
+                self.writer.submit,
+                self.processor,
+                next(iter(cfg.stations)),  # as disk_full: the gateway's first station
+            )
         self.prometheus: Any = None
         if cfg.broker.enabled:
             publisher_class = RemotePublisher if cfg.broker.separate_process else Publisher
@@ -663,6 +672,35 @@ class Gateway:
             },
         }
 
+    def stock(self, filters: Any, limit: int) -> list[dict[str, Any]]:
+        """``stock`` command: what ``traceway stock --json`` prints, read beside the writer."""
+        from gateway.store import queries
+
+        with self._reader() as conn:
+            return queries.stock(conn, limit=limit, **filters)
+
+    def trace(self, keys: Any, limit: int) -> list[dict[str, Any]]:
+        """``trace`` command: what ``traceway trace --json`` prints, read beside the writer."""
+        from gateway.store import queries
+
+        with self._reader() as conn:
+            return queries.trace(conn, limit=limit, **keys)
+
+    @contextlib.contextmanager
+    def _reader(self) -> Any:
+        """A read-only connection holding one read transaction (a WAL snapshot of what is
+        committed). Answers never go through the single writer: a 5,000-row answer would
+        hold up every scan queued behind it, and a reader cannot write by mistake."""
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.cfg.storage.path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
+        try:
+            conn.execute("BEGIN")  # every SELECT of the answer sees the same commit
+            yield conn
+        finally:
+            conn.close()
+
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Start writer, publisher and readers."""
@@ -680,6 +718,8 @@ class Gateway:
             self.gates.start()
         if self.metrics_loop is not None:
             self.metrics_loop.start()
+        if self.expiry_check is not None:
+            self.expiry_check.start()  # the first check now, then every interval
         self.prometheus = start_prometheus(
             self.cfg.metrics, self.figures, self.cfg.gateway.id, self.cfg.gateway.site
         )
@@ -729,6 +769,8 @@ class Gateway:
                 log.exception("stopping a reader failed")
         if self.gates is not None:
             self.gates.stop()  # open gates go to the writer
+        if self.expiry_check is not None:
+            self.expiry_check.stop()  # before the writer: its checks go through it
         for worker in self.print_workers.values():
             worker.stop(2.0)  # before the writer: their state changes go through it
         self.writer.stop(max(1.0, deadline - time.monotonic() - 2))

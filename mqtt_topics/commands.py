@@ -14,11 +14,16 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from mqtt_topics.events import format_time
-from mqtt_topics.validation import load_schema, schema_errors
+from mqtt_topics.validation import load_schema, validator
 
-COMMAND_SCHEMA = {"name": "traceway.command", "version": "1.0"}
-REPLY_SCHEMA = {"name": "traceway.command_reply", "version": "1.0"}
+COMMAND_SCHEMA = {"name": "traceway.command", "version": "1.1"}
+REPLY_SCHEMA = {"name": "traceway.command_reply", "version": "1.1"}
 MAX_COMMAND_BYTES = 64 * 1024
+#: ``stock``/``trace`` replies: rows when the command gives no ``limit``, and the most it may ask.
+DEFAULT_ROWS = 500
+MAX_ROWS = 5000
+#: ``stock``/``trace`` replies: the rows of one reply serialise to at most this many bytes.
+MAX_RESULT_BYTES = 1_000_000
 
 ErrorCode = Literal[
     "too_large", "malformed", "invalid", "unknown_command", "invalid_args", "failed", "busy"
@@ -90,11 +95,39 @@ def parse_command(payload: bytes) -> Command | CommandError:
     if cmd not in command_names():
         return CommandError("unknown_command", f"unknown command {cmd!r}", cmd, request_id)
     normal = {**data, "args": data.get("args", {})}
-    errors = schema_errors("traceway.command", normal)
+    errors = _errors(normal)
     if errors:
         code: ErrorCode = "invalid_args" if all(e.startswith("args") for e in errors) else "invalid"
         return CommandError(code, "; ".join(errors), cmd, request_id)
     return Command(cmd, _freeze(normal["args"]), request_id)
+
+
+def _errors(payload: Mapping[str, Any]) -> list[str]:
+    """Schema errors, ``path: message``, sorted; a schema node's ``errorMessage`` replaces
+    jsonschema's wording for its own keyword failures (e.g. trace's "gtin with lot, …")."""
+    out: set[str] = set()
+    for e in validator("traceway.command").iter_errors(payload):
+        own = e.schema.get("errorMessage") if isinstance(e.schema, Mapping) else None
+        text = own if isinstance(own, str) and e.validator == "oneOf" else e.message
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path)
+        out.add(f"{path.lstrip('.') or '(root)'}: {text}")
+    return sorted(out)
+
+
+def bound_rows(
+    rows: list[dict[str, Any]], limit: int, max_bytes: int = MAX_RESULT_BYTES
+) -> dict[str, Any]:
+    """The ``result`` of a ``stock``/``trace`` reply: at most ``limit`` rows whose JSON fits
+    in ``max_bytes``; ``truncated`` when rows were left out (pass up to ``limit + 1`` rows,
+    so that one more than the limit shows that there is more)."""
+    kept: list[dict[str, Any]] = []
+    size = 0
+    for row in rows[:limit]:
+        size += len(json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode()) + 1
+        if size > max_bytes:
+            break
+        kept.append(row)
+    return {"rows": kept, "count": len(kept), "limit": limit, "truncated": len(kept) < len(rows)}
 
 
 def build_command(

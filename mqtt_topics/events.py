@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 EVENT_SCHEMA = {"name": "traceway.event", "version": "2.0"}
-ALERT_SCHEMA = {"name": "traceway.alert", "version": "1.0"}
+ALERT_SCHEMA = {"name": "traceway.alert", "version": "1.1"}
 
 
 class Place(TypedDict):

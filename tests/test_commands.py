@@ -24,9 +24,10 @@ TOPICS = GatewayTopics("s1", "g1")
 
 
 class FakeControl:
-    def __init__(self, fail: Exception | None = None) -> None:
+    def __init__(self, fail: Exception | None = None, rows: int = 2) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.fail = fail
+        self.rows = rows
 
     def _note(self, *call: Any) -> None:
         if self.fail is not None:
@@ -68,6 +69,51 @@ class FakeControl:
         self._note("status")
         return {"cache_version": 7, "outbox_depth": 0}
 
+    def stock(self, filters: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
+        self._note("stock", dict(filters), limit)
+        return [stock_row(f"L{i}") for i in range(min(limit, self.rows))]
+
+    def trace(self, keys: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
+        self._note("trace", dict(keys), limit)
+        return [trace_row(i + 1) for i in range(min(limit, self.rows))]
+
+
+GTIN = "09506000134352"
+
+
+def stock_row(lot: str) -> dict[str, Any]:
+    return {
+        "gtin": GTIN,
+        "lot": lot,
+        "serial": None,
+        "location": "A-01",
+        "quantity": 5,
+        "uom": "EA",
+        "status": "active",
+        "expiry": "2027-01-31",
+    }
+
+
+def trace_row(seq: int) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "event_id": f"019aaf00-0000-7000-8000-{seq:012d}",
+        "event_time": "2026-11-23T09:30:00.000+01:00",
+        "movement": "putaway",
+        "biz_step": "storing",
+        "from": {"type": "location", "id": "DOCK"},
+        "to": {"type": "location", "id": "A-01"},
+        "gtin": GTIN,
+        "lot": "L1",
+        "serial": None,
+        "sscc": None,
+        "quantity": 5,
+        "uom": "EA",
+        "parent": None,
+        "station": "store-1",
+        "published": True,
+    }
+
 
 def run(
     handler: CommandHandler, name: str, args: dict[str, Any] | None = None, rid: str = "r1"
@@ -103,6 +149,18 @@ CASES: list[tuple[str, dict[str, Any] | None, tuple[Any, ...] | None, dict[str, 
         {"job_id": "41"},
     ),
     ("reprint", {"job_id": "17"}, ("reprint", "17", None, None, 1), {"job_id": "42"}),
+    (
+        "stock",
+        {"lot": "L1", "location": "A-01"},
+        ("stock", {"lot": "L1", "location": "A-01"}, 501),  # one more: is there more?
+        {"rows": [stock_row("L0"), stock_row("L1")], "count": 2, "limit": 500, "truncated": False},
+    ),
+    (
+        "trace",
+        {"gtin": "09506000134352", "lot": "L1", "limit": 1},
+        ("trace", {"gtin": "09506000134352", "lot": "L1"}, 2),
+        {"rows": [trace_row(1)], "count": 1, "limit": 1, "truncated": True},
+    ),
 ]
 
 
@@ -134,6 +192,12 @@ BAD: list[tuple[bytes, str]] = [
         "invalid_args",
     ),
     (b" " * (64 * 1024 + 1), "too_large"),
+    (json.dumps(build_command("stock", {"limit": 5001})).encode(), "invalid_args"),
+    (json.dumps(build_command("stock", {"gtin": "123"})).encode(), "invalid_args"),
+    (json.dumps(build_command("trace", {"gtin": GTIN})).encode(), "invalid_args"),
+    (json.dumps(build_command("trace", {"lot": "L1", "sscc": "0" * 18})).encode(), "invalid_args"),
+    (json.dumps(build_command("stock", {"gtin": GTIN[:-1] + "3"})).encode(), "invalid_args"),
+    (json.dumps(build_command("trace", {"sscc": "0" * 17 + "1"})).encode(), "invalid_args"),
 ]
 
 
@@ -146,6 +210,33 @@ def test_malformed_or_unknown_commands_get_an_error_and_change_nothing(
     assert validate(reply.payload) == [], validate(reply.payload)
     assert reply.topic == TOPICS.command_replies  # no response topic given
     assert reply.payload["ok"] is False and reply.payload["error"]["code"] == code
+    assert fake.calls == []
+
+
+def test_answers_are_bounded_in_rows_and_bytes() -> None:
+    fake = FakeControl(rows=6000)
+    handler = CommandHandler(TOPICS, fake)
+    full = run(handler, "stock", {"limit": 5000}).payload["result"]  # 5,000 stock rows fit
+    assert (full["count"], full["limit"], full["truncated"]) == (5000, 5000, True)
+    assert len(full["rows"]) == 5000 and fake.calls[-1][2] == 5001
+    fake.rows = 3
+    exact = run(handler, "stock", {"limit": 3}).payload["result"]
+    assert (exact["count"], exact["truncated"]) == (3, False)  # exactly the limit: not cut
+    fake.rows = 6000
+    big = run(handler, "trace", {"sscc": "340123450000000000", "limit": 5000})
+    result = big.payload["result"]
+    assert result["truncated"] is True and 0 < result["count"] < 5000  # the byte bound
+    size = len(json.dumps(big.payload, separators=(",", ":")).encode())
+    assert size <= 1_000_000 + 1_000, size
+
+
+def test_wrong_check_digits_are_refused_before_anything_is_read() -> None:
+    fake = FakeControl()
+    reply = run(CommandHandler(TOPICS, fake), "stock", {"gtin": GTIN[:-1] + "3"})
+    assert reply.payload["error"] == {
+        "code": "invalid_args",
+        "message": "args.gtin: GTIN 09506000134353 has a wrong check digit",
+    }
     assert fake.calls == []
 
 

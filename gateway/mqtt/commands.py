@@ -6,6 +6,10 @@ malformed, unknown or retained command is refused before anything runs; a contro
 that raises gets an error reply. :meth:`CommandHandler.on_message` is the paho shell:
 it reads the response topic and correlation data and publishes the reply with them
 (no response topic: ``.../commands/reply``).
+
+``stock`` and ``trace`` answer with the rows ``traceway stock/trace --json`` print, at
+most ``limit`` of them and at most ``MAX_RESULT_BYTES`` of JSON, ``truncated`` when
+rows were left out (the control is asked for one row more than the limit to know).
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from mqtt_topics.commands import Command, CommandError, ErrorCode, build_reply, parse_command
+from gs1.keys import is_valid_gtin, is_valid_sscc
+from mqtt_topics.commands import (
+    DEFAULT_ROWS,
+    Command,
+    CommandError,
+    ErrorCode,
+    bound_rows,
+    build_reply,
+    parse_command,
+)
 from mqtt_topics.topics import GatewayTopics
 
 log = logging.getLogger(__name__)
@@ -53,6 +66,14 @@ class GatewayControl(Protocol):
     def reload_config(self) -> list[str]: ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def stock(self, filters: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of ``traceway stock --json`` (filters: gtin, lot, serial, location)."""
+        ...
+
+    def trace(self, keys: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of ``traceway trace --json`` (gtin + lot | gtin + serial | sscc)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +193,19 @@ class CommandHandler:
                 int(args.get("copies", 1)),
             )
             return {"job_id": str(job)}
+        if cmd.name in ("stock", "trace"):
+            return self._answer(cmd.name, args)
         raise CommandRejected(f"command {cmd.name!r} is not handled")  # schema and code disagree
+
+    def _answer(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """``stock``/``trace``: the CLI's rows, bounded in count and bytes (``truncated``)."""
+        limit = int(args.pop("limit", DEFAULT_ROWS))
+        if "gtin" in args and not is_valid_gtin(args["gtin"]):
+            raise CommandRejected(f"args.gtin: GTIN {args['gtin']} has a wrong check digit")
+        if "sscc" in args and not is_valid_sscc(args["sscc"]):
+            raise CommandRejected(f"args.sscc: SSCC {args['sscc']} has a wrong check digit")
+        ask = self.control.stock if name == "stock" else self.control.trace
+        return bound_rows(ask(args, limit + 1), limit)  # one more: is there more?
 
     def on_message(self, msg: Any) -> Reply | None:
         """paho ``on_message`` hook: only this gateway's command topic; the reply is sent."""

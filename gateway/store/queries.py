@@ -1,7 +1,7 @@
 """Read-only answers from the gateway database: where is it now, and what happened to it.
 
-Plain SQL over a sqlite3 connection (the CLI opens the file read-only beside a running
-gateway; the MQTT ``stock``/``trace`` commands use the writer's connection).
+Plain SQL over a sqlite3 connection (the CLI and the MQTT ``stock``/``trace`` commands
+open the file read-only beside the running gateway's writer).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def stock(
                     "expiry": r[5],
                 }
             )
+            if limit is not None and len(out) >= limit:
+                return out[:limit]  # stop reading: the caller wants no more
     extra, args = _where(
         [
             ("z.gtin = ?", gtin),
@@ -86,6 +88,8 @@ def stock(
                 "expiry": r[5],
             }
         )
+        if limit is not None and len(out) >= limit:
+            return out[:limit]
     if lot is None and serial is None:
         extra, args = _where([("gtin = ?", gtin), ("location = ?", location)])
         for r in conn.execute(

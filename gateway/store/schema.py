@@ -208,3 +208,16 @@ pallets = Table(
         "state IN ('expected','at_site','shipped','consumed')", name="ck_pallets_state"
     ),
 )
+
+#: Expiry alerts raised today (``day`` is the local date), so that neither the next check
+#: nor a restart the same day raises them again; older days are deleted by the check.
+expiry_alerts = Table(
+    "expiry_alerts",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("kind", String, primary_key=True),
+    Column("gtin", String(14), primary_key=True),
+    Column("lot", String, primary_key=True),
+    Column("location", String, primary_key=True),
+    Column("seq", Integer, nullable=False),  # the alert's seq in the outbox
+)

@@ -1,0 +1,29 @@
+"""Expiry alerts already raised today (one per kind, lot and location per day).
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "expiry_alerts",
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("kind", sa.String, primary_key=True),
+        sa.Column("gtin", sa.String(14), primary_key=True),
+        sa.Column("lot", sa.String, primary_key=True),
+        sa.Column("location", sa.String, primary_key=True),
+        sa.Column("seq", sa.Integer, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("expiry_alerts")
