@@ -1,0 +1,1 @@
+"""PostgreSQL: tables (schema.py), migrations (Alembic) and connections (engine.py)."""

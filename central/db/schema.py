@@ -1,0 +1,215 @@
+"""The central tables (SQLAlchemy Core), mirrored by the Alembic migrations.
+
+Raw events are kept (``events``, JSONB, partitioned by month on ``event_time``);
+``event_ids`` makes ingest idempotent across partitions. Each event's items are
+normalised into ``event_items``. The projection (current state) and the lineage edges
+are updated in the same transaction as the event.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+#: One row per event ever ingested (idempotency by event_id, across partitions).
+event_ids = Table(
+    "event_ids",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("gateway_id", String, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+#: The raw events, as published (partitioned by month; see the migration).
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("event_time", DateTime(timezone=True), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("site", String, nullable=False),
+    Column("gateway_id", String, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("station", String, nullable=False),
+    Column("movement", String, nullable=False),
+    Column("event_type", String, nullable=False),
+    Column("biz_step", String, nullable=False),
+    Column("payload", JSONB, nullable=False),
+)
+
+#: Every item of every event, normalised. ``role``: item, input, output (transformations).
+event_items = Table(
+    "event_items",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("site", String, nullable=False),
+    Column("gateway_id", String, nullable=False),
+    Column("movement", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("gtin", String(14)),
+    Column("lot", String),
+    Column("serial", String),
+    Column("sscc", String(18)),
+    Column("parent_sscc", String(18)),
+    Column("quantity", Numeric),
+    Column("uom", String),
+    Column("from_type", String),
+    Column("from_id", String),
+    Column("to_type", String),
+    Column("to_id", String),
+    Column("corrected", Boolean, nullable=False, server_default="false"),
+)
+
+#: Current state of each serial: where it is (site + location) or who holds it.
+serial_state = Table(
+    "serial_state",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("serial", String, primary_key=True),
+    Column("lot", String),
+    Column("site", String),
+    Column("location", String),
+    Column("holder", String),  # a party when it left a site
+    Column("state", String, nullable=False),  # at_site | shipped | consumed | destroyed
+    Column("last_event_time", DateTime(timezone=True), nullable=False),
+    Column("last_event_id", String(36), nullable=False),
+)
+
+#: Quantity of each lot (or untracked GTIN, lot '') per site and location (sum of deltas).
+lot_stock = Table(
+    "lot_stock",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("lot", String, primary_key=True),
+    Column("site", String, primary_key=True),
+    Column("location", String, primary_key=True),
+    Column("quantity", Numeric, nullable=False),
+)
+
+#: Current state of each pallet.
+sscc_state = Table(
+    "sscc_state",
+    metadata,
+    Column("sscc", String(18), primary_key=True),
+    Column("site", String),
+    Column("location", String),
+    Column("holder", String),
+    Column("state", String, nullable=False),  # at_site | shipped | consumed
+    Column("last_event_time", DateTime(timezone=True), nullable=False),
+)
+
+#: Lineage: a parent pallet holds a child (serial, lot quantity or pallet) from..until.
+aggregation_edges = Table(
+    "aggregation_edges",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("parent_sscc", String(18), nullable=False),
+    Column("gtin", String(14)),
+    Column("lot", String),
+    Column("serial", String),
+    Column("child_sscc", String(18)),
+    Column("quantity", Numeric),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("removed_at", DateTime(timezone=True)),
+    Column("event_id", String(36), nullable=False),
+)
+
+#: Lineage: inputs of a transformation → its outputs.
+transformation_edges = Table(
+    "transformation_edges",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("transformation_id", String, nullable=False),
+    Column("direction", String, nullable=False),  # input | output
+    Column("gtin", String(14)),
+    Column("lot", String),
+    Column("serial", String),
+    Column("quantity", Numeric),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("event_id", String(36), nullable=False),
+)
+
+#: Gateways: identity, last status, seq high-water mark, cache version applied.
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("gateway_id", String, primary_key=True),
+    Column("site", String, nullable=False),
+    Column("online", Boolean),
+    Column("last_seen", DateTime(timezone=True)),
+    Column("status", JSONB),
+    Column("metrics", JSONB),
+    Column("seq_high", BigInteger, nullable=False, server_default="0"),
+    Column("cache_version", BigInteger),
+)
+
+#: Missing seq ranges per gateway: open until the late events arrive.
+seq_gaps = Table(
+    "seq_gaps",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("gateway_id", String, nullable=False),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("to_seq", BigInteger, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+#: Payloads that failed the contract: kept with the reason, never dropped.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+#: Alerts from gateways (rejected scans, device alarms), as published.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("gateway_id", String, nullable=False),
+    Column("site", String, nullable=False),
+    Column("alert", String, nullable=False),
+    Column("severity", String, nullable=False),
+    Column("payload", JSONB, nullable=False),
+)
+
+#: Master data: products (tracking, warning days), lots (expiry, status).
+products = Table(
+    "products",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("tracking", String, nullable=False),
+    Column("expiry_warning_days", Integer, nullable=False, server_default="30"),
+)
+lots = Table(
+    "lots",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("lot", String, primary_key=True),
+    Column("expiry", Date),
+    Column("status", String, nullable=False, server_default="active"),
+)

@@ -1,0 +1,108 @@
+"""Events into PostgreSQL: idempotent, projected, late events and gaps handled."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from central.custody.model import gaps_after
+from central.custody.projection import store_events
+from mqtt_topics.examples import event
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+G = "09506000134352"
+
+
+def lot_item(lot: str, q: int, src: Any, dst: Any) -> dict[str, Any]:
+    return {
+        "gtin": "04012345000016",
+        "lot": lot,
+        "quantity": q,
+        "uom": "EA",
+        "from": src,
+        "to": dst,
+    }
+
+
+def loc(x: str) -> dict[str, str]:
+    return {"type": "location", "id": x}
+
+
+def party(x: str) -> dict[str, str]:
+    return {"type": "party", "id": x}
+
+
+def stock(engine: Engine) -> dict[tuple[str, str], int]:
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT lot, location, quantity FROM lot_stock WHERE quantity <> 0"))
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def test_events_are_stored_once_and_projected(engine: Engine) -> None:
+    evs = [
+        event(1, "receive", [lot_item("L1", 10, party("SUP"), loc("DOCK"))], 0),
+        event(2, "putaway", [lot_item("L1", 6, loc("DOCK"), loc("A1"))], 5),
+        event(3, "ship", [lot_item("L1", 2, loc("A1"), party("CUST"))], 9),
+    ]
+    with engine.begin() as c:
+        first = store_events(c, evs, NOW)
+    with engine.begin() as c:
+        again = store_events(c, evs + evs, NOW)  # redelivered twice: nothing changes
+    assert (first.stored, again.stored, again.duplicates) == (3, 0, 6)
+    assert stock(engine) == {("L1", "DOCK"): 4, ("L1", "A1"): 4}
+
+
+def test_a_late_older_event_does_not_move_a_serial_back(engine: Engine) -> None:
+    serial = {"gtin": G, "serial": "S1", "quantity": 1, "uom": "EA"}
+    newer = event(2, "ship", [{**serial, "from": loc("A1"), "to": party("CUST")}], 60)
+    older = event(1, "putaway", [{**serial, "from": loc("DOCK"), "to": loc("A1")}], 10)
+    with engine.begin() as c:
+        store_events(c, [newer], NOW)
+    with engine.begin() as c:
+        store_events(c, [older], NOW + timedelta(days=1))  # a gateway offline for a day
+    with engine.connect() as c:
+        row = c.execute(text("SELECT state, holder, location FROM serial_state")).one()
+    assert tuple(row) == ("shipped", "CUST", None)
+
+
+def test_gaps_are_recorded_and_closed_by_late_events(engine: Engine) -> None:
+    evs = {n: event(n, "receive", [lot_item("L", 1, party("S"), loc("D"))], n) for n in range(1, 8)}
+    with engine.begin() as c:
+        store_events(c, [evs[1], evs[2], evs[5], evs[7]], NOW)
+    with engine.connect() as c:
+        open_gaps = c.execute(
+            text("SELECT from_seq, to_seq FROM seq_gaps WHERE closed_at IS NULL ORDER BY 1")
+        ).fetchall()
+    assert [tuple(g) for g in open_gaps] == [(3, 4), (6, 6)]
+    with engine.begin() as c:
+        store_events(c, [evs[3], evs[6]], NOW)
+    with engine.connect() as c:
+        open_gaps = c.execute(
+            text("SELECT from_seq, to_seq FROM seq_gaps WHERE closed_at IS NULL ORDER BY 1")
+        ).fetchall()
+        high = c.execute(text("SELECT seq_high FROM gateways")).scalar_one()
+    assert [tuple(g) for g in open_gaps] == [(4, 4)]
+    assert high == 7
+
+
+def test_a_correction_undoes_the_corrected_quantities(engine: Engine) -> None:
+    wrong = event(1, "receive", [lot_item("WRONG", 5, party("S"), loc("D"))], 0)
+    fix = event(
+        2,
+        "receive",
+        [lot_item("RIGHT", 5, party("S"), loc("D"))],
+        1,
+        corrects=[wrong["event_id"]],
+        correction_reason="incorrect_data",
+    )
+    with engine.begin() as c:
+        store_events(c, [wrong, fix], NOW)
+    assert stock(engine) == {("RIGHT", "D"): 5}
+
+
+def test_gaps_after() -> None:
+    assert gaps_after(0, [1, 2, 3]) == []
+    assert gaps_after(2, [5, 3, 9]) == [(4, 4), (6, 8)]
+    assert gaps_after(10, [4, 5]) == []
