@@ -35,7 +35,14 @@ from gateway.rules.decide import (
 )
 from gateway.rules.gates import GS1_KINDS, Gate, merge_package, package_view
 from gateway.rules.pallets import Content, plan_pallet
-from gateway.rules.station import StationState, apply_command, apply_location, toggle_pallet
+from gateway.rules.station import (
+    PARTY_AIS,
+    StationState,
+    apply_command,
+    apply_location,
+    apply_party,
+    toggle_pallet,
+)
 from gateway.store.hot import HotStore
 from gs1.interpret import BarcodePattern, Interpretation, Interpreter
 from mqtt_topics.events import Item, build_alert, build_event
@@ -156,6 +163,13 @@ def describe(interp: Interpretation) -> str:
     if interp.expiry:
         parts.append(f"exp {interp.expiry.isoformat()}")
     return " ".join(parts) or make_visible(interp.input)[:60]
+
+
+def _source(st: StationState, configured: str) -> str:
+    """The station's source: a scanned (412) supplier for goods in, else the configured one."""
+    if st.source_party and st.step in ("receiving", "returning"):
+        return st.source_party
+    return configured
 
 
 def _quarantine_locations(cfg: GatewayConfig) -> frozenset[str]:
@@ -436,6 +450,17 @@ class ScanProcessor:
         if st.relabel is not None and interp.gtin is not None and not interp.errors:
             return self._relabel(scan, station, st, interp, store)
         if (
+            interp.gtin is None
+            and interp.sscc is None
+            and not interp.errors
+            and any(ai in PARTY_AIS for ai, _ in interp.ais)
+        ):
+            res = apply_party(st, dict(interp.ais))
+            self.stations[station] = res.state
+            return Outcome(
+                scan, station, "control", "accept", (), res.message, interpretation=interp
+            )
+        if (
             interp.sscc
             and not interp.gtin
             and not interp.errors
@@ -460,7 +485,7 @@ class ScanProcessor:
             custody=CustodyContext(
                 location=st.location,
                 scanned_source=st.source_location,
-                source=st_cfg.source,
+                source=_source(st, st_cfg.source),
                 destination=st.destination or st_cfg.destination,
                 quarantine_location=st_cfg.quarantine_location,
                 insufficient_stock=st_cfg.insufficient_stock,
@@ -752,7 +777,7 @@ class ScanProcessor:
         ctx = CustodyContext(
             location=st.location,
             scanned_source=st.source_location,
-            source=st_cfg.source,
+            source=_source(st, st_cfg.source),
             destination=st.destination or st_cfg.destination,
             quarantine_location=st_cfg.quarantine_location,
             insufficient_stock=st_cfg.insufficient_stock,
@@ -1032,7 +1057,7 @@ class ScanProcessor:
         st_cfg = self.cfg.stations[st.name]
         here: PlacePayload = {"type": "location", "id": st.location}
         if mv in ("receive", "return"):
-            return {"type": "party", "id": st_cfg.source or "unknown"}, here
+            return {"type": "party", "id": _source(st, st_cfg.source) or "unknown"}, here
         if mv == "commission":
             return None, here
         if mv == "ship":

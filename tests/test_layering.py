@@ -1,7 +1,8 @@
 """The package layout's import rules, read from the source so they cannot rot.
 
 ``gs1`` imports nothing of ours; ``drivers`` and ``mqtt_topics`` import only ``gs1``
-(and themselves); ``gateway`` may import all of them; nothing imports ``gateway``.
+(and themselves); ``gateway`` may import all of them; ``central`` only ``gs1`` and
+``mqtt_topics``; nothing imports ``gateway`` or ``central``.
 No import circle between modules anywhere, not even under ``TYPE_CHECKING``.
 """
 
@@ -13,13 +14,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("gs1", "drivers", "mqtt_topics", "gateway")
+PACKAGES = ("gs1", "drivers", "mqtt_topics", "gateway", "central")
 #: Which of our top-level packages each package may import (besides itself).
 ALLOWED: dict[str, frozenset[str]] = {
     "gs1": frozenset(),
     "drivers": frozenset({"gs1"}),
     "mqtt_topics": frozenset({"gs1"}),
     "gateway": frozenset({"gs1", "drivers", "mqtt_topics"}),
+    "central": frozenset({"gs1", "mqtt_topics"}),
 }
 
 

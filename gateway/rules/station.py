@@ -63,6 +63,7 @@ class StationState:
     source_location: str | None = None  # FROM:…, for the next item scan only
     destination: str | None = None  # TO:… / a (410) ship-to GLN, until the step changes
     reason: str | None = None  # REASON:…, for the next item scan only
+    source_party: str | None = None  # a scanned (412) "purchased from" GLN, until the step changes
     #: RELABEL armed: None = off; () = waiting for the wrong label; (gtin, lot) = for the right one
     relabel: tuple[str, ...] | None = None
 
@@ -99,6 +100,7 @@ def _new_step(state: StationState, step: str) -> StationState:
         source_location=None,
         destination=None,
         reason=None,
+        source_party=None,
     )
 
 
@@ -168,6 +170,7 @@ def apply_command(state: StationState, value: str) -> ControlResult:
                 source_location=None,
                 destination=None,
                 relabel=None,
+                source_party=None,
             ),
             True,
             "quantity, source, destination and transactions cleared",
@@ -191,3 +194,24 @@ def toggle_pallet(state: StationState, sscc: str) -> ControlResult:
     return ControlResult(
         replace(state, open_parent=sscc), True, f"pallet {sscc} open: scan items to pack{note}"
     )
+
+
+#: GS1 party AIs a station takes as the other side of a movement.
+PARTY_AIS = {"410": "destination", "413": "destination", "412": "source_party"}
+
+
+def apply_party(state: StationState, ais: dict[str, str]) -> ControlResult:
+    """A GS1 barcode with a party GLN: (410) ship to / (413) ship for set the destination of
+    shipments, (412) purchased from the source of receipts (until the step changes)."""
+    for ai, attr in PARTY_AIS.items():
+        gln = ais.get(ai)
+        if not gln:
+            continue
+        if attr == "destination":
+            return ControlResult(
+                replace(state, destination=gln), True, f"destination is now GLN {gln}"
+            )
+        return ControlResult(
+            replace(state, source_party=gln), True, f"source (supplier) is now GLN {gln}"
+        )
+    return ControlResult(state, False, "no party GLN (410), (412) or (413) in the barcode")

@@ -387,3 +387,16 @@ def test_relabel_of_a_lot_that_moved_on_is_refused(site: Site) -> None:
         (LOT_GTIN, "W2", None, "DOCK1"): 5,
         (LOT_GTIN, "W2", None, "STAGE"): 3,
     }
+
+
+# -- between sites: the other site's GLN from a (410)/(412) barcode ------------------------
+def test_ship_to_and_receive_from_a_scanned_gln(site: Site) -> None:
+    site.scan("dock", "QTY:4", lot_code(LOT_GTIN, "LX"))
+    site.scan("ship", "FROM:DOCK1", "]C14104012345000009", "QTY:4", lot_code(LOT_GTIN, "LX"))
+    out = site.events()[-1]["items"][0]
+    assert out["to"] == {"type": "party", "id": "4012345000009"}
+    site.scan("dock", "]C14124098765000003", "QTY:2", lot_code(LOT_GTIN, "LY"))
+    assert site.events()[-1]["items"][0]["from"] == {"type": "party", "id": "4098765000003"}
+    # the scanned supplier belongs to this receiving step only
+    site.scan("dock", "PUTAWAY", "RECEIVE", "QTY:1", lot_code(LOT_GTIN, "LZ"))
+    assert site.events()[-1]["items"][0]["from"] == {"type": "party", "id": "unknown"}
