@@ -221,7 +221,7 @@ def test_a_later_despatch_advice_replaces_an_expected_pallet_only(
     assert site.stock(location="DOCK1") == {(LOT_GTIN, "NEW", None, "DOCK1"): 8}
     # received: a despatch advice (or its deletion) no longer changes what is on it
     central.delta(advice(2, line(LOT_GTIN, 99, lot="LATE"), desadv="DA-3"))
-    central.delta({"op": "delete", "entity": "despatch_advice", "key": {"sscc": sscc(3)}})
+    central.delta({"op": "delete", "entity": "despatch_advice", "key": {"sscc": sscc(2)}})
     assert site.verdicts("store", pallet_code(2)) == [("accept", ())]
     assert site.stock(lot="NEW") == {(LOT_GTIN, "NEW", None, "A1"): 8}
     assert site.stock(lot="LATE") == {}
