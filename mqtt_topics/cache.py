@@ -6,6 +6,11 @@ A snapshot carries ``version`` N (possibly split into ``chunk.count`` messages);
 a delta turns ``from_version`` into ``version``. The gateway applies a delta only
 when ``from_version`` equals the version it holds; an older delta is a duplicate,
 a newer one means a gap and the gateway asks for a resync.
+
+Contract 1.1 (older 1.x payloads stay valid): a product may carry
+``expiry_warning_days``; ``despatch_advice`` records (snapshot list
+``despatch_advices``, delta entity ``despatch_advice``) say what a pallet (SSCC) that
+is on its way holds, one line per serial, lot or untracked GTIN.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from typing import Any, Literal
 from mqtt_topics.events import format_time
 from mqtt_topics.validation import check_digit_errors, schema_errors
 
-SNAPSHOT_SCHEMA = {"name": "traceway.cache_snapshot", "version": "1.0"}
-DELTA_SCHEMA = {"name": "traceway.cache_delta", "version": "1.0"}
+SNAPSHOT_SCHEMA = {"name": "traceway.cache_snapshot", "version": "1.1"}
+DELTA_SCHEMA = {"name": "traceway.cache_delta", "version": "1.1"}
 RESYNC_SCHEMA = {"name": "traceway.cache_resync_request", "version": "1.0"}
 ACK_SCHEMA = {"name": "traceway.cache_ack", "version": "1.0"}
-VERSION_SCHEMA = {"name": "traceway.cache_version", "version": "1.0"}
+VERSION_SCHEMA = {"name": "traceway.cache_version", "version": "1.1"}
 
 DeltaVerdict = Literal["apply", "duplicate", "gap"]
 ResyncReason = Literal["empty", "gap", "corrupt", "command", "stale"]
@@ -44,7 +49,28 @@ _SNAPSHOT_KEYS = {
     "serials": ("gtin", "serial"),
     "holds": ("hold_id",),
     "recalls": ("recall_id",),
+    "despatch_advices": ("sscc",),
 }
+
+
+def despatch_advice_errors(record: Mapping[str, Any], where: str) -> list[str]:
+    """Lines of one despatch advice that repeat a serial, or a lot / untracked GTIN."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for i, line in enumerate(record["items"]):
+        key = (
+            (line["gtin"], "serial", line["serial"])
+            if "serial" in line
+            else (line["gtin"], "lot", line.get("lot"))
+        )
+        if key in seen:
+            what = f"{key[1]} {key[2]}" if key[2] is not None else "untracked line"
+            out.append(
+                f"{where}.items[{i}]: GTIN {key[0]} {what} is listed twice on SSCC "
+                f"{record['sscc']}; send one line with the total"
+            )
+        seen.add(key)
+    return out
 
 
 def validate_snapshot(payload: Any) -> list[str]:
@@ -57,7 +83,9 @@ def validate_snapshot(payload: Any) -> list[str]:
     if chunk["index"] >= chunk["count"]:
         errors.append(f"chunk: index {chunk['index']} not below count {chunk['count']}")
     for table, keys in _SNAPSHOT_KEYS.items():
-        errors += _duplicates(payload[table], keys, table)
+        errors += _duplicates(payload.get(table, []), keys, table)
+    for i, advice in enumerate(payload.get("despatch_advices", [])):
+        errors += despatch_advice_errors(advice, f"despatch_advices[{i}]")
     return errors
 
 
@@ -67,6 +95,7 @@ _CHANGE_KEYS = {
     "serial": ("gtin", "serial"),
     "hold": ("hold_id",),
     "recall": ("recall_id",),
+    "despatch_advice": ("sscc",),
 }
 
 
@@ -93,6 +122,8 @@ def validate_delta(payload: Any) -> list[str]:
         if key in seen:
             errors.append(f"changes[{i}]: {key[0]} {key[1]} changed twice in one delta")
         seen.add(key)
+        if change["entity"] == "despatch_advice" and change["op"] == "upsert":
+            errors += despatch_advice_errors(change["record"], f"changes[{i}].record")
     return errors
 
 

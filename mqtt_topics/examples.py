@@ -26,6 +26,7 @@ GTIN_A = with_check_digit("0950600013435")  # serialised
 GTIN_B = with_check_digit("0401234500001")  # lot-tracked
 GTIN_C = with_check_digit("0401234500002")  # repack output
 SSCC_1 = with_check_digit("34012345000000001")
+SSCC_2 = with_check_digit("34098765000000042")  # a supplier's pallet on its way
 GLN_SITE = with_check_digit("401234500000")
 GLN_SUPPLIER = with_check_digit("409876500000")
 GLN_CUSTOMER = with_check_digit("405555500000")
@@ -194,26 +195,36 @@ def example_payloads() -> dict[str, dict[str, Any]]:
         "traceway.command_reply": build_reply(gateway_id=GATEWAY, site=SITE, time=now, outcome=parsed,
                                               result={"station": "dock-1", "step": "shipping"}),
         "traceway.cache_snapshot": {
-            "schema": {"name": "traceway.cache_snapshot", "version": "1.0"},
+            "schema": {"name": "traceway.cache_snapshot", "version": "1.1"},
             "version": 1207, "generated_at": format_example(now), "request_id": None,
             "chunk": {"index": 0, "count": 1},
             "products": [{"gtin": GTIN_A, "description": "Widget", "serialised": True, "active": True},
                          {"gtin": GTIN_B, "description": "Flour 25 kg", "lot_tracked": True,
-                          "shelf_life_days": 365, "active": True}],
+                          "shelf_life_days": 365, "expiry_warning_days": 90, "active": True}],
             "lots": [{"gtin": GTIN_B, "lot": "L24-07", "expiry": "2027-01-31", "status": "released"}],
             "serials": [{"gtin": GTIN_A, "serial": "S1001", "state": "in_stock"}],
             "holds": [{"hold_id": "H-1", "scope": {"gtin": GTIN_B, "lot": "L23-99"},
                        "reason": "lab test pending", "since": format_example(T0)}],
             "recalls": [{"recall_id": "R-2026-3", "gtin": GTIN_B, "lots": ["L23-98"],
                          "reason": "foreign body", "since": format_example(T0)}],
+            "despatch_advices": [{"sscc": SSCC_2, "desadv_id": "DA 0815/1",
+                                  "items": [{"gtin": GTIN_B, "lot": "L24-07", "quantity": 40},
+                                            {"gtin": GTIN_A, "serial": "S1003", "lot": "W1",
+                                             "quantity": 1}]}],
         },
         "traceway.cache_delta": {
-            "schema": {"name": "traceway.cache_delta", "version": "1.0"},
+            "schema": {"name": "traceway.cache_delta", "version": "1.1"},
             "from_version": 1207, "version": 1208, "generated_at": format_example(now),
             "changes": [
                 {"op": "upsert", "entity": "lot",
                  "record": {"gtin": GTIN_B, "lot": "L24-07", "expiry": "2027-01-31", "status": "quarantined"}},
                 {"op": "delete", "entity": "hold", "key": {"hold_id": "H-1"}},
+                {"op": "upsert", "entity": "product",
+                 "record": {"gtin": GTIN_A, "description": "Widget", "serialised": True,
+                            "expiry_warning_days": 14}},
+                {"op": "upsert", "entity": "despatch_advice",
+                 "record": {"sscc": SSCC_2, "desadv_id": "DA 0815/2",
+                            "items": [{"gtin": GTIN_B, "lot": "L24-07", "quantity": 36}]}},
             ],
         },
         "traceway.cache_resync_request": build_resync_request(
@@ -222,7 +233,8 @@ def example_payloads() -> dict[str, dict[str, Any]]:
         "traceway.cache_ack": build_ack(gateway_id=GATEWAY, site=SITE, time=now, kind="delta", version=1208),
         "traceway.cache_version": build_cache_version(
             gateway_id=GATEWAY, site=SITE, time=now, version=1208, updated_at=now,
-            counts={"products": 2, "lots": 1, "serials": 1, "holds": 0, "recalls": 1}),
+            counts={"products": 2, "lots": 1, "serials": 1, "holds": 0, "recalls": 1,
+                    "despatch_advices": 1}),
     }  # fmt: skip
 
 

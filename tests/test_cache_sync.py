@@ -65,6 +65,8 @@ def snapshot(version: int, *, generated_at: str | None = None, **tables: Any) ->
     }
     for t in ("products", "lots", "serials", "holds", "recalls"):
         snap[t] = tables.get(t, [])
+    if "despatch_advices" in tables:
+        snap["despatch_advices"] = tables["despatch_advices"]
     assert validate_snapshot(snap) == [], validate_snapshot(snap)
     return snap
 
@@ -191,6 +193,7 @@ def test_snapshot_replaces_master_data_and_keeps_local_stock(store: HotStore) ->
         "serials": 2,
         "holds": 0,
         "recalls": 0,
+        "despatch_advices": 0,
     }
 
 
@@ -251,6 +254,119 @@ def test_failed_apply_changes_nothing(store: HotStore) -> None:
         tx(store, lambda s: apply_delta(s, bad))
     assert status(store, PARA, "LOTA") == "active"
     assert tx(store, held_version) == 1
+
+
+def warn_days(store: HotStore, gtin: str) -> int | None:
+    p = store.product(gtin)
+    return None if p is None else p.expiry_warning_days
+
+
+def test_warning_days_arrive_with_the_product_or_are_kept(store: HotStore) -> None:
+    assert warn_days(store, PARA) == 60  # seeded by CSV
+    new = "09506000134390"
+    products = [
+        {**PRODUCTS[0]},  # no warning days: the CSV's 60 is kept
+        {**PRODUCTS[1], "expiry_warning_days": 0},
+        {**PRODUCTS[2], "expiry_warning_days": 90},
+        {"gtin": new, "lot_tracked": True},  # new, no warning days: 30
+    ]
+    tx(store, lambda s: apply_snapshot(s, snapshot(1, products=products)))
+    assert [warn_days(store, g) for g in (PARA, PUMP, SALINE, new)] == [60, 0, 90, 30]
+    d = delta(
+        1,
+        2,
+        {"op": "upsert", "entity": "product", "record": {**PRODUCTS[0], "expiry_warning_days": 7}},
+        {"op": "upsert", "entity": "product", "record": PRODUCTS[2]},
+    )
+    tx(store, lambda s: apply_delta(s, d))
+    assert [warn_days(store, g) for g in (PARA, SALINE)] == [7, 90]
+
+
+SSCC_A, SSCC_B, SSCC_C = "340123450000000017", "340123450000000024", "340123450000000031"
+
+
+def advice(sscc: str, *lines: dict[str, Any]) -> dict[str, Any]:
+    return {"sscc": sscc, "items": list(lines) or [{"gtin": PARA, "lot": "LOTA", "quantity": 5}]}
+
+
+def expected(store: HotStore) -> dict[str, list[tuple[Any, ...]]]:
+    """SSCC → (gtin, lot, serial, quantity) lines of every pallet in state ``expected``."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for sscc, *line in store.conn.execute(
+        "SELECT a.parent_sscc, a.gtin, a.lot, a.serial, a.quantity FROM aggregations a "
+        "JOIN pallets p ON p.sscc = a.parent_sscc WHERE p.state = 'expected' "
+        "AND a.unpacked_at IS NULL AND a.packed_seq = 0 ORDER BY a.id"
+    ):
+        out.setdefault(sscc, []).append(tuple(line))
+    return out
+
+
+def test_despatch_advices_in_snapshots_and_deltas(store: HotStore) -> None:
+    a = advice(SSCC_A, {"gtin": PUMP, "serial": "SN9", "lot": "PL9", "quantity": 1})
+    snap = snapshot(1, products=PRODUCTS, despatch_advices=[a, advice(SSCC_B)])
+    tx(store, lambda s: apply_snapshot(s, snap))
+    assert expected(store) == {SSCC_A: [(PUMP, "PL9", "SN9", 1)], SSCC_B: [(PARA, "LOTA", None, 5)]}
+    assert tx(store, cache_counts)["despatch_advices"] == 2
+    # received here: a pallet that is at_site is not the central side's to change any more
+    tx(store, lambda s: s.put_pallet(SSCC_B, "at_site", "DOCK", time.time()))
+    d = delta(
+        1,
+        2,
+        {
+            "op": "upsert",
+            "entity": "despatch_advice",
+            "record": advice(SSCC_B, *[{"gtin": BOX, "quantity": 9}]),
+        },
+        {"op": "upsert", "entity": "despatch_advice", "record": advice(SSCC_C)},
+        {"op": "delete", "entity": "despatch_advice", "key": {"sscc": SSCC_A}},
+    )
+    tx(store, lambda s: apply_delta(s, d))
+    assert expected(store) == {SSCC_C: [(PARA, "LOTA", None, 5)]}
+    assert store.pallet_contents(SSCC_B) == [(PARA, None, "LOTA", None, 5)]
+    assert store.pallet(SSCC_A) is None and store.pallet_contents(SSCC_A) == []
+    # a 1.0 snapshot (no list) leaves expected pallets alone; a 1.1 one replaces them
+    tx(store, lambda s: apply_snapshot(s, snapshot(3, products=PRODUCTS)))
+    assert list(expected(store)) == [SSCC_C]
+    snap = snapshot(4, products=PRODUCTS, despatch_advices=[advice(SSCC_A)])
+    tx(store, lambda s: apply_snapshot(s, snap))
+    assert list(expected(store)) == [SSCC_A]
+    assert store.pallet(SSCC_B) is not None and store.pallet(SSCC_B).state == "at_site"  # type: ignore[union-attr]
+    tx(store, lambda s: apply_snapshot(s, snapshot(5, products=PRODUCTS, despatch_advices=[])))
+    assert expected(store) == {} and tx(store, cache_counts)["despatch_advices"] == 0
+
+
+def test_snapshot_chunks_carry_despatch_advices() -> None:
+    a = SnapshotAssembler()
+    c0 = snapshot(3, chunk={"index": 0, "count": 2}, despatch_advices=[advice(SSCC_A)])
+    c1 = snapshot(3, chunk={"index": 1, "count": 2}, despatch_advices=[advice(SSCC_B)])
+    assert a.add(c0) is None
+    merged = a.add(c1)
+    assert merged is not None and [x["sscc"] for x in merged["despatch_advices"]] == [
+        SSCC_A,
+        SSCC_B,
+    ]
+    old = [snapshot(4, chunk={"index": i, "count": 2}) for i in (0, 1)]
+    assert a.add(old[0]) is None
+    merged = a.add(old[1])
+    assert merged is not None and "despatch_advices" not in merged
+
+
+def test_a_recall_gives_its_lots_a_row_that_a_lot_delete_keeps(store: HotStore) -> None:
+    tx(store, lambda s: s.set_meta("cache_version", "1"))
+    serial = {"gtin": PUMP, "serial": "SN7", "lot": "NOROW", "state": "in_stock"}
+    tx(
+        store,
+        lambda s: apply_delta(
+            s, delta(1, 2, {"op": "upsert", "entity": "serial", "record": serial})
+        ),
+    )
+    assert store.lot(PUMP, "NOROW") is None
+    tx(store, lambda s: apply_delta(s, delta(2, 3, recall("R7", PUMP, ["NOROW"]))))
+    assert status(store, PUMP, "NOROW") == "recalled"
+    tx(store, lambda s: apply_delta(s, delta(3, 4, delete("lot", gtin=PUMP, lot="NOROW"))))
+    assert status(store, PUMP, "NOROW") == "recalled"
+    tx(store, lambda s: apply_delta(s, delta(4, 5, delete("recall", recall_id="R7"))))
+    assert status(store, PUMP, "NOROW") == "active"
 
 
 # -- the shell ---------------------------------------------------------------------------------

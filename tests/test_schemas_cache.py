@@ -119,3 +119,102 @@ def test_gateway_side_builders() -> None:
         build_ack(**kw, kind="delta", version=4, ok=False)
     ver = build_cache_version(**kw, version=None, counts={"lots": 2})
     assert validate(ver) == [] and ver["counts"]["products"] == 0
+
+
+# -- contract 1.1: warning days per product, despatch advices ------------------------------------
+SSCC_OK = SNAP["despatch_advices"][0]["sscc"]
+ADVICE = SNAP["despatch_advices"][0]
+
+
+def _advice(**changes: Any) -> dict[str, Any]:
+    return {**copy.deepcopy(ADVICE), **changes}
+
+
+def _as_1_0(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` as a 1.0 sender wrote it: none of the 1.1 fields."""
+    old = copy.deepcopy(payload)
+    old["schema"]["version"] = "1.0"
+    old.pop("despatch_advices", None)
+    if "changes" in old:
+        old["changes"] = [c for c in old["changes"] if c["entity"] != "despatch_advice"]
+    for rec in [*old.get("products", []), *(c.get("record", {}) for c in old.get("changes", []))]:
+        rec.pop("expiry_warning_days", None)
+    return old
+
+
+def test_version_1_0_payloads_stay_valid() -> None:
+    assert SNAP["schema"]["version"] == DELTA["schema"]["version"] == "1.1"
+    old_snap, old_delta = _as_1_0(SNAP), _as_1_0(DELTA)
+    assert "despatch_advices" not in old_snap and old_snap["schema"]["version"] == "1.0"
+    assert validate_snapshot(old_snap) == [] and validate(old_snap) == []
+    assert validate_delta(old_delta) == [] and validate(old_delta) == []
+    assert all(c["entity"] != "despatch_advice" for c in old_delta["changes"])
+
+
+@pytest.mark.parametrize("days", [-1, 1.5, "30", None, 36501])
+def test_bad_warning_days(days: Any) -> None:
+    products = [{**SNAP["products"][1], "expiry_warning_days": days}]
+    assert validate_snapshot(_snap(products=products)) != []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _advice(items=[]),
+        _advice(items=[{"gtin": GTIN_B, "lot": "L1"}]),  # no quantity
+        _advice(items=[{"gtin": GTIN_B, "lot": "L1", "quantity": 0}]),
+        _advice(items=[{"gtin": GTIN_B, "serial": "S1", "quantity": 2}]),
+        _advice(items=[{"gtin": GTIN_B, "lot": "L1", "quantity": 1, "expiry": "2027-01-01"}]),
+        _advice(sscc=SSCC_OK[:-1] + str((int(SSCC_OK[-1]) + 1) % 10)),  # check digit
+        _advice(desadv_id=""),
+        # one line per serial, and per lot or untracked GTIN
+        _advice(items=[{"gtin": GTIN_B, "serial": "S1", "quantity": 1}] * 2),
+        _advice(items=[{"gtin": GTIN_B, "lot": "L1", "quantity": 1}] * 2),
+        _advice(items=[{"gtin": GTIN_B, "quantity": 1}, {"gtin": GTIN_B, "quantity": 4}]),
+        {k: v for k, v in ADVICE.items() if k != "items"},
+    ],
+)
+def test_bad_despatch_advices(bad: dict[str, Any]) -> None:
+    assert validate_snapshot(_snap(despatch_advices=[bad])) != []
+    change = {"op": "upsert", "entity": "despatch_advice", "record": bad}
+    assert validate_delta(_delta(changes=[change])) != []
+
+
+def test_despatch_advice_lines_may_share_a_lot_across_gtins_and_serials() -> None:
+    ok = _advice(
+        items=[
+            {"gtin": GTIN_B, "lot": "L1", "quantity": 3},
+            {"gtin": GTIN_B, "serial": "S1", "lot": "L1", "quantity": 1},
+            {"gtin": GTIN_B, "serial": "S2", "lot": "L1", "quantity": 1},
+            {"gtin": GTIN_B, "quantity": 2},
+        ]
+    )
+    assert validate_snapshot(_snap(despatch_advices=[ok])) == []
+
+
+def test_one_despatch_advice_per_sscc() -> None:
+    errors = validate_snapshot(_snap(despatch_advices=[ADVICE, _advice(desadv_id="other")]))
+    assert any("duplicate key" in e for e in errors)
+    up = {"op": "upsert", "entity": "despatch_advice", "record": ADVICE}
+    down = {"op": "delete", "entity": "despatch_advice", "key": {"sscc": SSCC_OK}}
+    assert change_key(up) == change_key(down) == ("despatch_advice", (SSCC_OK,))
+    assert validate_delta(_delta(changes=[up, down])) != []
+    assert validate_delta(_delta(changes=[down])) == []
+
+
+def test_duplicate_line_message_says_what_to_send() -> None:
+    bad = _advice(items=[{"gtin": GTIN_B, "serial": "S1", "quantity": 1}] * 2)
+    (msg,) = validate_snapshot(_snap(despatch_advices=[bad]))
+    assert msg.startswith("despatch_advices[0].items[1]: GTIN") and "serial S1" in msg
+    assert SSCC_OK in msg
+
+
+def test_cache_version_counts_expected_pallets() -> None:
+    kw: dict[str, Any] = dict(gateway_id=GATEWAY, site=SITE, time=T0)
+    ver = build_cache_version(**kw, version=3, counts={"despatch_advices": 2})
+    assert validate(ver) == [] and ver["counts"]["despatch_advices"] == 2
+    assert ver["schema"]["version"] == "1.1"
+    old = copy.deepcopy(ver)
+    old["schema"]["version"] = "1.0"
+    del old["counts"]["despatch_advices"]
+    assert validate(old) == []

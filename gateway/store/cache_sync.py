@@ -9,7 +9,8 @@ so a change is all-or-nothing and the next scan in the writer's queue sees it.
 What a snapshot replaces (master data) and what it keeps (local movements):
 
 - products: replaced; a product missing from the snapshot (or ``active: false``) is
-  deleted, so a scan of it follows the station's ``unknown_gtin`` policy;
+  deleted, so a scan of it follows the station's ``unknown_gtin`` policy. A record
+  without ``expiry_warning_days`` keeps the value held (30 for a new product);
 - lots: expiry and central status replaced; stock (``lot_stock``) is NEVER touched.
   A lot missing from the snapshot (or deleted by a delta) is deleted unless it
   holds local stock (received here, maybe offline after the snapshot was cut):
@@ -19,13 +20,22 @@ What a snapshot replaces (master data) and what it keeps (local movements):
   not undone by a snapshot cut before it. Serials missing from it are kept. Deltas
   follow the same rule. (The comparison trusts the two clocks; see README.)
 - holds and recalls: replaced.
+- despatch advices (what an expected pallet holds): replaced for pallets not yet
+  received when the snapshot lists them (``despatch_advices``, schema 1.1); a
+  snapshot without the list leaves expected pallets as they are.
 
 ``lots.status`` (what the scan path reads) is derived: ``recalled`` when a recall
 covers the lot or the central status is ``recalled``; ``hold`` when a GTIN / lot
 hold covers it or the central status is quarantined/blocked/expired; else
 ``active``. A serial hold puts the serial in state ``on_hold`` (remembering the
-state before) and lifting it restores that state. SSCC holds are stored, not
-enforced (the cache has no pallet contents).
+state before) and lifting it restores that state. An SSCC hold reaches what is on the
+pallet (``HotStore.pallet``/``serial`` read it).
+
+A despatch advice (SSCC → lines) records the pallet's contents in ``aggregations``
+(``packed_seq`` 0 marks a line from a despatch advice) and the pallet as
+``expected``; receiving the SSCC then receives those contents (``pipeline._pallet_move``).
+A pallet that is here or has left (``at_site``, ``shipped``, ``consumed``) is never
+touched: what it holds is known from its own movements.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -148,6 +158,8 @@ class SnapshotAssembler:
         merged: dict[str, Any] = {k: v for k, v in parts[0].items() if k != "chunk"}
         for table in ("products", "lots", "serials", "holds", "recalls"):
             merged[table] = [row for p in parts for row in p[table]]
+        if any("despatch_advices" in p for p in parts):  # schema 1.1; absent: unchanged
+            merged["despatch_advices"] = [r for p in parts for r in p.get("despatch_advices", [])]
         merged["chunk"] = {"index": 0, "count": 1}
         return merged
 
@@ -185,11 +197,14 @@ def _upsert_product(store: HotStore, rec: Mapping[str, Any], now: float) -> None
     if rec.get("active") is False:
         _delete_product(store, rec["gtin"])
         return
+    days = rec.get("expiry_warning_days")  # absent: keep what is held (30 for a new product)
     store.conn.execute(
-        "INSERT INTO products(gtin, description, tracking, updated_at) VALUES (?, ?, ?, ?) "
+        "INSERT INTO products(gtin, description, tracking, expiry_warning_days, updated_at) "
+        "VALUES (?, ?, ?, COALESCE(?, 30), ?) "
         "ON CONFLICT(gtin) DO UPDATE SET description = excluded.description, "
-        "tracking = excluded.tracking, updated_at = excluded.updated_at",
-        (rec["gtin"], rec.get("description", ""), product_tracking(rec), now),
+        "tracking = excluded.tracking, expiry_warning_days = "
+        "COALESCE(?, products.expiry_warning_days), updated_at = excluded.updated_at",
+        (rec["gtin"], rec.get("description", ""), product_tracking(rec), days, now, days),
     )
 
 
@@ -223,9 +238,14 @@ def _has_stock(store: HotStore, gtin: str, lot: str) -> bool:
 
 
 def _delete_lot(store: HotStore, gtin: str, lot: str) -> None:
-    """Forget a lot, unless it holds local stock (then it is kept as it is)."""
+    """Forget a lot, unless it holds local stock or a recall names it (then it is kept)."""
     if _has_stock(store, gtin, lot):
         return  # local stock: the lot stays, with the status it had
+    recalled = store.conn.execute(
+        "SELECT 1 FROM sync_recalls WHERE gtin = ? AND lot = ? LIMIT 1", (gtin, lot)
+    ).fetchone()
+    if recalled is not None:
+        return  # its serials (and pallets) still need to see the recall
     store.conn.execute("DELETE FROM sync_lot_status WHERE gtin = ? AND lot = ?", (gtin, lot))
     store.conn.execute(
         "DELETE FROM lot_stock WHERE lot_id IN (SELECT id FROM lots WHERE gtin = ? AND lot = ?)",
@@ -320,6 +340,20 @@ def _lift_recall(store: HotStore, recall_id: str, now: float) -> None:
         _recompute(store, now, gtin)
 
 
+def _recalled_lots_known(store: HotStore, recalls: Iterable[Mapping[str, Any]], now: float) -> None:
+    """Give every lot a recall names a ``lots`` row, so that the recall reaches it.
+
+    A lot known only from a serial (its ``lot``) or from a pallet's contents has no row
+    of its own; the scan path reads the lot's status from that row. The insert trigger
+    derives the new row's status (``recalled``) from ``sync_recalls``.
+    """
+    store.conn.executemany(
+        "INSERT INTO lots(gtin, lot, expiry, status, updated_at) VALUES (?, ?, NULL, 'active', ?) "
+        "ON CONFLICT(gtin, lot) DO NOTHING",
+        [(r["gtin"], lot, now) for r in recalls for lot in r["lots"]],
+    )
+
+
 def _put_recall(store: HotStore, rec: Mapping[str, Any], now: float) -> None:
     _lift_recall(store, rec["recall_id"], now)
     store.conn.executemany(
@@ -329,7 +363,59 @@ def _put_recall(store: HotStore, rec: Mapping[str, Any], now: float) -> None:
             for lot in (rec["lots"] or [""])
         ],
     )
+    _recalled_lots_known(store, [rec], now)
     _recompute(store, now, rec["gtin"])
+
+
+#: ``aggregations.packed_seq`` of a line that comes from a despatch advice (no event).
+DESADV_SEQ = 0
+_RECEIVED = ("at_site", "shipped", "consumed")
+
+
+def _pallet_state(store: HotStore, sscc: str) -> str | None:
+    row = store.conn.execute("SELECT state FROM pallets WHERE sscc = ?", (sscc,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _forget_expected(store: HotStore, sscc: str) -> None:
+    """Drop what a despatch advice said of a pallet not received yet."""
+    store.conn.execute(
+        "DELETE FROM aggregations WHERE parent_sscc = ? AND packed_seq = ? AND unpacked_at IS NULL",
+        (sscc, DESADV_SEQ),
+    )
+    store.conn.execute("DELETE FROM pallets WHERE sscc = ? AND state = 'expected'", (sscc,))
+
+
+def put_despatch_advice(store: HotStore, rec: Mapping[str, Any], now: float) -> bool:
+    """Record an expected pallet's contents; False (nothing changed) once it was received.
+
+    Earlier despatch-advice lines of the SSCC are replaced; lines packed here are kept.
+    """
+    sscc = rec["sscc"]
+    if _pallet_state(store, sscc) in _RECEIVED:
+        return False
+    _forget_expected(store, sscc)
+    store.conn.executemany(
+        "INSERT INTO aggregations(parent_sscc, gtin, serial, lot, child_sscc, quantity, "
+        "packed_seq, packed_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+        [
+            (sscc, x["gtin"], x.get("serial"), x.get("lot"), int(x["quantity"]), DESADV_SEQ, now)
+            for x in rec["items"]
+        ],
+    )
+    store.conn.execute(
+        "INSERT INTO pallets(sscc, state, location, updated_at) VALUES (?, 'expected', '', ?)",
+        (sscc, now),
+    )
+    return True
+
+
+def drop_despatch_advice(store: HotStore, sscc: str) -> bool:
+    """Forget an expected pallet; False (nothing changed) once it was received."""
+    if _pallet_state(store, sscc) in _RECEIVED:
+        return False
+    _forget_expected(store, sscc)
+    return True
 
 
 def _set_version(store: HotStore, version: int, now: float) -> None:
@@ -369,6 +455,14 @@ def apply_delta(store: HotStore, delta: Mapping[str, Any], now: float | None = N
                 _put_recall(store, rec, t)
             else:
                 _lift_recall(store, rec["recall_id"], t)
+        elif entity == "despatch_advice":
+            changed = (
+                put_despatch_advice(store, rec, t)
+                if op == "upsert"
+                else drop_despatch_advice(store, rec["sscc"])
+            )
+            if not changed:
+                log.info("despatch advice for pallet %s ignored: received already", rec["sscc"])
         else:
             raise ValueError(f"unknown cache entity {entity!r}")
     _set_version(store, int(delta["version"]), t)
@@ -423,7 +517,16 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
             for lot in (r["lots"] or [""])
         ],
     )
+    _recalled_lots_known(store, snapshot["recalls"], t)
     _recompute(store, t)
+    if "despatch_advices" in snapshot:  # absent (a 1.0 snapshot): expected pallets unchanged
+        listed = {a["sscc"] for a in snapshot["despatch_advices"]}
+        expected = conn.execute("SELECT sscc FROM pallets WHERE state = 'expected'").fetchall()
+        for (sscc,) in expected:
+            if sscc not in listed:
+                _forget_expected(store, sscc)
+        for a in snapshot["despatch_advices"]:
+            put_despatch_advice(store, a, t)
     _set_version(store, int(snapshot["version"]), t)
     return int(snapshot["version"])
 
@@ -442,6 +545,7 @@ def cache_counts(store: HotStore) -> dict[str, int]:
         "serials": "SELECT COUNT(*) FROM serials",
         "holds": "SELECT COUNT(*) FROM sync_holds",
         "recalls": "SELECT COUNT(DISTINCT recall_id) FROM sync_recalls",
+        "despatch_advices": "SELECT COUNT(*) FROM pallets WHERE state = 'expected'",
     }
     return {k: int(store.conn.execute(sql).fetchone()[0]) for k, sql in q.items()}
 
