@@ -34,10 +34,15 @@ def test_every_rule_code_is_documented() -> None:
 
 def test_codes_the_rules_return_are_in_the_rules_table() -> None:
     source = "".join(
-        (ROOT / "gateway" / "rules" / f).read_text() for f in ("decide.py", "custody.py")
+        (ROOT / "gateway" / "rules" / f).read_text()
+        for f in ("decide.py", "custody.py", "pallets.py")
     )
     used = set(re.findall(r'(?:Reason|Problem)\(\s*(?:"(?:reject|warn)",\s*)?"([a-z_]+)"', source))
     used |= set(re.findall(r'_apply_policy\(\s*out,\s*[a-z_.]+,\s*"([a-z_]+)"', source))
+    used |= set(re.findall(r'\(\s*"(?:reject|warn)",\s*"([a-z_]+)"', source))  # pallets.py
+    used |= set(re.findall(r'\(\(\s*"([a-z_]+)",\s*f?"', source))  # pallets.py reasons
+    used |= set(re.findall(r'code(?:, msg)? = "([a-z_]+)"', source))
+    used -= {"reject", "warn", "accept"}
     assert used, "found no reason codes in the rules"
     missing = sorted(used - _rules_codes())
     assert not missing, f"codes used but not in decide.py's table: {missing}"

@@ -45,6 +45,10 @@ recall_is_central          reject   RELEASE of a recalled lot/serial (only the c
 count_discrepancy          warn     a count differs from the cache: an ``adjust`` event records it
 reason_required            reject   scrapping without a reason: scan REASON:<code> first
 relabel_not_possible       reject   RELABEL: no movement of the wrong label to correct, or it moved on
+pallet_in_stock            reject   receiving a pallet (SSCC) that is already here
+pallet_already_shipped     reject   moving a pallet that was shipped
+pallet_on_hold             reject   moving a held pallet (HOLD here or a central SSCC hold)
+pallet_contents_unknown    warn     receiving a pallet nothing is known to be on (no packing, label, advice)
 =========================  =======  ===========================================================
 """
 
