@@ -400,3 +400,10 @@ def test_ship_to_and_receive_from_a_scanned_gln(site: Site) -> None:
     # the scanned supplier belongs to this receiving step only
     site.scan("dock", "PUTAWAY", "RECEIVE", "QTY:1", lot_code(LOT_GTIN, "LZ"))
     assert site.events()[-1]["items"][0]["from"] == {"type": "party", "id": "unknown"}
+
+
+def test_sell_by_counts_when_there_is_no_expiry_or_best_before(site: Site) -> None:
+    site.scan("dock", lot_code(LOT_GTIN, "LSB", expiry=None, extra="16240101"))
+    out = site.scan("pick", lot_code(LOT_GTIN, "LSB", expiry=None, extra="16240101"))[-1]
+    assert (out.verdict, out.reasons[0].code) == ("reject", "lot_expired")
+    assert "sell by" in out.reasons[0].message and "(16)" in out.reasons[0].message
