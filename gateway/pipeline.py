@@ -17,7 +17,7 @@ import uuid6
 
 from drivers.scanners.escapes import make_visible
 from drivers.scanners.types import RawScan
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, StationConfig
 from gateway.outcome import Outcome
 from gateway.print_queue import new_job_row
 from gateway.rules.custody import LEAVES, CustodyContext, Leg
@@ -170,6 +170,18 @@ def _source(st: StationState, configured: str) -> str:
     if st.source_party and st.step in ("receiving", "returning"):
         return st.source_party
     return configured
+
+
+def _custody_context(st: StationState, st_cfg: StationConfig) -> CustodyContext:
+    """What the station knows about places for the next item scan."""
+    return CustodyContext(
+        location=st.location,
+        scanned_source=st.source_location,
+        source=_source(st, st_cfg.source),
+        destination=st.destination or st_cfg.destination,
+        quarantine_location=st_cfg.quarantine_location,
+        insufficient_stock=st_cfg.insufficient_stock,
+    )
 
 
 def _quarantine_locations(cfg: GatewayConfig) -> frozenset[str]:
@@ -482,14 +494,7 @@ class ScanProcessor:
             fefo=st_cfg.fefo,
             near_expiry=st_cfg.near_expiry,
             default_quantity=st.next_quantity or st_cfg.default_quantity,
-            custody=CustodyContext(
-                location=st.location,
-                scanned_source=st.source_location,
-                source=_source(st, st_cfg.source),
-                destination=st.destination or st_cfg.destination,
-                quarantine_location=st_cfg.quarantine_location,
-                insufficient_stock=st_cfg.insufficient_stock,
-            ),
+            custody=_custody_context(st, st_cfg),
             quarantine=self.quarantine,
             counted=st.next_quantity if st.step == "cycle_counting" else None,
             consumption=st_cfg.consumption,
@@ -774,14 +779,7 @@ class ScanProcessor:
                 ),
             )
             from_label = True
-        ctx = CustodyContext(
-            location=st.location,
-            scanned_source=st.source_location,
-            source=_source(st, st_cfg.source),
-            destination=st.destination or st_cfg.destination,
-            quarantine_location=st_cfg.quarantine_location,
-            insufficient_stock=st_cfg.insufficient_stock,
-        )
+        ctx = _custody_context(st, st_cfg)
         stock = store.stock_at(pallet.location, contents) if pallet is not None else None
         plan = plan_pallet(mv, sscc, pallet, contents, ctx, today, stock)
         self.stations[station] = st.after_item()
