@@ -70,7 +70,11 @@ def item_code(g: str) -> str:
 
 
 class Site:
-    """One gateway with stations ``{name: {step, location, ...}}`` and seeded master data."""
+    """One gateway with stations ``{name: {step, location, ...}}`` and seeded master data.
+
+    ``site_id`` and ``gateway_id`` name the site and the gateway in its events (several
+    sites in one scenario feed one central store).
+    """
 
     def __init__(
         self,
@@ -81,6 +85,8 @@ class Site:
         serials: str = "",
         today: date = TODAY,
         synchronous: str = "NORMAL",
+        site_id: str = "s1",
+        gateway_id: str = "g1",
     ) -> None:
         blocks = []
         for name, st in stations.items():
@@ -93,8 +99,8 @@ class Site:
         self.cfg: GatewayConfig = parse_config(
             f"""
 [gateway]
-site = "s1"
-id = "g1"
+site = "{site_id}"
+id = "{gateway_id}"
 [storage]
 path = "{tmp / "gw.db"}"
 synchronous = "{synchronous}"

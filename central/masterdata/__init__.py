@@ -1,0 +1,1 @@
+"""Master data: products, lots (CSV import); holds and recalls."""

@@ -1,0 +1,1 @@
+"""Answers: trace, recall, stock, expiring, gateways (one query plan each)."""
