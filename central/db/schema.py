@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Integer,
     MetaData,
     Numeric,
@@ -158,6 +159,12 @@ gateways = Table(
     Column("metrics", JSONB),
     Column("seq_high", BigInteger, nullable=False, server_default="0"),
     Column("cache_version", BigInteger),
+    # 0002 (ingest): when the status was applied, metrics and cache-version report times
+    Column("status_time", DateTime(timezone=True)),
+    Column("metrics_time", DateTime(timezone=True)),
+    Column("outbox_depth", Integer),
+    Column("oldest_unsent_age_s", Float),
+    Column("cache_version_time", DateTime(timezone=True)),
 )
 
 #: Missing seq ranges per gateway: open until the late events arrive.
@@ -181,6 +188,7 @@ quarantine = Table(
     Column("topic", Text, nullable=False),
     Column("payload", Text, nullable=False),
     Column("reason", Text, nullable=False),
+    Column("digest", String(64), unique=True),  # 0002: sha256 of topic + payload
 )
 
 #: Alerts from gateways (rejected scans, device alarms), as published.
@@ -212,4 +220,31 @@ lots = Table(
     Column("lot", String, primary_key=True),
     Column("expiry", Date),
     Column("status", String, nullable=False, server_default="active"),
+)
+
+#: 0002 (ingest): each gateway device's latest status (scanner, printer).
+gateway_devices = Table(
+    "gateway_devices",
+    metadata,
+    Column("gateway_id", String, primary_key=True),
+    Column("device", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("payload", JSONB, nullable=False),
+)
+
+#: 0002 (ingest): every cache snapshot/delta ack a gateway sent (who applied what, when).
+cache_acks = Table(
+    "cache_acks",
+    metadata,
+    Column("gateway_id", String, primary_key=True),
+    Column("site", String, nullable=False),
+    Column("kind", String, primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text),
+    Column("request_id", String),
+    Column("acked_at", DateTime(timezone=True), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
