@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from central import __version__
 
 #: Modules that each provide ``register(subparsers)``; a sub-command sets ``func(args) -> int``.
-COMMAND_MODULES = ("central.commands",)
+COMMAND_MODULES = ("central.commands", "central.api.cli")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3
 
