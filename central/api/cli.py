@@ -176,6 +176,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     engine = _engine(cfg)
     with engine.connect():
         pass  # an unreachable database exits 3 here, before anything listens
