@@ -1,9 +1,9 @@
-"""The read side the API serves: ``central.trace`` when it is installed, else thin stand-ins.
+"""The read side the API serves: thin stand-ins until ``central.trace`` is merged.
 
-The stand-ins query the projection tables directly (one statement each, bound
-parameters only): ``trace`` lists the unit's own events (no lineage walk), ``recall``
-lists where the lot or serial is now and who received it. ``central.trace`` (trace and
-recall through aggregation and transformation) replaces them when present.
+PLACEHOLDERS: they query the projection tables directly (one statement each, bound
+parameters only): ``trace`` lists the unit's own events (no lineage walk through
+aggregation or transformation), ``recall`` lists where the lot or serial is now and who
+received it. At merge, point the API at the ``central.trace`` functions instead.
 """
 
 from __future__ import annotations
