@@ -1,0 +1,237 @@
+"""The REST JSON API (FastAPI; OpenAPI at ``/openapi.json``).
+
+Every endpoint needs ``Authorization: Bearer <token>`` (401 without a valid one).
+Roles: ``viewer`` reads; ``recall-manager`` also holds, recalls and releases; ``admin``
+also reads the audit log (403 below the role). Query parameters are validated before
+any SQL runs (GTIN/SSCC digits and check digit, GS1 set 82 for lots and serials, no
+control characters) and every statement binds its parameters.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, Engine, text
+
+from central import __version__
+from central.api import queries
+from central.api.tokens import Principal, Role, TokenStore, authenticate
+from central.masterdata.holds import (
+    BlockError,
+    NotFound,
+    Unit,
+    block_status,
+    release_block,
+    start_block,
+)
+from gs1.keys import is_valid_gtin, is_valid_sscc
+
+GTIN = r"^[0-9]{14}$"
+SSCC = r"^[0-9]{18}$"
+GS1_TEXT = r"^[!\"%-?A-Z_a-z]{1,20}$"
+PLAIN = r"^[^\x00-\x1f\x7f]{1,64}$"
+BLOCK_ID = r"^[HR]-[0-9]{1,18}$"
+
+
+class UnitIn(BaseModel):
+    """A lot (gtin + lot), a serial (gtin + serial) or a pallet (sscc), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    gtin: str | None = Field(default=None, pattern=GTIN)
+    lot: str | None = Field(default=None, pattern=GS1_TEXT)
+    serial: str | None = Field(default=None, pattern=GS1_TEXT)
+    sscc: str | None = Field(default=None, pattern=SSCC)
+    reason: str = Field(min_length=1, max_length=512)
+
+
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    block_id: str = Field(pattern=BLOCK_ID)
+    reason: str = Field(min_length=1, max_length=512)
+
+
+def _check_keys(gtin: str | None, sscc: str | None) -> None:
+    if gtin is not None and not is_valid_gtin(gtin):
+        raise HTTPException(422, f"GTIN {gtin} has a wrong check digit")
+    if sscc is not None and not is_valid_sscc(sscc):
+        raise HTTPException(422, f"SSCC {sscc} has a wrong check digit")
+
+
+def create_app(
+    engine: Engine,
+    tokens: TokenStore,
+    *,
+    on_change: Callable[[], object] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    """The API over ``engine``; ``on_change`` runs after a hold/recall/release commits."""
+    app = FastAPI(
+        title="traceway central",
+        version=__version__,
+        description="Trace, recall, stock and recall push. Bearer tokens; see README.",
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def principal(
+        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        who = authenticate(tokens, cred.credentials) if cred is not None else None
+        if who is None:
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+        return who
+
+    def need(role: Role) -> Callable[[Principal], Principal]:
+        def dep(who: Annotated[Principal, Depends(principal)]) -> Principal:
+            if not who.may(role):
+                raise HTTPException(403, f"needs role {role} (token {who.name} is {who.role})")
+            return who
+
+        return dep
+
+    def conn() -> Iterator[Connection]:
+        with engine.connect() as c:
+            yield c
+
+    Viewer = Annotated[Principal, Depends(need("viewer"))]
+    Manager = Annotated[Principal, Depends(need("recall-manager"))]
+    Admin = Annotated[Principal, Depends(need("admin"))]
+    Conn = Annotated[Connection, Depends(conn)]
+    Limit = Annotated[int, Query(ge=1, le=5000)]
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_r: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(BlockError)
+    async def _bad(_r: Request, exc: BlockError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.get("/trace", summary="Events of a lot, serial or SSCC")
+    def get_trace(
+        _w: Viewer,
+        c: Conn,
+        gtin: Annotated[str | None, Query(pattern=GTIN)] = None,
+        lot: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
+        serial: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
+        sscc: Annotated[str | None, Query(pattern=SSCC)] = None,
+        limit: Limit = 1000,
+    ) -> dict[str, Any]:
+        Unit.parse(gtin, lot, serial, sscc)
+        rows = queries.trace(c, gtin=gtin, lot=lot, serial=serial, sscc=sscc, limit=limit)
+        return {"rows": rows, "count": len(rows)}
+
+    @app.get("/recall", summary="Where a lot or serial is and who received it")
+    def get_recall(
+        _w: Viewer,
+        c: Conn,
+        gtin: Annotated[str, Query(pattern=GTIN)],
+        lot: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
+        serial: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
+        limit: Limit = 5000,
+    ) -> dict[str, Any]:
+        Unit.parse(gtin, lot, serial)
+        return queries.recall(c, gtin=gtin, lot=lot, serial=serial, limit=limit)
+
+    @app.get("/stock", summary="Stock per site and location")
+    def get_stock(
+        _w: Viewer,
+        c: Conn,
+        site: Annotated[str | None, Query(pattern=PLAIN)] = None,
+        location: Annotated[str | None, Query(pattern=PLAIN)] = None,
+        gtin: Annotated[str | None, Query(pattern=GTIN)] = None,
+        lot: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
+        limit: Limit = 1000,
+    ) -> dict[str, Any]:
+        _check_keys(gtin, None)
+        rows = queries.stock(c, site=site, location=location, gtin=gtin, lot=lot, limit=limit)
+        return {"rows": rows, "count": len(rows)}
+
+    @app.get("/expiring", summary="Lots in stock expiring within N days")
+    def get_expiring(
+        _w: Viewer,
+        c: Conn,
+        days: Annotated[int, Query(ge=0, le=3650)] = 30,
+        limit: Limit = 1000,
+    ) -> dict[str, Any]:
+        rows = queries.expiring(c, days=days, today=date.today(), limit=limit)
+        return {"rows": rows, "count": len(rows)}
+
+    @app.get("/gateways", summary="Gateways: online, last seen, seq, cache version, gaps")
+    def get_gateways(_w: Viewer, c: Conn) -> dict[str, Any]:
+        rows = queries.gateways(c)
+        return {"rows": rows, "count": len(rows)}
+
+    def _start(kind: str, body: UnitIn, who: Principal) -> dict[str, Any]:
+        unit = Unit.parse(body.gtin, body.lot, body.serial, body.sscc)
+        with engine.begin() as c:
+            res = start_block(
+                c,
+                "recall" if kind == "recall" else "hold",
+                unit,
+                reason=body.reason,
+                who=f"api:{who.name}",
+                now=clock(),
+            )
+        if on_change is not None:
+            on_change()
+        return res.as_dict()
+
+    @app.post("/holds", status_code=201, summary="Hold a lot, serial or SSCC")
+    def post_hold(body: UnitIn, who: Manager) -> dict[str, Any]:
+        return _start("hold", body, who)
+
+    @app.post("/recalls", status_code=201, summary="Recall a lot, serial or SSCC")
+    def post_recall(body: UnitIn, who: Manager) -> dict[str, Any]:
+        return _start("recall", body, who)
+
+    @app.post("/releases", status_code=201, summary="Lift a hold or recall")
+    def post_release(body: ReleaseIn, who: Manager) -> dict[str, Any]:
+        with engine.begin() as c:
+            res = release_block(
+                c, body.block_id, reason=body.reason, who=f"api:{who.name}", now=clock()
+            )
+        if on_change is not None:
+            on_change()
+        return res.as_dict()
+
+    @app.get("/recalls/{block_id}", summary="A recall and its push status per gateway")
+    def get_recall_status(
+        block_id: Annotated[str, Path(pattern=BLOCK_ID)], _w: Viewer, c: Conn
+    ) -> dict[str, Any]:
+        return block_status(c, block_id)
+
+    @app.get("/holds/{block_id}", summary="A hold and its push status per gateway")
+    def get_hold_status(
+        block_id: Annotated[str, Path(pattern=BLOCK_ID)], _w: Viewer, c: Conn
+    ) -> dict[str, Any]:
+        return block_status(c, block_id)
+
+    @app.get("/audit", summary="The audit log (admin)")
+    def get_audit(_w: Admin, c: Conn, limit: Limit = 100) -> dict[str, Any]:
+        rows = [
+            {
+                "id": r[0],
+                "at": r[1].isoformat(),
+                "actor": r[2],
+                "action": r[3],
+                "target": r[4],
+                "reason": r[5],
+                "detail": r[6],
+            }
+            for r in c.execute(
+                text(
+                    "SELECT id, at, actor, action, target, reason, detail FROM audit_log "
+                    "ORDER BY id DESC LIMIT :n"
+                ),
+                {"n": limit},
+            )
+        ]
+        return {"rows": rows, "count": len(rows)}
+
+    return app
