@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -517,11 +516,6 @@ def gateways(conn: Connection, *, site: str | None = None) -> list[GatewayRow]:
     ]
 
 
-def explain(conn: Connection, sql: str, params: dict[str, Any]) -> list[str]:
-    """The plan PostgreSQL chooses for one of the statements above (for the README/bench)."""
-    return [r[0] for r in conn.execute(text("EXPLAIN " + sql), params)]
-
-
 __all__ = [
     "EXPIRING_SQL",
     "GATEWAYS_SQL",
@@ -532,7 +526,6 @@ __all__ = [
     "GatewayRow",
     "StockRow",
     "expiring",
-    "explain",
     "gateways",
     "recall",
     "stock",
