@@ -28,6 +28,8 @@ from central.masterdata.holds import (
     release_block,
     start_block,
 )
+from central.trace import model as trace_model
+from central.trace import queries as trace_queries
 from gs1.keys import is_valid_gtin, is_valid_sscc
 
 GTIN = r"^[0-9]{14}$"
@@ -112,7 +114,7 @@ def create_app(
     async def _bad(_r: Request, exc: BlockError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    @app.get("/trace", summary="Events of a lot, serial or SSCC")
+    @app.get("/trace", summary="Trace a lot, serial or SSCC backward and forward")
     def get_trace(
         _w: Viewer,
         c: Conn,
@@ -120,23 +122,34 @@ def create_app(
         lot: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
         serial: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
         sscc: Annotated[str | None, Query(pattern=SSCC)] = None,
-        limit: Limit = 1000,
+        direction: Annotated[str, Query(pattern="^(both|backward|forward)$")] = "both",
+        depth: Annotated[int, Query(ge=1, le=50)] = 20,
     ) -> dict[str, Any]:
+        """Through pallets and transformations, any depth (cycles guarded)."""
         Unit.parse(gtin, lot, serial, sscc)
-        rows = queries.trace(c, gtin=gtin, lot=lot, serial=serial, sscc=sscc, limit=limit)
-        return {"rows": rows, "count": len(rows)}
+        key = trace_model.unit_key(gtin=gtin, lot=lot, serial=serial, sscc=sscc)
+        found = trace_queries.trace(c, key, direction, depth)  # type: ignore[arg-type]
+        out: dict[str, Any] = trace_model.to_json(found)
+        return out
 
-    @app.get("/recall", summary="Where a lot or serial is and who received it")
+    @app.get("/recall", summary="Every affected unit, where it is now, who received it")
     def get_recall(
         _w: Viewer,
         c: Conn,
         gtin: Annotated[str, Query(pattern=GTIN)],
         lot: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
         serial: Annotated[str | None, Query(pattern=GS1_TEXT)] = None,
-        limit: Limit = 5000,
     ) -> dict[str, Any]:
+        """Serials, lot quantities per site and location, pallets, downstream, recipients."""
         Unit.parse(gtin, lot, serial)
-        return queries.recall(c, gtin=gtin, lot=lot, serial=serial, limit=limit)
+        key = trace_model.unit_key(gtin=gtin, lot=lot, serial=serial)
+        found = (
+            trace_queries.recall(c, lot=key)
+            if key.kind == "lot"
+            else trace_queries.recall(c, serials=[key])
+        )
+        out: dict[str, Any] = trace_model.to_json(found)
+        return out
 
     @app.get("/stock", summary="Stock per site and location")
     def get_stock(

@@ -70,7 +70,7 @@ def store_events(
     for ev in sorted(fresh, key=lambda e: (parse_time(e["event_time"]), e["gateway_id"], e["seq"])):
         _project(conn, ev, deltas)
     _apply_deltas(conn, deltas)
-    _track_seqs(conn, fresh, received_at)
+    track_seqs(conn, fresh, received_at)
     result.stored = len(fresh)
     return result
 
@@ -296,10 +296,11 @@ def _apply_deltas(conn: Connection, deltas: Mapping[tuple[str, str, str, str], D
     )
 
 
-def _track_seqs(
-    conn: Connection, fresh: Sequence[Mapping[str, Any]], received_at: datetime
-) -> None:
-    """Per gateway: the seq high-water mark, new gaps, and gaps closed by late events."""
+def track_seqs(conn: Connection, fresh: Sequence[Mapping[str, Any]], received_at: datetime) -> None:
+    """Per gateway: the seq high-water mark, new gaps, and gaps closed by late messages.
+
+    Events and alerts share one seq space per gateway: pass every newly stored one.
+    """
     by_gw: dict[tuple[str, str], list[int]] = defaultdict(list)
     for e in fresh:
         by_gw[(str(e["gateway_id"]), str(e["site"]))].append(int(e["seq"]))

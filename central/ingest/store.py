@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from central.custody.model import parse_time
-from central.custody.projection import store_events
+from central.custody.projection import store_events, track_seqs
 from central.ingest.route import Accepted, Rejected, printable
 
 
@@ -60,9 +60,12 @@ def write_batch(
     if events:
         stored = store_events(conn, events, received_at)
         res.events, res.duplicates = stored.stored, stored.duplicates
+    new_alerts = [a.body for a in accepted if a.kind == "alert" and _alert(conn, a.body)]
+    if new_alerts:  # alerts share the gateway's seq space with events
+        track_seqs(conn, new_alerts, received_at)
     for a in accepted:
         if a.kind == "alert":
-            _alert(conn, a.body)
+            continue
         elif a.kind == "status":
             _status(conn, a.body, received_at)
         elif a.kind == "metrics":
@@ -112,12 +115,13 @@ def _touch_gateways(conn: Connection, accepted: Sequence[Accepted], received_at:
     )
 
 
-def _alert(conn: Connection, body: Mapping[str, Any]) -> None:
-    conn.execute(
+def _alert(conn: Connection, body: Mapping[str, Any]) -> bool:
+    """Store an alert once; True when it is new."""
+    row = conn.execute(
         text(
             "INSERT INTO alerts (event_id, event_time, gateway_id, site, alert, severity, "
             "payload) VALUES (:e, :t, :g, :s, :a, :sev, CAST(:p AS jsonb)) "
-            "ON CONFLICT (event_id) DO NOTHING"
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         ),
         {
             "e": body["event_id"],
@@ -128,7 +132,8 @@ def _alert(conn: Connection, body: Mapping[str, Any]) -> None:
             "sev": body["severity"],
             "p": _dumps(body),
         },
-    )
+    ).fetchone()
+    return row is not None
 
 
 #: A status replaces the stored one when it is of a later boot, or of the same boot and

@@ -180,9 +180,9 @@ def test_read_endpoints_answer(api: tuple[TestClient, dict[str, dict[str, str]]]
         {"gtin": GTIN, "lot": "L1", "site": "hamburg-1", "location": "DOCK", "quantity": 10}
     ]
     tr = client.get("/trace", params={"gtin": GTIN, "lot": "L1"}, headers=v).json()
-    assert [r["movement"] for r in tr["rows"]] == ["receive"]
+    assert [s["movement"] for s in tr["steps"]] == ["receive"]
     rc = client.get("/recall", params={"gtin": GTIN, "lot": "L1"}, headers=v).json()
-    assert rc["stock"][0]["quantity"] == 10
+    assert rc["lots"][0]["quantity"] == 10
     gws = client.get("/gateways", headers=v).json()["rows"]
     assert [g["gateway_id"] for g in gws] == ["dock-a"]
 
@@ -227,7 +227,8 @@ def test_fuzzed_query_parameters_never_break_the_api(
     if path == "/recalls/x":
         path = "/recalls/" + quote(str(params.get("lot") or "R-1"), safe="")
     r = client.get(path, params=params, headers=h["viewer"])
-    assert r.status_code in (200, 404, 422), (path, params, r.status_code, r.text)
+    # an encoded "/" in the path becomes another route: 405, never a server error
+    assert r.status_code in (200, 404, 405, 422), (path, params, r.status_code, r.text)
     r.json()
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM lot_stock")).scalar_one() == 1

@@ -106,3 +106,27 @@ def test_gaps_after() -> None:
     assert gaps_after(0, [1, 2, 3]) == []
     assert gaps_after(2, [5, 3, 9]) == [(4, 4), (6, 8)]
     assert gaps_after(10, [4, 5]) == []
+
+
+def test_alerts_and_events_share_the_seq_space(engine: Engine) -> None:
+    from central.ingest.route import Accepted
+    from central.ingest.store import write_batch
+    from mqtt_topics.examples import example_payloads
+
+    alert = {**example_payloads()["traceway.alert"], "seq": 2}
+    evs = [event(n, "receive", [lot_item("L", 1, party("S"), loc("D"))], n) for n in (1, 3)]
+    with engine.begin() as c:
+        write_batch(
+            c,
+            [
+                Accepted("event", "t/events", evs[0], b""),
+                Accepted("alert", "t/alerts", alert, b""),
+                Accepted("event", "t/events", evs[1], b""),
+            ],
+            [],
+            NOW,
+        )
+    with engine.connect() as c:
+        gaps = c.execute(text("SELECT count(*) FROM seq_gaps WHERE closed_at IS NULL")).scalar_one()
+        high = c.execute(text("SELECT seq_high FROM gateways")).scalar_one()
+    assert (gaps, high) == (0, 3)
