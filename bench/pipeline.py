@@ -18,8 +18,9 @@ Printed per run, then a table over all runs:
 - capacity: a burst of scans, events/s until the subscriber has the last one (the mix,
   and every scan a new serial), and raw paho QoS 1 (window 100) to the same broker in
   the same run (to PUBACK and to the same subscriber), with the ratio;
-- broker outage: mosquitto stopped for ``--outage`` seconds while scans go on; the time
-  from the broker accepting connections again to the subscriber's first event.
+- broker outage: mosquitto stopped for ``--outage`` (+ a random fraction of a) seconds
+  while scans go on; the time from the broker accepting connections again to the
+  subscriber's first event.
 
 ``--best-case`` is the old, flattering set-up, clearly labelled: WARNING logging, empty
 cache (``unknown_gtin = "accept"``), duplicate window 0.
@@ -34,6 +35,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -384,6 +386,7 @@ class Phase:
     kernel_share: float = 0.0
     verdicts: dict[str, int] = field(default_factory=dict)
     rss_peak_kb: dict[str, int] = field(default_factory=dict)
+    cpu_split: dict[str, float] = field(default_factory=dict)  # ms per event, per process
     unmatched: int = 0  # messages whose seq/raw did not match a scan of the phase
 
 
@@ -457,7 +460,9 @@ class Rig:
         assert self.sub is not None
         time.sleep(1.0)  # > case_debounce: a lot label of the last phase is another case now
         self.lot_cursor += (len(codes) + 1) // 2
-        pids = list(self.processes())
+        procs = self.processes()
+        pids = list(procs)
+        per0 = {pid: sum(cpu_ticks([pid])) for pid in pids}
         peak: dict[str, int] = {}
         sampling = threading.Event()
 
@@ -479,6 +484,7 @@ class Rig:
         got = self.sub.wait_count("", mark, len(codes), timeout=60 + len(codes) / 200)
         elapsed = time.monotonic() - t0
         u1, s1 = cpu_ticks(pids)
+        per1 = {pid: sum(cpu_ticks([pid])) for pid in pids}
         sampling.set()
         sampler.join()
         if got < len(codes):
@@ -487,6 +493,9 @@ class Rig:
         cpu = (u1 - u0 + s1 - s0) / TICK
         ph.cpu_ms_per_event = cpu * 1000 / len(codes)
         ph.kernel_share = (s1 - s0) / max(1, u1 - u0 + s1 - s0)
+        for pid, name in procs.items():
+            ms = (per1[pid] - per0[pid]) / TICK * 1000 / len(codes)
+            ph.cpu_split[name] = ph.cpu_split.get(name, 0.0) + ms
         sent = self.pusher.sent[first_sent:]
         # Events and alerts carry the gateway's seq, assigned in scan order: message with
         # seq k is the answer to the k-th scan sent since the gateway started.
@@ -546,7 +555,7 @@ class Rig:
     def outage(self, seconds: float, rate: float = 100.0) -> tuple[float, float]:
         """Broker down ``seconds`` while scans go on: (back → first event, back → all)."""
         assert self.sub is not None
-        n = int(rate * (seconds + 6))
+        n = int(rate * (seconds + 7))
         codes = [serial_code(s) for s in self.ds.take_serials(n)]
         stop = threading.Event()
         mark = self.sub.mark()
@@ -555,7 +564,8 @@ class Rig:
         time.sleep(1.0)
         self.broker.stop()
         down_at = self.sub.mark()
-        time.sleep(seconds)
+        # a random fraction: the broker's return is not in step with the gateway's retries
+        time.sleep(seconds + random.random())
         self.broker.start()  # returns when the port accepts connections
         back = time.monotonic()
         pusher.join()
@@ -625,7 +635,9 @@ def report(res: dict[str, Any], label: str) -> list[tuple[str, str]]:
         rows.append(
             (
                 f"CPU per event @ {rate}/s (all)",
-                f"{ph.cpu_ms_per_event:.2f} ms ({ph.kernel_share * 100:.0f} % kernel)",
+                f"{ph.cpu_ms_per_event:.2f} ms ({ph.kernel_share * 100:.0f} % kernel; "
+                + ", ".join(f"{k} {v:.2f}" for k, v in sorted(ph.cpu_split.items()))
+                + ")",
             )
         )
     raw = res["raw"]
@@ -682,7 +694,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.serials <= 0:
         args.serials = int(
-            (200 + 500) * args.seconds / 2 + args.burst * 1.5 + 100 * (args.outage + 6) + 100
+            (200 + 500) * args.seconds / 2 + args.burst * 1.5 + 100 * (args.outage + 7) + 100
         )
     if 2 * args.lots < args.burst:
         print("note: --lots below burst/2: lot labels repeat within a burst (case debounce)")
