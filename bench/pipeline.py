@@ -1,90 +1,370 @@
-"""Benchmark: scans through the running pipeline (TCP reader → commit → PUBACK).
+"""Benchmark: ``traceway run`` in its own process, measured from outside, as at a dock.
 
-Prints, against a private mosquitto on a free loopback port:
-  1. throughput: N scans pushed as fast as possible, events/s until the last PUBACK;
-  2. scan-to-commit latency p50/p99 at a fixed offered rate (default 500 scans/s);
-  3. raw paho QoS 1 publish throughput to the same broker with a send window of 100,
-     and the ratio pipeline / raw.
+The default ("realistic") run starts a private mosquitto on a free loopback port and
+``python -m gateway.cli run`` against it: INFO logging (to a file), a receiving station
+with the duplicate window and case debounce at their defaults, and a cache imported with
+``traceway cache import`` first — a lot-tracked product with ``--lots`` recurring lot
+labels and a serial-tracked product with one expected serial per serial scan. The scans
+alternate: a recurring lot label (another case of a known lot), a new serial.
+A real MQTT subscriber (QoS 1, in this process) timestamps every event; latency is the
+sender's write on the scanner socket → the subscriber's receipt.
 
-    .venv/bin/python bench/pipeline.py [--scans 5000] [--rate 500] [--seconds 5]
+Printed per run, then a table over all runs:
+
+- RSS of every gateway process (parent, publisher child, anything else it started),
+  idle and the peak under load (``/proc/<pid>/status``);
+- send → receipt p50/p99 and CPU per event of every process (``/proc/<pid>/stat``
+  utime + stime, with the kernel share) at 200 and 500 scans/s;
+- capacity: a burst of scans, events/s until the subscriber has the last one (the mix,
+  and every scan a new serial), and raw paho QoS 1 (window 100) to the same broker in
+  the same run (to PUBACK and to the same subscriber), with the ratio;
+- broker outage: mosquitto stopped for ``--outage`` (+ a random fraction of a) seconds
+  while scans go on; the time from the broker accepting connections again to the
+  subscriber's first event.
+
+``--best-case`` is the old, flattering set-up, clearly labelled: WARNING logging, empty
+cache (``unknown_gtin = "accept"``), duplicate window 0.
+
+    .venv/bin/python bench/pipeline.py [--runs 3] [--seconds 10] [--burst 5000]
+    .venv/bin/python bench/pipeline.py --gateway-root /path/to/other/checkout  # before/after
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import random
 import shutil
+import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.config import parse_config
-from gateway.daemon import Gateway
-from gateway.outcome import Outcome
+ROOT = Path(__file__).resolve().parent.parent
+SERIAL_GTIN = "09506000134369"  # serial-tracked
+LOT_GTIN = "09506000134352"  # lot-tracked
+EXPIRY = "300331"  # 2030-03-31: no near-expiry warnings
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-GTIN = "09506000134369"
-LOT_GTIN = "09506000134352"
 
-
+# -- broker -----------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_inflight_messages 0\nmax_queued_messages 0\n"
-    )
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    proc = subprocess.Popen(
-        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    for _ in range(200):
+def wait_port(port: int, timeout: float = 20.0, alive: Callable[[], bool] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise RuntimeError("the process behind the port exited")
         try:
             socket.create_connection(("127.0.0.1", port), 0.1).close()
-            return proc, port
+            return
         except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("mosquitto did not start")
+            time.sleep(0.01)
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
-def make_gateway(tmp: Path, broker_port: int, scan_port: int, sync: str) -> Gateway:
-    text = f"""
+class Broker:
+    """A private mosquitto that can be stopped and started again on the same port."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.conf = tmp / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_inflight_messages 0\nmax_queued_messages 0\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+# -- the subscriber ---------------------------------------------------------------------
+class Subscriber:
+    """QoS 1 subscriber that timestamps every message; reconnects every 50 ms."""
+
+    def __init__(self, port: int, topics: list[str]) -> None:
+        self.received: list[tuple[float, str, bytes]] = []  # (monotonic, topic, payload)
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.topics = topics
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id="bench-subscriber",
+            protocol=mqtt.MQTTv5,
+        )
+        c.reconnect_delay_set(min_delay=0.05, max_delay=0.05)  # type: ignore[arg-type]
+        c.on_connect = self._on_connect
+        c.on_subscribe = lambda *a: self.subscribed.set()
+        c.on_disconnect = lambda *a: self.subscribed.clear()
+        c.on_message = self._on_message
+        self.client = c
+        self.port = port
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        now = time.monotonic()
+        self.received.append((now, msg.topic, msg.payload))
+
+    def start(self) -> None:
+        self.client.connect_async("127.0.0.1", self.port)
+        self.client.loop_start()
+        if not self.subscribed.wait(20):
+            raise RuntimeError("subscriber did not connect")
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def mark(self) -> int:
+        return len(self.received)
+
+    def wait_count(self, topic_suffix: str, start: int, n: int, timeout: float) -> int:
+        """Wait until ``n`` messages on ``…topic_suffix`` arrived after index ``start``."""
+        deadline = time.monotonic() + timeout
+        seen, i = 0, start
+        while time.monotonic() < deadline:
+            end = len(self.received)
+            for k in range(i, end):
+                if self.received[k][1].endswith(topic_suffix):
+                    seen += 1
+            i = end
+            if seen >= n:
+                return seen
+            time.sleep(0.005)
+        return seen
+
+
+# -- the gateway ------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    lots: list[str]
+    serials: list[str]
+    cursor: int = 0  # next unused serial
+
+    def take_serials(self, n: int) -> list[str]:
+        out = self.serials[self.cursor : self.cursor + n]
+        if len(out) < n:
+            raise RuntimeError("not enough expected serials imported: raise --serials")
+        self.cursor += n
+        return out
+
+
+def write_dataset(d: Path, n_lots: int, n_serials: int) -> Dataset:
+    lots = [f"L{k:05d}" for k in range(n_lots)]
+    serials = [f"S{k:08d}" for k in range(n_serials)]
+    (d / "products.csv").write_text(
+        "gtin,tracking,description\n"
+        f"{LOT_GTIN},lot,bench lot product\n{SERIAL_GTIN},serial,bench serial product\n"
+    )
+    with open(d / "lots.csv", "w") as f:
+        f.write("gtin,lot,expiry,status\n")
+        f.writelines(f"{LOT_GTIN},{lot},20{EXPIRY[:2]}-03-31,active\n" for lot in lots)
+    with open(d / "serials.csv", "w") as f:
+        f.write("gtin,serial,state\n")
+        f.writelines(f"{SERIAL_GTIN},{s},expected\n" for s in serials)
+    return Dataset(lots, serials)
+
+
+def lot_code(lot: str) -> str:
+    return f"]C101{LOT_GTIN}17{EXPIRY}\x1d10{lot}"
+
+
+def serial_code(serial: str) -> str:
+    return f"]C101{SERIAL_GTIN}21{serial}"
+
+
+def write_config(d: Path, broker_port: int, scan_port: int, best_case: bool) -> Path:
+    station = (
+        'unknown_gtin = "accept"\nduplicate_window = 0\n'
+        if best_case
+        else 'location = "DOCK-1"\nsource = "SUPPLIER-1"\n'
+    )
+    cfg = d / "gateway.toml"
+    cfg.write_text(
+        f"""
 [gateway]
 site = "bench"
 id = "gw"
 [broker]
+host = "127.0.0.1"
 port = {broker_port}
-max_inflight = 100
 [storage]
-path = "{tmp / "bench.db"}"
-synchronous = "{sync}"
+path = "{d / "bench.db"}"
+[logging]
+level = "{"WARNING" if best_case else "INFO"}"
 [stations.dock]
 step = "receiving"
-unknown_gtin = "accept"
-duplicate_window = 0
+{station}
 [stations.dock.feedback]
 console = false
 [scanners.tunnel]
 type = "tcp"
 station = "dock"
 mode = "listen"
+host = "127.0.0.1"
 port = {scan_port}
 """
-    return Gateway(parse_config(text, "bench.toml"))
+    )
+    return cfg
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+class Gateway:
+    """``traceway run`` as a child of the bench; its log goes to a file."""
+
+    def __init__(self, root: Path, config: Path, log: Path) -> None:
+        self.root, self.config, self.log = root, config, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, scan_port: int) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env=env,
+            )
+        wait_port(scan_port, 60, alive=lambda: self.proc is not None and self.proc.poll() is None)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def pids(self) -> list[int]:
+        """The gateway and every process below it (publisher, resource tracker, …)."""
+        assert self.proc is not None
+        out, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            try:
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    todo += [int(x) for x in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return out
+
+
+def proc_name(pid: int, main_pid: int) -> str:
+    if pid == main_pid:
+        return "main"
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "gone"
+    if b"resource_tracker" in cmd:
+        return "resource tracker"
+    if b"publisher" in cmd or b"spawn_main" in cmd:
+        return "publisher"
+    return "other"
+
+
+def cpu_ticks(pids: list[int]) -> tuple[int, int]:
+    """(user, system) clock ticks of these processes, all threads."""
+    user = system = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11])
+        system += int(fields[12])
+    return user, system
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
+    except OSError:
+        return 0
+
+
+# -- driving scans ----------------------------------------------------------------------
+class Pusher:
+    """One scanner connection; records the send time of every scan."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sent: list[float] = []
+
+    def burst(self, codes: list[str]) -> None:
+        data = b"".join(c.encode() + b"\r\n" for c in codes)
+        now = time.monotonic()
+        self.sock.sendall(data)
+        self.sent.extend([now] * len(codes))
+
+    def paced(self, codes: list[str], rate: float, stop: threading.Event | None = None) -> None:
+        t0 = time.monotonic()
+        for i, c in enumerate(codes):
+            if stop is not None and stop.is_set():
+                return
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.sent.append(time.monotonic())
+            self.sock.sendall(c.encode() + b"\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def mixed(ds: Dataset, n: int, lot_start: int) -> list[str]:
+    """Alternating: a recurring lot label (cycling over the imported lots), a new serial."""
+    serials = iter(ds.take_serials(n // 2))
+    codes = []
+    for i in range(n):
+        if i % 2 == 0:
+            codes.append(lot_code(ds.lots[(lot_start + i // 2) % len(ds.lots)]))
+        else:
+            codes.append(serial_code(next(serials)))
+    return codes
 
 
 def pct(values: list[float], p: float) -> float:
@@ -95,161 +375,344 @@ def pct(values: list[float], p: float) -> float:
     return values[k]
 
 
-def push(port: int, codes: list[str], rate: float | None) -> None:
-    sock = socket.create_connection(("127.0.0.1", port))
-    t0 = time.perf_counter()
-    if rate is None:
-        sock.sendall(b"".join(c.encode() + b"\r\n" for c in codes))
-    else:
-        for i, c in enumerate(codes):
-            due = t0 + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            sock.sendall(c.encode() + b"\r\n")
-    time.sleep(0.2)
-    sock.close()
+@dataclass
+class Phase:
+    """What one phase measured."""
+
+    events: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    cpu_ms_per_event: float = 0.0
+    kernel_share: float = 0.0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    rss_peak_kb: dict[str, int] = field(default_factory=dict)
+    cpu_split: dict[str, float] = field(default_factory=dict)  # ms per event, per process
+    unmatched: int = 0  # messages whose seq/raw did not match a scan of the phase
 
 
-def make_codes(n: int, distinct: int, tag: str) -> list[str]:
-    """``distinct`` = 0: every scan a new serial; else lot labels that recur (cases of a lot)."""
-    if distinct <= 0:
-        return [f"]C101{GTIN}21{tag[:2]}{i:07d}" for i in range(n)]
-    labels = [f"]C101{LOT_GTIN}17300331\x1d10{tag[:2]}{k:04d}" for k in range(distinct)]
-    return [labels[i % distinct] for i in range(n)]
+class Rig:
+    """Broker + gateway + subscriber for one run."""
+
+    def __init__(self, tmp: Path, root: Path, args: argparse.Namespace) -> None:
+        self.tmp, self.root, self.args = tmp, root, args
+        self.broker = Broker(tmp)
+        self.scan_port = free_port()
+        self.gw_dir = tmp / "gw"
+        self.gw_dir.mkdir()
+        self.gw: Gateway | None = None
+        self.sub: Subscriber | None = None
+        self.lot_cursor = 0
+        self.events_seen = 0  # events consumed so far (they arrive in seq order)
+        self.import_seconds = 0.0
+
+    def setup(self) -> None:
+        a = self.args
+        self.broker.start()
+        cfg = write_config(self.gw_dir, self.broker.port, self.scan_port, a.best_case)
+        if a.best_case:
+            self.ds = Dataset(
+                [f"L{k:05d}" for k in range(a.lots)], [f"S{k:08d}" for k in range(a.serials)]
+            )
+        else:
+            self.ds = write_dataset(self.gw_dir, a.lots, a.serials)
+            t0 = time.monotonic()
+            r = cli(
+                self.root,
+                "cache", "import", "--config", str(cfg),
+                "--products", str(self.gw_dir / "products.csv"),
+                "--lots", str(self.gw_dir / "lots.csv"),
+                "--serials", str(self.gw_dir / "serials.csv"),
+            )  # fmt: skip
+            self.import_seconds = time.monotonic() - t0
+            if r.returncode != 0:
+                raise RuntimeError(f"cache import failed: {r.stdout}{r.stderr}")
+        root = "traceway/v1/bench/gw"
+        self.sub = Subscriber(self.broker.port, [f"{root}/events", f"{root}/alerts", "bench/raw"])
+        self.sub.start()
+        self.gw = Gateway(self.root, cfg, self.gw_dir / "gateway.log")
+        self.gw.start(self.scan_port)
+        self.pusher = Pusher(self.scan_port)
+        # warm-up: a few scans through everything (first imports, connection, caches)
+        self.run_phase(mixed(self.ds, 20, self.lot_cursor), rate=50)
+
+    def teardown(self) -> None:
+        with_suppress(lambda: self.pusher.close())
+        if self.gw is not None:
+            self.gw.stop()
+        if self.sub is not None:
+            with_suppress(self.sub.stop)
+        self.broker.stop()
+
+    # -- measuring ----------------------------------------------------------------------
+    def processes(self) -> dict[int, str]:
+        assert self.gw is not None and self.gw.proc is not None
+        main = self.gw.proc.pid
+        return {pid: proc_name(pid, main) for pid in self.gw.pids()}
+
+    def rss(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for pid, name in self.processes().items():
+            out[name] = out.get(name, 0) + rss_kb(pid)
+        return out
+
+    def run_phase(self, codes: list[str], rate: float | None) -> Phase:
+        """Send ``codes`` (paced, or all at once) and wait for every event to arrive."""
+        assert self.sub is not None
+        time.sleep(1.0)  # > case_debounce: a lot label of the last phase is another case now
+        self.lot_cursor += (len(codes) + 1) // 2
+        procs = self.processes()
+        pids = list(procs)
+        per0 = {pid: sum(cpu_ticks([pid])) for pid in pids}
+        peak: dict[str, int] = {}
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.wait(0.2):
+                for k, v in self.rss().items():
+                    peak[k] = max(peak.get(k, 0), v)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        mark = self.sub.mark()
+        first_sent = len(self.pusher.sent)
+        u0, s0 = cpu_ticks(pids)
+        t0 = time.monotonic()
+        if rate is None:
+            self.pusher.burst(codes)
+        else:
+            threading.Thread(target=self.pusher.paced, args=(codes, rate), daemon=True).start()
+        got = self.sub.wait_count("", mark, len(codes), timeout=60 + len(codes) / 200)
+        elapsed = time.monotonic() - t0
+        u1, s1 = cpu_ticks(pids)
+        per1 = {pid: sum(cpu_ticks([pid])) for pid in pids}
+        sampling.set()
+        sampler.join()
+        if got < len(codes):
+            raise RuntimeError(f"only {got}/{len(codes)} events arrived; see {self.gw_dir}")
+        ph = Phase(events=len(codes), seconds=elapsed, rss_peak_kb=peak)
+        cpu = (u1 - u0 + s1 - s0) / TICK
+        ph.cpu_ms_per_event = cpu * 1000 / len(codes)
+        ph.kernel_share = (s1 - s0) / max(1, u1 - u0 + s1 - s0)
+        for pid, name in procs.items():
+            ms = (per1[pid] - per0[pid]) / TICK * 1000 / len(codes)
+            ph.cpu_split[name] = ph.cpu_split.get(name, 0.0) + ms
+        sent = self.pusher.sent[first_sent:]
+        # Events and alerts carry the gateway's seq, assigned in scan order: message with
+        # seq k is the answer to the k-th scan sent since the gateway started.
+        for when, topic, payload in self.sub.received[mark:]:
+            if topic == "bench/raw":
+                continue
+            body = json.loads(payload)
+            decision = body.get("decision") or {}
+            verdict = str(decision.get("verdict", topic.rsplit("/", 1)[1]))
+            reasons = [str(r.get("code", r)) for r in decision.get("reasons", [])]
+            verdict = "+".join([verdict, *reasons])
+            ph.verdicts[verdict] = ph.verdicts.get(verdict, 0) + 1
+            k = int(body.get("seq", 0)) - 1 - first_sent
+            raw = (body.get("scan") or {}).get("raw")
+            if 0 <= k < len(sent) and raw == codes[k]:
+                ph.latencies_ms.append((when - sent[k]) * 1000)
+            else:
+                ph.unmatched += 1
+        return ph
+
+    def raw_paho(self, n: int, window: int = 100) -> float:
+        """Raw paho QoS 1 to the same broker and the same subscriber: msg/s."""
+        assert self.sub is not None
+        payload = b"x" * 600  # about the size of an event payload
+        inflight = threading.BoundedSemaphore(window)
+        acked = threading.Semaphore(0)
+
+        def on_pub(*_: Any) -> None:
+            inflight.release()
+            acked.release()
+
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id="bench-raw",
+            protocol=mqtt.MQTTv5,
+        )
+        c.max_inflight_messages_set(window)
+        c.on_publish = on_pub
+        c.connect("127.0.0.1", self.broker.port)
+        c.loop_start()
+        time.sleep(0.3)
+        mark = self.sub.mark()
+        t0 = time.monotonic()
+        for _ in range(n):
+            inflight.acquire()
+            c.publish("bench/raw", payload, qos=1)
+        for _ in range(n):
+            acked.acquire()
+        got = self.sub.wait_count("bench/raw", mark, n, 60)
+        elapsed = time.monotonic() - t0
+        c.disconnect()
+        c.loop_stop()
+        if got < n:
+            raise RuntimeError(f"raw paho: subscriber got {got}/{n}")
+        return n / elapsed
+
+    def outage(self, seconds: float, rate: float = 100.0) -> tuple[float, float]:
+        """Broker down ``seconds`` while scans go on: (back → first event, back → all)."""
+        assert self.sub is not None
+        n = int(rate * (seconds + 7))
+        codes = [serial_code(s) for s in self.ds.take_serials(n)]
+        stop = threading.Event()
+        mark = self.sub.mark()
+        pusher = threading.Thread(target=self.pusher.paced, args=(codes, rate, stop), daemon=True)
+        pusher.start()
+        time.sleep(1.0)
+        self.broker.stop()
+        down_at = self.sub.mark()
+        # a random fraction: the broker's return is not in step with the gateway's retries
+        time.sleep(seconds + random.random())
+        self.broker.start()  # returns when the port accepts connections
+        back = time.monotonic()
+        pusher.join()
+        self.sub.wait_count("", mark, n, 60)
+        after = [t for t, topic, _ in self.sub.received[down_at:] if t >= back]
+        if not after:
+            raise RuntimeError("no event after the outage")
+        return after[0] - back, max(after) - back
 
 
-def run_pipeline(
-    tmp: Path,
-    broker_port: int,
-    n: int,
-    rate: float | None,
-    sync: str,
-    tag: str,
-    distinct: int = 0,
-) -> tuple[float, list[float]]:
-    scan_port = free_port()
-    d = tmp / tag
-    d.mkdir()
-    gw = make_gateway(d, broker_port, scan_port, sync)
-    latencies: list[float] = []
-    done = threading.Event()
-    orig = gw._committed
+def with_suppress(fn: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):
+        fn()
 
-    def committed(outcomes: list[Outcome]) -> None:
-        now = time.monotonic()
-        latencies.extend(now - o.scan.monotonic for o in outcomes)
-        orig(outcomes)
 
-    gw.writer.on_committed = committed
-    gw.start()
-    assert gw.publisher is not None
-    while not gw.publisher.connected:
-        time.sleep(0.01)
-    for _ in range(200):
+# -- one run ----------------------------------------------------------------------------
+def one_run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as td:
+        rig = Rig(Path(td), root, args)
         try:
-            socket.create_connection(("127.0.0.1", scan_port), 0.1).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    time.sleep(0.2)
-    codes = make_codes(n, distinct, tag)
-    t0 = time.perf_counter()
-    threading.Thread(target=push, args=(scan_port, codes, rate), daemon=True).start()
-    deadline = time.monotonic() + 120
-    while gw.publisher.stats.published < n and time.monotonic() < deadline:
-        time.sleep(0.002)
-    elapsed = time.perf_counter() - t0
-    done.set()
-    published = gw.publisher.stats.published
-    gw.stop()
-    if published < n:
-        raise RuntimeError(f"only {published}/{n} events acknowledged")
-    return n / elapsed, latencies
+            rig.setup()
+            res["import_s"] = rig.import_seconds
+            time.sleep(2.0)
+            res["rss_idle"] = rig.rss()
+            for rate in (200, 500):
+                n = int(rate * args.seconds)
+                res[f"rate{rate}"] = rig.run_phase(mixed(rig.ds, n, rig.lot_cursor), rate)
+            res["cap_mix"] = rig.run_phase(mixed(rig.ds, args.burst, rig.lot_cursor), None)
+            codes = [serial_code(s) for s in rig.ds.take_serials(args.burst)]
+            res["cap_serials"] = rig.run_phase(codes, None)
+            res["raw"] = rig.raw_paho(args.burst * 2)
+            if args.outage > 0:
+                res["outage"] = rig.outage(args.outage)
+            log = (rig.gw_dir / "gateway.log").read_text(errors="replace")
+            res["log_lines"] = log.count("\n")
+            bad = [ln for ln in log.splitlines() if " ERROR " in ln or "Traceback" in ln]
+            if bad:
+                print("gateway log errors:\n" + "\n".join(bad[:10]), file=sys.stderr)
+        finally:
+            rig.teardown()
+    return res
 
 
-def raw_paho(port: int, n: int, window: int = 100) -> float:
-    payload = b"x" * 600  # about the size of an event payload
-    acked = threading.Semaphore(0)
-    c = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id="bench-raw",
-        protocol=mqtt.MQTTv5,
+def fmt_rss(rss: dict[str, int]) -> str:
+    total = sum(rss.values()) / 1024
+    parts = ", ".join(f"{k} {v / 1024:.0f}" for k, v in sorted(rss.items()))
+    return f"{total:.1f} MB ({parts})"
+
+
+def report(res: dict[str, Any], label: str) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if res.get("import_s"):
+        rows.append(("cache import (s)", f"{res['import_s']:.1f}"))
+    rows.append(("RSS idle, all processes", fmt_rss(res["rss_idle"])))
+    peak = res["rate500"].rss_peak_kb
+    rows.append(("RSS peak at 500/s", fmt_rss(peak)))
+    for rate in (200, 500):
+        ph: Phase = res[f"rate{rate}"]
+        rows.append(
+            (
+                f"send→subscriber @ {rate}/s",
+                f"p50 {pct(ph.latencies_ms, 50):.1f} ms, p99 {pct(ph.latencies_ms, 99):.1f} ms,"
+                f" max {max(ph.latencies_ms):.0f} ms",
+            )
+        )
+        rows.append(
+            (
+                f"CPU per event @ {rate}/s (all)",
+                f"{ph.cpu_ms_per_event:.2f} ms ({ph.kernel_share * 100:.0f} % kernel; "
+                + ", ".join(f"{k} {v:.2f}" for k, v in sorted(ph.cpu_split.items()))
+                + ")",
+            )
+        )
+    raw = res["raw"]
+    mix: Phase = res["cap_mix"]
+    ser: Phase = res["cap_serials"]
+    rows.append(("capacity, mix (events/s)", f"{mix.events / mix.seconds:.0f}"))
+    rows.append(("capacity, new serials (events/s)", f"{ser.events / ser.seconds:.0f}"))
+    rows.append(("raw paho QoS 1 win 100 (msg/s)", f"{raw:.0f}"))
+    rows.append(
+        (
+            "ratio capacity / raw",
+            f"{mix.events / mix.seconds / raw:.2f} (new serials {ser.events / ser.seconds / raw:.2f})",
+        )
     )
-    c.max_inflight_messages_set(window)
-    c.on_publish = lambda *a: acked.release()
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    time.sleep(0.2)
-    inflight = threading.BoundedSemaphore(window)
-    orig_release = acked.release
-
-    def on_pub(*a: object) -> None:
-        inflight.release()
-        orig_release()
-
-    c.on_publish = on_pub
-    t0 = time.perf_counter()
-    for _ in range(n):
-        inflight.acquire()
-        c.publish("bench/raw", payload, qos=1)
-    for _ in range(n):
-        acked.acquire()
-    elapsed = time.perf_counter() - t0
-    c.disconnect()
-    c.loop_stop()
-    return n / elapsed
+    if "outage" in res:
+        first, last = res["outage"]
+        rows.append(("broker back → first event", f"{first:.2f} s (backlog done {last:.1f} s)"))
+    verdicts: dict[str, int] = {}
+    for key in ("rate200", "rate500", "cap_mix", "cap_serials"):
+        for k, v in res[key].verdicts.items():
+            verdicts[k] = verdicts.get(k, 0) + v
+    unmatched = sum(res[k].unmatched for k in ("rate200", "rate500", "cap_mix", "cap_serials"))
+    rows.append(("verdicts", ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))))
+    rows.append(("latency samples not matched to a scan", str(unmatched)))
+    print(f"\n== {label}")
+    for k, v in rows:
+        print(f"  {k:<34} {v}")
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--scans", type=int, default=5000)
-    ap.add_argument("--rate", type=float, default=500.0)
-    ap.add_argument("--seconds", type=float, default=5.0, help="duration of the fixed-rate run")
-    ap.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    ap.add_argument("--runs", type=int, default=3, help="independent runs (fresh broker, gateway)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each fixed-rate phase")
+    ap.add_argument("--burst", type=int, default=5000, help="scans per capacity burst")
     ap.add_argument(
-        "--distinct",
-        type=int,
-        default=50,
-        help="distinct lot labels that recur (0: every scan a new serial, no cache hits)",
+        "--lots", type=int, default=2500, help="distinct recurring lot labels (imported)"
+    )
+    ap.add_argument("--serials", type=int, default=0, help="expected serials (default: enough)")
+    ap.add_argument("--outage", type=float, default=10.0, help="broker outage, s (0: none)")
+    ap.add_argument(
+        "--best-case",
+        action="store_true",
+        help="the flattering set-up: WARNING logging, empty cache, no duplicate window",
+    )
+    ap.add_argument(
+        "--gateway-root",
+        type=Path,
+        default=ROOT,
+        help="run the gateway from another checkout (before/after comparisons)",
     )
     args = ap.parse_args()
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as td:
-        tmp = Path(td)
-        broker, port = start_broker(tmp)
-        try:
-            eps, lat_burst = run_pipeline(
-                tmp, port, args.scans, None, args.synchronous, "burst", args.distinct
-            )
-            eps_unique, _ = run_pipeline(tmp, port, args.scans, None, args.synchronous, "uniq", 0)
-            n_rate = int(args.rate * args.seconds)
-            _, lat = run_pipeline(
-                tmp, port, n_rate, args.rate, args.synchronous, "rate", args.distinct
-            )
-            raw = raw_paho(port, args.scans)
-        finally:
-            broker.terminate()
-            broker.wait()
-    ms = [x * 1000 for x in lat]
-    print(
-        f"pipeline throughput   : {eps:8.0f} events/s  ({args.scans} scans, TCP reader → PUBACK, synchronous={args.synchronous})"
+    if args.serials <= 0:
+        args.serials = int(
+            (200 + 500) * args.seconds / 2 + args.burst * 1.5 + 100 * (args.outage + 7) + 100
+        )
+    if 2 * args.lots < args.burst:
+        print("note: --lots below burst/2: lot labels repeat within a burst (case debounce)")
+    label = (
+        "BEST CASE (WARNING log, empty cache, no duplicate window)"
+        if args.best_case
+        else ("realistic: traceway run, INFO log, populated cache, default duplicate window")
     )
-    print(
-        f"burst scan→commit     : p50 {pct([x * 1000 for x in lat_burst], 50):.2f} ms, p99 {pct([x * 1000 for x in lat_burst], 99):.2f} ms (all {args.scans} offered at once)"
-    )
-    print(
-        f"scan→commit @ {args.rate:.0f}/s  : p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms, max {max(ms):.2f} ms  ({len(ms)} scans)"
-    )
-    print(f"raw paho QoS1 (win 100): {raw:8.0f} msg/s")
-    print(
-        f"ratio pipeline/raw    : {eps / raw:8.2f}   (goal ≥ 0.5; unique scans: {eps_unique / raw:.2f})"
-    )
-    print(f"mean scan→commit @rate: {statistics.fmean(ms):.2f} ms")
+    print(f"{label}; gateway from {args.gateway_root}; load {os.getloadavg()[0]:.2f}")
+    results = []
+    for i in range(args.runs):
+        res = one_run(args.gateway_root.resolve(), args)
+        results.append(report(res, f"run {i + 1}/{args.runs}"))
+    print(f"\n== table ({args.runs} runs; load avg now {os.getloadavg()[0]:.2f})")
+    print("| figure | " + " | ".join(f"run {i + 1}" for i in range(len(results))) + " |")
+    print("|---|" + "---|" * len(results))
+    for j, (name, _) in enumerate(results[0]):
+        print(f"| {name} | " + " | ".join(r[j][1] for r in results) + " |")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,123 @@ def test_resending_is_said_only_after_a_reconnect(
     pub._on_connect(fake, None, flags, ok, None)  # type: ignore[arg-type]
     pub._after_reconnect()
     assert "resending 3 unacknowledged event(s) after reconnect" in caplog.text
+
+
+# -- reconnecting (issue 11): prompt when the broker returns, never hammering ----------------
+
+
+def test_retry_window_caps_waiting_for_a_silent_broker_not_for_a_refusing_one() -> None:
+    from gateway.mqtt.publisher import UNREACHABLE_RETRY_MAX, retry_window
+
+    assert retry_window("unreachable", 1.0, 30.0) == (1.0, UNREACHABLE_RETRY_MAX)
+    assert retry_window("unreachable", 0.2, 30.0) == (0.2, UNREACHABLE_RETRY_MAX)
+    assert retry_window("unreachable", 5.0, 30.0) == (UNREACHABLE_RETRY_MAX,) * 2
+    assert retry_window("refused", 1.0, 30.0) == (1.0, 30.0)  # it answers: back off fully
+    assert retry_window("refused", 2.0, 1.0) == (2.0, 2.0)  # max below min: min wins
+
+
+def _attempts(pub: Publisher, n: int, timeout: float = 30.0) -> list[float]:
+    """Start ``pub`` and return the monotonic times of its first ``n`` failed connects."""
+    import threading
+    import time
+
+    times: list[float] = []
+    got = threading.Event()
+    inner = pub.client.on_connect_fail
+
+    def counting(client: Any, userdata: Any) -> None:
+        times.append(time.monotonic())
+        inner(client, userdata)  # type: ignore[misc]
+        if len(times) >= n:
+            got.set()
+
+    pub.client.on_connect_fail = counting
+    pub.start()
+    try:
+        got.wait(timeout)
+    finally:
+        pub.stop(timeout=1.0)
+    return times
+
+
+def test_a_closed_port_gets_a_bounded_number_of_attempts(tmp_path: Path) -> None:
+    """Nothing listens: retried promptly, but never more than about once a second."""
+    from tests.conftest import free_port
+
+    db = tmp_path / "gw.db"
+    open_database(db).dispose()
+    cfg = BrokerConfig(port=free_port(), reconnect_min_delay=0.1, reconnect_max_delay=30)
+    pub = Publisher(cfg, "closed-port", db, lambda seqs: None)
+    times = _attempts(pub, 6)
+    assert len(times) >= 6
+    assert pub._retry_kind == "unreachable"
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # 0.1, 0.2, 0.4, 0.8 then 1.0 s (UNREACHABLE_RETRY_MAX): a lower bound only (a busy
+    # machine makes gaps longer, never shorter), so at most ~60 attempts a minute
+    assert all(g >= 0.09 for g in gaps), gaps
+    assert gaps[-1] >= 0.75, gaps
+
+
+def test_a_broker_that_answers_but_refuses_is_backed_off(tmp_path: Path) -> None:
+    """TCP accepted, TLS fails: a set-up problem, retried with the configured back-off."""
+    import socket
+    import threading
+
+    from gateway.config import TlsConfig
+    from tests.tls_util import make_pki
+
+    pki = make_pki(tmp_path)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.close()  # not a broker: the TLS handshake fails
+
+    threading.Thread(target=serve, daemon=True).start()
+    db = tmp_path / "gw.db"
+    open_database(db).dispose()
+    cfg = BrokerConfig(
+        port=port,
+        tls=TlsConfig(enabled=True, ca_file=pki.ca.cert_file),
+        reconnect_min_delay=0.1,
+        reconnect_max_delay=30,
+    )
+    pub = Publisher(cfg, "refused", db, lambda seqs: None)
+    try:
+        times = _attempts(pub, 4)
+    finally:
+        srv.close()
+    assert pub._retry_kind == "refused"
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) >= 3 and gaps[2] >= 0.35, gaps  # 0.1, 0.2, 0.4: doubling, not capped
+
+
+# -- the plain PUBACK without paho's per-packet objects (issue 11) ------------------------
+
+
+def test_lean_client_answers_a_plain_puback_and_leaves_others_to_paho() -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from gateway.mqtt.publisher import LeanClient
+
+    c = LeanClient(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    got: list[tuple[int, bool, str]] = []
+    c.on_publish = lambda client, ud, mid, rc, props: got.append((mid, rc.is_failure, str(rc)))
+    ok = c.publish("t", b"x", qos=1)  # not connected: kept in flight by paho
+    bad = c.publish("t", b"y", qos=1)
+    c._in_packet = {"command": 0x40, "packet": bytes([0, ok.mid])}
+    c._handle_pubackcomp("PUBACK")
+    c._in_packet = {"command": 0x40, "packet": bytes([0, bad.mid, 0x87, 0])}
+    c._handle_pubackcomp("PUBACK")
+    c._in_packet = {"command": 0x40, "packet": bytes([0, ok.mid])}
+    c._handle_pubackcomp("PUBACK")  # a stale id: ignored, as paho does
+    assert got == [(ok.mid, False, "Success"), (bad.mid, True, "Not authorized")]
+    assert ok.mid not in c._out_messages and bad.mid not in c._out_messages  # window freed

@@ -34,7 +34,7 @@ def test_describe_exit() -> None:
 
 
 def _publisher_pid(gw: GatewayProcess) -> int:
-    """The gateway's MQTT publisher child (a multiprocessing spawn child)."""
+    """The gateway's MQTT publisher child (python -m gateway.mqtt.publisher_process)."""
     assert gw.proc is not None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -50,7 +50,7 @@ def _publisher_pid(gw: GatewayProcess) -> int:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"spawn_main" in cmd:
+            if b"publisher_process" in cmd:
                 return pid
         time.sleep(0.05)
     raise AssertionError("no publisher child process")

@@ -21,6 +21,14 @@ When the child dies (killed, crashed), the parent starts a new one itself, with 
 (:class:`RespawnPolicy`), and says so in one log line per restart. The new child reads
 every unpublished row from the outbox, so nothing committed meanwhile is lost. A child
 that keeps dying makes ``alive`` false: the systemd watchdog restarts the service.
+
+The child is a plain ``python -m gateway.mqtt.publisher_process FD`` started with
+``subprocess`` and talks over a socket pair (length-prefixed pickles, :class:`Channel`),
+not a ``multiprocessing`` spawn child: that would start the multiprocessing resource
+tracker, a third process of ~13 MB that the gateway never needs (and
+``multiprocessing.connection`` alone costs the child 2 MB of imports). The child imports only
+paho, sqlite3 and the publisher (no pydantic, no GS1 code): it gets its settings as plain
+data (:class:`~gateway.mqtt.publisher.ClientSettings`) in its first message.
 """
 
 from __future__ import annotations
@@ -28,20 +36,33 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing
 import os
+import pickle
+import select
 import signal
+import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.scanners.backoff import Backoff
-from gateway.config import BrokerConfig
-from gateway.mqtt.publisher import Publisher, PublisherStats, StatusMessage
+from gateway.mqtt.publisher import (
+    ClientSettings,
+    Publisher,
+    PublisherStats,
+    StatusMessage,
+    client_settings,
+)
+
+if TYPE_CHECKING:
+    from gateway.config import BrokerConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +93,55 @@ def _dict_to_props(values: dict[str, Any]) -> Any:
     for name, value in values.items():
         setattr(props, name, value)
     return props
+
+
+_HEADER = struct.Struct("!I")
+
+
+class Channel:
+    """Pickled messages over one end of a socket pair, each with a 4-byte length.
+
+    ``recv`` raises ``EOFError`` when the other end is closed (the other process died);
+    ``send`` raises ``OSError``. One sender at a time (callers hold a lock).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        """Two connected ends."""
+        a, b = socket.socketpair()
+        return cls(a), cls(b)
+
+    @classmethod
+    def from_fd(cls, fd: int) -> Channel:
+        """The end a parent passed down as file descriptor ``fd``."""
+        return cls(socket.socket(fileno=fd))
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def send(self, msg: Any) -> None:
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        self._sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def recv(self) -> Any:
+        (size,) = _HEADER.unpack(self._read(_HEADER.size))
+        return pickle.loads(self._read(size))
+
+    def _read(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self._sock.recv_into(view[got:])
+            if k == 0:
+                raise EOFError("the other end closed")
+            got += k
+        return buf
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 @dataclass
@@ -181,10 +251,11 @@ class RemotePublisher:
         self._connected = threading.Event()
         self._send_lock = threading.Lock()  # also guards swapping the child's pipe
         self._life_lock = threading.Lock()  # a restart and stop() never overlap
-        self._ctx = multiprocessing.get_context("spawn")
-        self._child_args = (cfg, client_id, str(db_path), will, list(subscriptions))
-        self._conn: Any = None  # the parent's end of the current child's pipe
-        self._proc: Any = None  # the current child (multiprocessing.Process)
+        # checked here (TlsError, as the in-process Publisher); the child gets plain data
+        settings = client_settings(cfg)
+        self._child_args = (settings, client_id, str(db_path), will, list(subscriptions))
+        self._conn: Channel | None = None  # the parent's end of the current child's pipe
+        self._proc: subprocess.Popen[bytes] | None = None  # the current child
         self._started_at = 0.0
         self.policy = RespawnPolicy()
         self.restarts = 0
@@ -213,11 +284,9 @@ class RemotePublisher:
             )
         )
         proc = self._proc
-        if proc is not None:
-            proc.join(timeout)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(1)
+        if proc is not None and not _wait(proc, timeout):
+            proc.kill()
+            _wait(proc, 1)
         if self._receiver.is_alive():
             self._receiver.join(1.0)  # sees the child's EOF (or the stop, if restarting)
         if self._conn is not None:
@@ -230,15 +299,15 @@ class RemotePublisher:
 
     def _spawn(self) -> None:
         """Start a new child and make it the current one."""
-        conn, child = self._ctx.Pipe()
-        proc = self._ctx.Process(
-            target=child_main,
-            args=(child, *self._child_args),
-            name="traceway-publisher",
-            daemon=True,
-        )
+        conn, child = Channel.pair()
         try:
-            proc.start()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=_child_env(),
+            )
+            conn.send(("init", *self._child_args))
         except BaseException:
             conn.close()
             raise
@@ -292,6 +361,7 @@ class RemotePublisher:
         """Forward the child's messages; when it dies, start a new one (with backoff)."""
         while True:
             try:
+                assert self._conn is not None
                 msg = self._conn.recv()
             except (EOFError, OSError):
                 self._connected.clear()
@@ -307,11 +377,11 @@ class RemotePublisher:
     def _restart(self) -> bool:
         """The child died: start another after the policy's delay. False when stopping."""
         dead = self._proc
-        dead.join(2)
-        if dead.is_alive():  # closed its pipe but lives on: it is of no use any more
+        assert dead is not None
+        if not _wait(dead, 2):  # closed its pipe but lives on: it is of no use any more
             dead.kill()
-            dead.join(2)
-        why = describe_exit(dead.exitcode)
+            _wait(dead, 2)
+        why = describe_exit(dead.returncode)
         delay = self.policy.on_death(time.monotonic() - self._started_at)
         waited = 0.0
         while True:
@@ -379,9 +449,41 @@ class RemotePublisher:
                 self.on_message_cb(RemoteMessage(topic, payload, retain, SimpleNamespace(**props)))
 
 
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for ``proc`` to end; False when it still runs after ``timeout`` seconds.
+
+    Waits on a pidfd with ``select`` (as multiprocessing waits on its sentinel), not with
+    ``Popen.wait(timeout)``, whose sleep loop fails (EINVAL) when the wall clock steps
+    under libfaketime; the plain wait is the fallback where pidfds do not exist.
+    """
+    if proc.poll() is not None:
+        return True
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return proc.poll() is not None
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with this checkout importable from any working directory."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def child_main(
     conn: Any,
-    cfg: BrokerConfig,
+    cfg: ClientSettings,
     client_id: str,
     db_path: str,
     will: StatusMessage | None,
@@ -445,3 +547,21 @@ def child_main(
             offline = StatusMessage(topic, json.loads(payload)) if topic else None
             pub.stop(offline, timeout)
             os._exit(0)
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m gateway.mqtt.publisher_process FD``: the child's entry point."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # at once: the parent decides when we stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Channel.from_fd(int(argv[1]))
+    try:
+        kind, *args = conn.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+    if kind != "init":
+        os._exit(2)
+    child_main(conn, *args)
+
+
+if __name__ == "__main__":
+    _main(sys.argv)

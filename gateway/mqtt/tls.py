@@ -16,9 +16,30 @@ import os
 import socket
 import ssl
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.config import BrokerConfig, ConfigError, TlsConfig, is_loopback
+if TYPE_CHECKING:  # the publisher process imports this module: no pydantic there
+    from gateway.config import BrokerConfig
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost`` (``gateway.config.is_loopback``)."""
+    from gateway.config import is_loopback as config_is_loopback
+
+    return config_is_loopback(host)
+
+
+class TlsFiles(Protocol):
+    """What :func:`tls_context` reads (``TlsConfig``, or a plain copy of it)."""
+
+    @property
+    def ca_file(self) -> Path | None: ...
+    @property
+    def cert_file(self) -> Path | None: ...
+    @property
+    def key_file(self) -> Path | None: ...
+    @property
+    def server_hostname(self) -> str: ...
 
 
 class TlsError(Exception):
@@ -65,7 +86,7 @@ def _readable(path: Path, what: str, key: str) -> None:
         ) from exc
 
 
-def tls_context(cfg: TlsConfig) -> ssl.SSLContext:
+def tls_context(cfg: TlsFiles) -> ssl.SSLContext:
     """An SSLContext for the broker: CERT_REQUIRED, hostname check, TLS >= 1.2.
 
     The CA comes from ``cfg.ca_file`` or, when unset, the system trust store.
@@ -200,6 +221,8 @@ def check_broker(broker: BrokerConfig, config_file: str, *, strict: bool = True)
     shell without the service's environment) turns "not readable by this user" and "the
     environment variable is not set" into the returned warnings.
     """
+    from gateway.config import ConfigError
+
     if not broker.enabled:
         return []
     warnings: list[str] = []
