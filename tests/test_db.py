@@ -92,3 +92,28 @@ def test_run_refuses_with_clear_message(tmp_path: Path) -> None:
     assert r.returncode == 3
     assert "not an SQLite database" in r.stderr
     assert (tmp_path / "gw.db").read_text() == "hello"
+
+
+def test_head_read_from_the_migration_files_is_alembics() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from gateway.store.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_starting_on_a_current_database_does_not_load_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "x.db"
+    open_database(db).dispose()
+    code = (
+        "import sys; from pathlib import Path; from gateway.store.db import open_database; "
+        f"open_database(Path({str(db)!r})).dispose(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

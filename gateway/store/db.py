@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: The migrations; Alembic itself (~11 MB resident) is imported only when one must run.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_REV = re.compile(r'^(down_revision|revision) = (None|"([^"]+)")$', re.M)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"meta", "outbox", "products", "lots"}
@@ -35,16 +39,30 @@ def _busy(path: Path | None, exc: sqlite3.Error) -> DatabaseBusy:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
+
+
+def known_revisions() -> dict[str, str | None]:
+    """revision -> down_revision of every migration this traceway ships (read as text)."""
+    out: dict[str, str | None] = {}
+    for f in sorted((MIGRATIONS / "versions").glob("*.py")):
+        found = {m.group(1): m.group(3) for m in _REV.finditer(f.read_text(encoding="utf-8"))}
+        rev = found.get("revision")
+        if rev:
+            out[rev] = found.get("down_revision")
+    return out
 
 
 def head_revision() -> str:
     """The newest schema revision this version of traceway knows."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    revs = known_revisions()
+    heads = set(revs) - {d for d in revs.values() if d}
+    assert len(heads) == 1, f"migrations must form one line, heads: {sorted(heads)}"
+    return heads.pop()
 
 
 def create_sqlite_engine(path: Path, synchronous: str = "FULL") -> Engine:
@@ -118,7 +136,6 @@ def _read_only_facts(path: Path) -> tuple[set[str], str | None]:
 def check_schema(path: Path) -> None:
     """Refuse a foreign database or one written by a newer traceway (read-only check)."""
     head = head_revision()
-    script = ScriptDirectory.from_config(_alembic_config())
     tables, current = _read_only_facts(path)
     if current is None and tables - {"alembic_version"}:
         if not tables >= _OUR_TABLES:
@@ -128,23 +145,29 @@ def check_schema(path: Path) -> None:
                 "storage.path at a new file."
             )
         raise DatabaseError(f"{path}: database has traceway tables but no schema revision.")
-    if current is not None:
-        try:
-            script.get_revision(current)
-        except Exception as exc:
-            raise DatabaseError(
-                f"{path}: the database was written by a newer traceway (schema revision "
-                f"{current}, this version knows up to {head}). Downgrades are refused: install "
-                "the newer traceway again or restore a backup taken before the upgrade."
-            ) from exc
+    if current is not None and current not in known_revisions():
+        raise DatabaseError(
+            f"{path}: the database was written by a newer traceway (schema revision "
+            f"{current}, this version knows up to {head}). Downgrades are refused: install "
+            "the newer traceway again or restore a backup taken before the upgrade."
+        )
 
 
 def migrate(engine: Engine) -> str:
     """Bring the schema to head (Alembic, in one transaction)."""
     head = head_revision()
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+        has_table = conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'")
+        ).first()
+        current = (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            if has_table
+            else None
+        )
     if current != head:
+        from alembic import command
+
         cfg = _alembic_config()
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
