@@ -189,11 +189,19 @@ class IngestWorker:
         False when stopping before the database came back (nothing acknowledged).
         """
         prefix = self.cfg.broker.topic_prefix
+        t0 = time.perf_counter()
         verdicts = [classify(m.topic, m.payload, prefix) for m in batch]
+        t1 = time.perf_counter()
         if not self._commit(verdicts):
             return False
         self._ack(batch)
         self.received += len(batch)
+        log.debug(
+            "batch of %d: validated in %.1f ms, committed in %.1f ms",
+            len(batch),
+            (t1 - t0) * 1000,
+            (time.perf_counter() - t1) * 1000,
+        )
         return True
 
     def _commit(self, verdicts: list[Accepted | Rejected]) -> bool:
