@@ -278,10 +278,10 @@ def test_site_wide_master_data(clients: dict[str, Client]) -> None:
     assert gw1.subscribe("traceway/v1/siteA/cache/#") == 1
     assert gw1.subscribe(f"{A}/cache/#") == 1
     assert central.publish("traceway/v1/siteB/cache/products", b"B") == 0
-    assert central.publish(f"{A}/cache/lots", b"mine") == 0
+    assert central.publish(f"{A}/cache/delta", b"mine") == 0
     assert central.publish("traceway/v1/siteA/cache/products", b"site") == 0
     got = [t for t, _ in gw1.wait_message("traceway/v1/siteA/cache/products")]
-    assert got == [f"{A}/cache/lots", "traceway/v1/siteA/cache/products"]
+    assert got == [f"{A}/cache/delta", "traceway/v1/siteA/cache/products"]
 
 
 def test_gateway_cannot_read_others_events(clients: dict[str, Client]) -> None:
@@ -345,3 +345,10 @@ def test_a_cert_from_another_ca_is_refused(acl_broker: AclBroker, tmp_path: Path
     except OSError:
         pass  # refused during the handshake
     assert not any(not rc.is_failure for rc in result)
+
+
+@pytest.mark.parametrize(
+    "suffix", ["events", "alerts", "status", "metrics", "devices/zebra", "cache/ack"]
+)
+def test_central_cannot_forge_a_gateways_messages(clients: dict[str, Client], suffix: str) -> None:
+    assert clients["central"].publish(f"{A}/{suffix}", b"forged") == NOT_AUTHORIZED

@@ -65,6 +65,7 @@ def store_events(
     fresh = [unique[i] for i in unique if i in new_ids]
     if not fresh:
         return result
+    ensure_partitions(conn, [parse_time(e["event_time"]) for e in fresh])
     _insert_raw(conn, fresh, received_at)
     deltas: dict[tuple[str, str, str, str], Decimal] = defaultdict(Decimal)
     for ev in sorted(fresh, key=lambda e: (parse_time(e["event_time"]), e["gateway_id"], e["seq"])):
@@ -73,6 +74,38 @@ def store_events(
     track_seqs(conn, fresh, received_at)
     result.stored = len(fresh)
     return result
+
+
+#: Months whose partition exists, per database (URL): no catalog lookup per batch.
+_KNOWN_MONTHS: set[tuple[str, int, int]] = set()
+
+
+def ensure_partitions(conn: Connection, times: Sequence[datetime]) -> None:
+    """A monthly partition of ``events`` for every month in ``times`` (UTC), so old months
+    detach cleanly (``ALTER TABLE events DETACH PARTITION events_2026_01``). Rows of a
+    month that reached the DEFAULT partition first stay there."""
+    from datetime import UTC
+
+    db = str(conn.engine.url)
+    months = {(db, t.astimezone(UTC).year, t.astimezone(UTC).month) for t in times}
+    for _db, y, m in sorted(months - _KNOWN_MONTHS):
+        name = f"events_{y:04d}_{m:02d}"
+        ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+        conn.execute(text("SELECT pg_advisory_xact_lock(7245, :k)"), {"k": y * 100 + m})
+        exists = conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar()
+        if exists is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        text(
+                            f"CREATE TABLE {name} PARTITION OF events FOR VALUES FROM "
+                            f"('{y:04d}-{m:02d}-01 00:00:00+00') TO "
+                            f"('{ny:04d}-{nm:02d}-01 00:00:00+00')"
+                        )
+                    )
+            except Exception:  # the DEFAULT partition already holds rows of that month
+                continue
+        _KNOWN_MONTHS.add((db, y, m))
 
 
 def _insert_raw(

@@ -130,3 +130,12 @@ def test_alerts_and_events_share_the_seq_space(engine: Engine) -> None:
         gaps = c.execute(text("SELECT count(*) FROM seq_gaps WHERE closed_at IS NULL")).scalar_one()
         high = c.execute(text("SELECT seq_high FROM gateways")).scalar_one()
     assert (gaps, high) == (0, 3)
+
+
+def test_events_go_to_monthly_partitions(engine: Engine) -> None:
+    evs = [event(1, "receive", [lot_item("L", 1, party("S"), loc("D"))], 0)]
+    with engine.begin() as c:
+        store_events(c, evs, NOW)
+    with engine.connect() as c:
+        where = c.execute(text("SELECT tableoid::regclass::text FROM events")).scalar_one()
+    assert where == "events_2026_11"
