@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -392,3 +393,157 @@ def test_cli_counts_untracked_stock_rows(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "imported 3 products, 1 lots, 0 serials, 1 untracked stock rows" in r.stdout
+
+
+# -- issue 11: streaming import, bounded memory -------------------------------------------
+
+
+def many_serials(path: Path, n: int, bad: dict[int, str] | None = None) -> Path:
+    """A serials file of ``n`` rows of PUMP_G (line k+2 is serial SN{k}); ``bad`` replaces
+    whole lines by number."""
+    bad = bad or {}
+    with path.open("w") as f:
+        f.write("gtin,serial,lot,state,location\n")
+        for k in range(n):
+            line = k + 2
+            f.write(bad[line] if line in bad else f"{PUMP_G},SN{k},PL{k % 50},expected,")
+            f.write("\n")
+    return path
+
+
+def dump(db: Path) -> list[Any]:
+    con = sqlite3.connect(db)
+    try:
+        return [
+            con.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+            for t in ("products", "lots", "lot_stock", "item_stock", "serials")
+        ]
+    finally:
+        con.close()
+
+
+def test_bad_rows_near_the_end_of_a_huge_file_leave_the_cache_untouched(tmp_path: Path) -> None:
+    """A bad row at line 900,000 (a repeat of line 3) and one at 900,001 (a wrong check
+    digit) are reported with file and line; the cache stays exactly as it was."""
+    db = tmp_path / "c.db"
+    engine = open_database(db)
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    lots = write(tmp_path / "l.csv", LOT_HEADER + f"{LOT_G},LOTA,,,A-01,10\n{BOX_G},,,,D-01,5\n")
+    small = many_serials(tmp_path / "s0.csv", 10)
+    import_csv(engine, prods, lots, small)
+    before = dump(db)
+    assert len(before[4]) == 10
+    ser = many_serials(
+        tmp_path / "s.csv",
+        900_000,
+        {900_000: f"{PUMP_G},SN1,PL1,expected,", 900_001: "09506000134360,SNX,,,"},
+    )
+    write(lots, LOT_HEADER + f"{LOT_G},LOTA,,,A-01,99\n{BOX_G},,,,D-01,0\n")
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, prods, lots, ser)
+    engine.dispose()
+    assert ei.value.problems == [
+        f"{ser}:900000: serial SN1 of GTIN {PUMP_G} appears twice (first at {ser}:3)",
+        f"{ser}:900001: GTIN 09506000134360 has a wrong check digit (expected 9)",
+    ]
+    assert dump(db) == before
+
+
+def test_import_streams_rows_instead_of_holding_them(tmp_path: Path) -> None:
+    """Python memory stays small however many rows a file has (they are staged in SQLite):
+    200,000 serials, peak traced allocations under 16 MB (a list of row dicts is ~100 MB)."""
+    import tracemalloc
+
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    ser = many_serials(tmp_path / "s.csv", 200_000)
+    tracemalloc.start()
+    try:
+        counts = import_csv(engine, prods, None, ser)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    engine.dispose()
+    assert counts.serials == 200_000
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    con = sqlite3.connect(tmp_path / "c.db")
+    assert con.execute("SELECT COUNT(*), MIN(updated_at) > 0 FROM serials").fetchone() == (
+        200_000,
+        1,
+    )
+    con.close()
+
+
+def test_many_problems_are_counted_and_the_first_ones_listed(tmp_path: Path) -> None:
+    """A file of bad rows: the first MAX_REPORTED problems in line order, all counted."""
+    from gateway.store.cache_import import MAX_REPORTED
+
+    engine = open_database(tmp_path / "c.db")
+    prods = write(tmp_path / "p.csv", PRODUCTS)
+    n = MAX_REPORTED + 500
+    ser = many_serials(tmp_path / "s.csv", n, {k: f"{PUMP_G},,,," for k in range(2, n + 2)})
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, prods, None, ser)
+    engine.dispose()
+    assert ei.value.total == n
+    assert len(ei.value.problems) == MAX_REPORTED
+    assert ei.value.problems[0] == f"{ser}:2: serial must be 1 to 20 characters"
+    assert ei.value.problems[-1].startswith(f"{ser}:{MAX_REPORTED + 1}: ")
+
+
+def test_a_repeat_of_a_refused_row_names_the_first_good_row(tmp_path: Path) -> None:
+    """Only good rows count as "first": a row repeating a disagreeing row's location is
+    compared with the lot's first row, and a repeat of a bad serial row is not a duplicate."""
+    lots = tmp_path / "l.csv"
+    problems = refused(
+        tmp_path,
+        f"{LOT_G},LOTA,2030-03-31,active,A-01,10\n"
+        f"{LOT_G},LOTA,2030-04-30,active,A-02,5\n"
+        f"{LOT_G},LOTA,2030-04-30,active,A-02,5\n"
+        f"{LOT_G},LOTA,2030-03-31,active,A-02,5\n"
+        f"{LOT_G},LOTA,2030-03-31,active,A-02,6\n",
+    )
+    assert problems == [
+        f"{lots}:3: lot LOTA of GTIN {LOT_G} has expiry 2030-04-30 here but 2030-03-31 at {lots}:2",
+        f"{lots}:4: lot LOTA of GTIN {LOT_G} has expiry 2030-04-30 here but 2030-03-31 at {lots}:2",
+        f"{lots}:6: lot LOTA of GTIN {LOT_G} at location A-02 appears twice (first at {lots}:5)",
+    ]
+    engine = open_database(tmp_path / "s.db")
+    ser = write(
+        tmp_path / "s.csv",
+        f"gtin,serial,state\n{PUMP_G},SN1,lost\n{PUMP_G},SN1,\n{PUMP_G},SN1,picked\n",
+    )
+    with pytest.raises(ImportError_) as ei:
+        import_csv(engine, write(tmp_path / "p.csv", PRODUCTS), None, ser)
+    engine.dispose()
+    assert ei.value.problems == [
+        f"{ser}:2: state 'lost' must be one of in_stock, picked, shipped, consumed, "
+        "destroyed, expected",
+        f"{ser}:4: serial SN1 of GTIN {PUMP_G} appears twice (first at {ser}:3)",
+    ]
+
+
+def test_cli_lists_the_first_problems_and_counts_all(tmp_path: Path) -> None:
+    from gateway.store.cache_import import MAX_REPORTED
+
+    cfg = write(
+        tmp_path / "gw.toml",
+        '[gateway]\nsite = "s"\nid = "g"\n[storage]\npath = "c.db"\n[stations.a]\nstep = "receiving"\n',
+    )
+    n = MAX_REPORTED + 3
+    bad = write(tmp_path / "p.csv", "gtin,tracking\n" + "1,lot\n" * n)
+    r = subprocess.run(
+        [
+            *(sys.executable, "-m", "gateway.cli", "cache", "import", "--config", str(cfg)),
+            *("--products", str(bad)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[-2:] == [
+        "… and 3 more problem(s)",
+        f"import refused: {n} problem(s); nothing was written",
+    ]
+    assert len(lines) == MAX_REPORTED + 2

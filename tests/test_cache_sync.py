@@ -652,3 +652,63 @@ def test_resync_log_says_what_is_held(store: HotStore, caplog: pytest.LogCapture
         sync.announce()
     (line,) = [r.getMessage() for r in caplog.records if "resync requested" in r.getMessage()]
     assert line == "cache resync requested (empty; no cache version yet)"
+
+
+# -- issue 11: a snapshot of many rows is applied set-based ---------------------------------
+
+
+def test_a_large_snapshot_is_applied_in_a_few_statements(store: HotStore) -> None:
+    """Lots and serials are staged (executemany) and applied set-based: the statements
+    besides the staging inserts do not grow with the rows (was two per serial, one per
+    lot missing from the snapshot). The rules stay: a zero-stock row of a dropped lot
+    goes with it, a serial without a lot keeps the one it had, a later local movement
+    is not undone."""
+    store.conn.execute(
+        "INSERT INTO lot_stock(lot_id, location, quantity) "
+        "SELECT id, 'Z-00', 0 FROM lots WHERE lot = 'PUMPLOT1'"
+    )
+    store.conn.execute(
+        "UPDATE serials SET state = 'shipped', updated_at = ? WHERE serial = 'SN1002'",
+        (time.time() + 60,),
+    )
+    lots = [
+        {"gtin": PUMP, "lot": f"PL{i}", "expiry": None, "status": "released"} for i in range(500)
+    ]
+    serials = [
+        {"gtin": PUMP, "serial": f"S{i}", "lot": f"PL{i % 500}", "state": "commissioned"}
+        for i in range(5000)
+    ]
+    serials += [
+        {"gtin": PUMP, "serial": "SN1001", "state": "picked"},
+        {"gtin": PUMP, "serial": "SN1002", "state": "in_stock"},
+    ]
+    snap = snapshot(4, products=PRODUCTS, lots=lots, serials=serials)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        tx(store, lambda s: apply_snapshot(s, snap))
+    finally:
+        store.conn.set_trace_callback(None)
+    # (a trigger's statements are traced with the text of the statement that fired it)
+    staging = ("INSERT INTO temp.", "INSERT OR REPLACE INTO temp.")
+    others = {s for s in statements if not s.startswith(staging)}
+    assert len(others) < 100, len(others)
+    assert store.lot(PUMP, "PUMPLOT1") is None  # dropped: no stock (its zero row went too)
+    assert (
+        store.conn.execute("SELECT COUNT(*) FROM lot_stock WHERE location = 'Z-00'").fetchone()[0]
+        == 0
+    )
+    assert stock(store, "LOTA") == 50  # missing from the snapshot, but holds stock: kept
+    sn1001 = store.serial(PUMP, "SN1001")
+    assert sn1001 is not None and (sn1001.state, sn1001.lot) == ("picked", "PUMPLOT1")
+    assert store.serial(PUMP, "SN1002").state == "shipped"  # type: ignore[union-attr]
+    s7 = store.serial(PUMP, "S7")
+    assert s7 is not None and (s7.state, s7.lot) == ("in_stock", "PL7")
+    assert status(store, PUMP, "PL7") == "active"
+    assert tx(store, cache_counts)["serials"] == 5002
+    assert (
+        store.conn.execute(
+            "SELECT name FROM sqlite_temp_master WHERE name LIKE 'sync_stage%'"
+        ).fetchall()
+        == []
+    )

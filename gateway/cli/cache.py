@@ -51,9 +51,9 @@ def run_import(args: argparse.Namespace) -> int:
     except ImportError_ as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
-        print(
-            f"import refused: {len(exc.problems)} problem(s); nothing was written", file=sys.stderr
-        )
+        if exc.total > len(exc.problems):
+            print(f"… and {exc.total - len(exc.problems)} more problem(s)", file=sys.stderr)
+        print(f"import refused: {exc.total} problem(s); nothing was written", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

@@ -469,10 +469,25 @@ def apply_delta(store: HotStore, delta: Mapping[str, Any], now: float | None = N
     return int(delta["version"])
 
 
+_STAGE = {
+    "sync_stage_lots": "gtin TEXT NOT NULL, lot TEXT NOT NULL, expiry TEXT, status TEXT NOT NULL, "
+    "PRIMARY KEY (gtin, lot)",
+    "sync_stage_serials": "gtin TEXT NOT NULL, serial TEXT NOT NULL, lot TEXT, state TEXT NOT NULL",
+}
+
+
+def _drop_stage(store: HotStore) -> None:
+    for name in _STAGE:
+        store.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
 def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | None = None) -> int:
     """Replace master data with a complete (merged) snapshot; returns its version.
 
     Stock quantities are never touched; see the module docstring for what is kept.
+    Lots and serials (up to millions) go into TEMP staging tables (``executemany`` from
+    generators) and are applied with a few set-based statements, in the caller's
+    transaction (a failure rolls the staging back with everything else).
     """
     t = time.time() if now is None else now
     cut = epoch(snapshot["generated_at"])
@@ -485,28 +500,57 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
     for p in snapshot["products"]:
         _upsert_product(store, p, t)
     for (hold_id,) in conn.execute("SELECT hold_id FROM sync_holds").fetchall():
-        _lift_hold(store, hold_id, t)
+        _lift_hold(store, hold_id, t)  # every hold is lifted: serials below see none
     conn.execute("DELETE FROM sync_recalls")
-    keep = {(lot["gtin"], lot["lot"]) for lot in snapshot["lots"]}
-    for gtin, lot in conn.execute("SELECT gtin, lot FROM lots").fetchall():
-        if (gtin, lot) not in keep:
-            _delete_lot(store, gtin, lot)
+    _drop_stage(store)
+    for name, cols in _STAGE.items():
+        conn.execute(f"CREATE TEMP TABLE {name}({cols})")
     conn.executemany(
-        "INSERT INTO sync_lot_status(gtin, lot, status) VALUES (?, ?, ?) "
-        "ON CONFLICT(gtin, lot) DO UPDATE SET status = excluded.status",
-        [(lot["gtin"], lot["lot"], lot["status"]) for lot in snapshot["lots"]],
+        "INSERT OR REPLACE INTO temp.sync_stage_lots VALUES (?, ?, ?, ?)",
+        ((lot["gtin"], lot["lot"], lot["expiry"], lot["status"]) for lot in snapshot["lots"]),
     )
-    conn.executemany(
-        "INSERT INTO lots(gtin, lot, expiry, status, updated_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT(gtin, lot) DO UPDATE SET expiry = excluded.expiry, "
+    # a lot missing from the snapshot goes, unless it holds local stock (see _delete_lot)
+    gone = (
+        "SELECT l.id FROM lots AS l WHERE NOT EXISTS (SELECT 1 FROM temp.sync_stage_lots AS k "
+        "WHERE k.gtin = l.gtin AND k.lot = l.lot) AND NOT EXISTS (SELECT 1 FROM lot_stock AS s "
+        "WHERE s.lot_id = l.id AND s.quantity > 0)"
+    )
+    conn.execute(
+        "DELETE FROM sync_lot_status WHERE (gtin, lot) IN "
+        f"(SELECT gtin, lot FROM lots WHERE id IN ({gone}))"
+    )
+    conn.execute(f"DELETE FROM lot_stock WHERE lot_id IN ({gone})")
+    conn.execute(f"DELETE FROM lots WHERE id IN ({gone})")
+    conn.execute(
+        "INSERT INTO sync_lot_status(gtin, lot, status) SELECT gtin, lot, status "
+        "FROM temp.sync_stage_lots WHERE true "
+        "ON CONFLICT(gtin, lot) DO UPDATE SET status = excluded.status"
+    )
+    local = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in LOT_STATUS.items())
+    conn.execute(
+        "INSERT INTO lots(gtin, lot, expiry, status, updated_at) "
+        f"SELECT gtin, lot, expiry, CASE status {local} END, ? FROM temp.sync_stage_lots "
+        "WHERE true ON CONFLICT(gtin, lot) DO UPDATE SET expiry = excluded.expiry, "
         "updated_at = excluded.updated_at",
-        [
-            (lot["gtin"], lot["lot"], lot["expiry"], LOT_STATUS[lot["status"]], t)
-            for lot in snapshot["lots"]
-        ],
+        (t,),
     )
-    for s in snapshot["serials"]:
-        _upsert_serial(store, s, cut)
+    # the central state, unless the serial moved locally at or after the cut (_upsert_serial)
+    conn.executemany(
+        "INSERT INTO temp.sync_stage_serials VALUES (?, ?, ?, ?)",
+        (
+            (s["gtin"], s["serial"], s.get("lot"), SERIAL_STATE[s["state"]])
+            for s in snapshot["serials"]
+        ),
+    )
+    conn.execute(
+        "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
+        "SELECT gtin, serial, lot, state, '', ? FROM temp.sync_stage_serials WHERE true "
+        "ORDER BY rowid ON CONFLICT(gtin, serial) DO UPDATE SET "
+        "lot = COALESCE(excluded.lot, serials.lot), state = excluded.state, "
+        "updated_at = excluded.updated_at WHERE serials.updated_at < excluded.updated_at",
+        (cut,),
+    )
+    _drop_stage(store)
     for h in snapshot["holds"]:
         _put_hold(store, h, t)
     conn.executemany(
