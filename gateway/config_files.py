@@ -114,8 +114,13 @@ def file_problems(cfg: GatewayConfig, file: str | Path, *, seeds: bool = True) -
     return out
 
 
-def seed_error(file: str | Path | None, cache: CacheConfig, problems: list[str]) -> ConfigError:
-    """The first problem of a refused seed import, under the config key of its file."""
+def seed_error(
+    file: str | Path | None, cache: CacheConfig, problems: list[str], total: int | None = None
+) -> ConfigError:
+    """The first problem of a refused seed import, under the config key of its file.
+
+    ``total`` counts every problem when the import listed only the first ones.
+    """
     first = problems[0]
     key = "cache"
     for k, path in (
@@ -125,5 +130,6 @@ def seed_error(file: str | Path | None, cache: CacheConfig, problems: list[str])
     ):
         if path is not None and first.startswith(f"{path}:"):
             key = k
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    count = max(total or 0, len(problems))
+    more = f" (and {count - 1} more problem(s))" if count > 1 else ""
     return ConfigError(str(file or "<config>"), key, first + more)

@@ -189,7 +189,7 @@ class Gateway:
             counts = import_csv(self.engine, c.seed_products, c.seed_lots, c.seed_serials)
         except ImportError_ as exc:  # one line naming the config key, not a traceback
             self.engine.dispose()
-            raise seed_error(self.config_path, c, exc.problems) from None
+            raise seed_error(self.config_path, c, exc.problems, exc.total) from None
         log.info(
             "cache seeded: %d products, %d lots, %d serials, %d untracked stock rows",
             counts.products,
