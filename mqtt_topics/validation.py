@@ -62,8 +62,29 @@ def _path(parts: Iterator[Any] | Any) -> str:
     return s.lstrip(".") or "(root)"
 
 
+@cache
+def fast_validator(name: str) -> Any | None:
+    """A compiled validator (jsonschema-rs, when installed) for the common case: valid.
+
+    About 500 times faster than ``jsonschema``; a payload it refuses is validated again
+    by ``jsonschema`` for the messages. None when jsonschema-rs is not installed (the
+    gateway does not need it; the central service's ingest does).
+    """
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    res = [(SCHEMA_ID_PREFIX + n, load_schema(n)) for n in [*schema_names(), "traceway.defs"]]
+    return jsonschema_rs.Draft202012Validator(
+        load_schema(name), validate_formats=True, registry=jsonschema_rs.Registry(res)
+    )
+
+
 def schema_errors(name: str, payload: Any) -> list[str]:
     """JSON Schema errors of ``payload`` against schema ``name`` (``path: message``), sorted."""
+    fast = fast_validator(name)
+    if fast is not None and fast.is_valid(payload):
+        return []
     errors = validator(name).iter_errors(payload)
     return sorted(f"{_path(e.absolute_path)}: {e.message}" for e in errors)
 

@@ -394,3 +394,20 @@ def test_readme_examples_are_the_example_payloads() -> None:
     for name, payload in EXAMPLES.items():
         start = text.index("```json\n", text.index(f"— `{name}`")) + len("```json\n")
         assert json.loads(text[start : text.index("```", start)]) == payload, name
+
+
+def test_the_fast_validator_agrees_with_jsonschema() -> None:
+    """Every example and every mutated bad event: the compiled validator (when installed)
+    never calls valid what jsonschema refuses."""
+    from mqtt_topics.validation import fast_validator, schema_errors, validator
+
+    pytest.importorskip("jsonschema_rs")
+    cases = [(p["schema"]["name"], p) for p in example_payloads().values()]
+    cases += [("traceway.event", ev) for ev in scripted_day()]
+    cases += [("traceway.event", bad) for bad in BAD_EVENTS.values()]
+    for name, payload in cases:
+        fast = fast_validator(name)
+        assert fast is not None
+        slow_ok = not list(validator(name).iter_errors(payload))
+        assert fast.is_valid(payload) == slow_ok, (name, payload)
+        assert (schema_errors(name, payload) == []) == slow_ok
