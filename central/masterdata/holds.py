@@ -427,9 +427,12 @@ def start_block(
     """Hold or recall ``unit``: record it, push deltas to every site that may hold it, audit."""
     reason, who = _check_text(reason, "reason"), _check_text(who, "who")
     sites = target_sites(conn, unit)
-    all_sites = not sites
+    # A recall goes to every site: a recalled lot may still arrive somewhere it has never
+    # been (a transfer in flight, a return). A hold goes where the unit may be, or
+    # everywhere when that is not known.
+    all_sites = kind == "recall" or not sites
     if all_sites:
-        sites = sorted({site for _, site in known_gateways(conn)})
+        sites = sorted(set(sites) | {site for _, site in known_gateways(conn)})
     seq = int(
         conn.execute(text("SELECT nextval(pg_get_serial_sequence('blocks', 'id'))")).scalar_one()
     )
