@@ -3,8 +3,8 @@
 Revision ID: 0003
 Revises: 0002
 
-``cache_acks`` belongs to ingest (it records every gateway's ``cache/ack``); it is created
-here only when missing, with the same columns, so the recall status can read it.
+``cache_acks`` belongs to ingest (0002: it records every gateway's ``cache/ack``); the
+recall status reads it.
 """
 
 from alembic import op
@@ -67,19 +67,7 @@ CREATE TABLE cache_gateways (
     reported_at timestamptz NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS cache_acks (
-    gateway_id text NOT NULL,
-    site text NOT NULL,
-    kind text NOT NULL,
-    version bigint NOT NULL,
-    ok boolean NOT NULL,
-    error text,
-    request_id text,
-    acked_at timestamptz NOT NULL,
-    received_at timestamptz NOT NULL,
-    PRIMARY KEY (gateway_id, kind, version, acked_at)
-);
-CREATE INDEX IF NOT EXISTS ix_cache_acks_version ON cache_acks (version);
+-- cache_acks: created by 0002 (ingest records the acks; the pusher reads them)
 
 CREATE TABLE api_tokens (
     token_id text PRIMARY KEY,
