@@ -792,7 +792,7 @@ def test_wall_clock_steps_back_and_forth(
         i = 0
         for k, (spec, _) in enumerate(phases):
             offset_file.write_text(spec + "\n")
-            time.sleep(0.3)
+            time.sleep(1.0)  # libfaketime re-reads the file lazily; let every thread see it
             for _ in range(n):
                 p.send(serial_code(i))
                 i += 1
