@@ -184,6 +184,20 @@ def _custody_context(st: StationState, st_cfg: StationConfig) -> CustodyContext:
     )
 
 
+def _move_stock(store: HotStore, gtin: str, lot_id: int | None, leg: Leg, now: float) -> None:
+    """Take and put stock exactly as a custody leg says: a lot's, or an untracked GTIN's."""
+    if lot_id is not None:
+        if leg.take_from is not None:
+            store.take_stock_at(lot_id, leg.take_from, leg.quantity)
+        if leg.put_to is not None:
+            store.add_stock(lot_id, leg.put_to, leg.quantity, now)
+        return
+    if leg.take_from is not None:
+        store.take_item_stock(gtin, leg.take_from, leg.quantity)
+    if leg.put_to is not None:
+        store.add_item_stock(gtin, leg.put_to, leg.quantity)
+
+
 def _quarantine_locations(cfg: GatewayConfig) -> frozenset[str]:
     """Every station's quarantine location: goods there are not pickable until released."""
     return frozenset(s.quarantine_location for s in cfg.stations.values() if s.quarantine_location)
@@ -864,17 +878,8 @@ class ScanProcessor:
             )
             store.put_serial(c.gtin, c.serial, c.lot, new_state, location, now)
             return
-        if c.lot:
-            lot_id = store.ensure_lot(c.gtin, c.lot, c.expiry, now)
-            if leg.take_from is not None:
-                store.take_stock_at(lot_id, leg.take_from, leg.quantity)
-            if leg.put_to is not None:
-                store.add_stock(lot_id, leg.put_to, leg.quantity, now)
-            return
-        if leg.take_from is not None:
-            store.take_item_stock(c.gtin, leg.take_from, leg.quantity)
-        if leg.put_to is not None:
-            store.add_item_stock(c.gtin, leg.put_to, leg.quantity)
+        lot_id = store.ensure_lot(c.gtin, c.lot, c.expiry, now) if c.lot else None
+        _move_stock(store, c.gtin, lot_id, leg, now)
 
     @staticmethod
     def _child_item(c: tuple[str | None, str | None, str | None, str | None, int]) -> Item:
@@ -960,18 +965,8 @@ class ScanProcessor:
             store.set_lot_hold(gtin, lot, mv == "hold", now)
         elif mv in ("hold", "release") and not lot:
             store.set_product_hold(gtin, mv == "hold", now)
-        if leg is None:
-            return
-        if lot_id is not None:
-            if leg.take_from is not None:
-                store.take_stock_at(lot_id, leg.take_from, leg.quantity)
-            if leg.put_to is not None:
-                store.add_stock(lot_id, leg.put_to, leg.quantity, now)
-        elif not lot:
-            if leg.take_from is not None:
-                store.take_item_stock(gtin, leg.take_from, leg.quantity)
-            if leg.put_to is not None:
-                store.add_item_stock(gtin, leg.put_to, leg.quantity)
+        if leg is not None and (lot_id is not None or not lot):
+            _move_stock(store, gtin, lot_id, leg, now)
 
     def _adjust(
         self,
@@ -1023,17 +1018,11 @@ class ScanProcessor:
             reason={"code": "count_discrepancy", "counted": counted, "expected": decision.expected},
         )
 
-    def _items(self, interp: Interpretation, decision: Decision, st: StationState) -> list[Item]:
+    def _items(self, interp: Interpretation, decision: Decision) -> list[Item]:
         """The event's item: what, how much, from where, to where."""
         item: Item = {}
         leg = decision.leg
-        if interp.gtin is None and interp.sscc is not None:
-            item = {"sscc": interp.sscc}
-            src, dst = self._pallet_places(decision.movement or "", st)
-            item["from"] = src
-            item["to"] = dst
-            return [item]
-        assert interp.gtin is not None
+        assert interp.gtin is not None  # pallet scans move in _pallet_move / _pallet
         item["gtin"] = interp.gtin
         if interp.serial:
             item["serial"] = interp.serial
@@ -1048,23 +1037,6 @@ class ScanProcessor:
             item["to"] = leg.dest.as_payload() if leg.dest is not None else None
         return [item]
 
-    def _pallet_places(
-        self, mv: str, st: StationState
-    ) -> tuple[PlacePayload | None, PlacePayload | None]:
-        """From/to of a pallet scanned by its SSCC (its location is the station's)."""
-        st_cfg = self.cfg.stations[st.name]
-        here: PlacePayload = {"type": "location", "id": st.location}
-        if mv in ("receive", "return"):
-            return {"type": "party", "id": _source(st, st_cfg.source) or "unknown"}, here
-        if mv == "commission":
-            return None, here
-        if mv == "ship":
-            return here, {"type": "party", "id": st.destination or st_cfg.destination or "unknown"}
-        if mv in ("consume", "scrap"):
-            return here, None
-        src = st.source_location or st_cfg.source or st.location
-        return {"type": "location", "id": src}, here
-
     def _event(
         self,
         store: HotStore,
@@ -1074,7 +1046,7 @@ class ScanProcessor:
         interp: Interpretation,
         decision: Decision,
     ) -> tuple[int, str]:
-        items = self._items(interp, decision, st)
+        items = self._items(interp, decision)
         parent = st.open_parent if decision.movement == "pack" else None
         seq, eid = self._emit(store, scan, station, st, interp, decision, items, parent=parent)
         if parent is not None:
