@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "central.ingest.commands",
     "central.trace.cli",
     "central.api.cli",
+    "central.web.cli",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3

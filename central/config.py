@@ -83,6 +83,14 @@ class ApiConfig(_Strict):
     token_file: Path | None = Field(default=None, description="Hashed API tokens (see README).")
 
 
+class WebConfig(_Strict):
+    enabled: bool = Field(default=True, description="Serve the web UI under /ui.")
+    session_hours: float = Field(default=12, gt=0, le=168, description="Login lifetime.")
+    secure_cookies: bool | None = Field(
+        default=None, description="Cookies only over HTTPS; unset: on unless on loopback."
+    )
+
+
 class CentralConfig(_Strict):
     """The whole central configuration."""
 
@@ -90,6 +98,7 @@ class CentralConfig(_Strict):
     broker: BrokerConfig = BrokerConfig()
     ingest: IngestConfig = IngestConfig()
     api: ApiConfig = ApiConfig()
+    web: WebConfig = WebConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -183,21 +183,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pusher = None if args.no_push else CachePusher(engine, cfg.broker)
     if pusher is not None:
         pusher.start()
-    app = create_app(
-        engine,
-        _store(cfg, engine),
-        on_change=pusher.publish_pending if pusher is not None else None,
-    )
+    on_change = pusher.publish_pending if pusher is not None else None
+    app = create_app(engine, _store(cfg, engine), on_change=on_change)
+    commander = None
+    if cfg.web.enabled:
+        from central.web.commands import GatewayCommander
+        from central.web.views import mount_web
+
+        commander = None if args.no_push else GatewayCommander(cfg.broker)
+        if commander is not None:
+            commander.start()
+        secure = cfg.web.secure_cookies
+        if secure is None:
+            secure = cfg.api.host not in ("127.0.0.1", "::1", "localhost")
+        mount_web(
+            app,
+            engine,
+            commander=commander,
+            on_change=on_change,
+            session_hours=cfg.web.session_hours,
+            secure_cookie=secure,
+        )
     server = uvicorn.Server(
         uvicorn.Config(app, host=cfg.api.host, port=cfg.api.port, log_level="warning")
     )
+    web = " web UI: /ui/," if cfg.web.enabled else ""
     print(
-        f"traceway-central API on http://{cfg.api.host}:{cfg.api.port} (OpenAPI: /openapi.json)",
+        f"traceway-central API on http://{cfg.api.host}:{cfg.api.port} ({web} OpenAPI: "
+        "/openapi.json)",
         flush=True,
     )
     try:
         server.run()
     finally:
+        if commander is not None:
+            commander.stop()
         if pusher is not None:
             pusher.stop()
         engine.dispose()

@@ -1,0 +1,1 @@
+"""The web UI: login, search, unit pages, the recall desk, expiring stock, the fleet."""
