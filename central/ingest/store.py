@@ -74,7 +74,8 @@ def write_batch(
             _device(conn, a.body)
         elif a.kind == "cache_ack":
             _cache_ack(conn, a.body, received_at)
-        elif a.kind == "cache_version":
+        elif a.kind == "cache_version" and a.body.get("version") is not None:
+            # null: the gateway holds no cache yet (nothing to record)
             _cache_version(conn, a.body, int(a.body["version"]), a.body["time"])
     if rejected:
         res.quarantined = quarantine(conn, rejected, received_at)

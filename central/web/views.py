@@ -90,7 +90,9 @@ def _qty(v: Decimal | float | int | None) -> str:
 def _place(t: str | None, i: str | None) -> str:
     if t is None or i is None:
         return "–"
-    return i if t == "location" else f"{t} {i}"
+    if t == "location":
+        return i or "(at the site)"
+    return f"{t} {i}"
 
 
 def _safe_next(target: str | None) -> str:
