@@ -207,9 +207,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(
         uvicorn.Config(app, host=cfg.api.host, port=cfg.api.port, log_level="warning")
     )
-    web = " web UI: /ui/," if cfg.web.enabled else ""
+    web = "web UI: /ui/, " if cfg.web.enabled else ""
     print(
-        f"traceway-central API on http://{cfg.api.host}:{cfg.api.port} ({web} OpenAPI: "
+        f"traceway-central API on http://{cfg.api.host}:{cfg.api.port} ({web}OpenAPI: "
         "/openapi.json)",
         flush=True,
     )

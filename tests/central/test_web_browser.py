@@ -189,6 +189,11 @@ def test_quality_manager_in_the_browser(
         assert "test-site" in page.locator("section.now").inner_text()
         assert "receive" in page.locator("section.timeline").inner_text()
         shot(page, "03-lot-from-scan")
+        # reprint: the command goes to the gateway that recorded the event and its reply
+        # comes back (this gateway has no printer, so it refuses with its reason)
+        page.click("section.timeline button:has-text('Reprint')")
+        notice = page.locator("p.notice").inner_text()
+        assert notice.startswith("gw1 refused:") and "label job" in notice, notice
 
         # a lot made of another: expand its tree two levels
         page.fill("input[name=q]", f"(01){SALINE}(10)N1")
