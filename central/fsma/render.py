@@ -1,0 +1,80 @@
+"""The report as an XLSX workbook (one sheet per CTE) or as one CSV (a CTE column first).
+
+XLSX: the sheets of ``SHEETS`` with the headers of ``COLUMNS``, one row per KDE set, one
+value per cell (dates as dates, quantities as numbers, everything else as text, never a
+formula), no merged cells, the header row frozen and an autofilter over every column so
+the sheet sorts and filters as it is. CSV: one file, the column ``Critical Tracking
+Event`` (Receiving, Shipping, Transformation) and then the columns of all three sheets;
+a column that does not belong to a row's CTE is empty on that row. Dates are ISO 8601.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+
+from central.fsma.build import Cell, Report
+from central.fsma.columns import COLUMNS, CSV_COLUMNS, CSV_CTE, SHEETS
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
+def to_xlsx(report: Report, title: str = "FSMA 204 electronic sortable spreadsheet") -> bytes:
+    """The workbook's bytes."""
+    wb = Workbook()
+    wb.remove(wb.active)  # type: ignore[arg-type]
+    wb.properties.title = title
+    wb.properties.creator = "traceway-central"
+    bold = Font(bold=True)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for name in SHEETS:
+        ws = wb.create_sheet(name)
+        headers = COLUMNS[name]
+        ws.append(list(headers))
+        for cell in ws[1]:
+            cell.font = bold
+            cell.alignment = wrap
+        for row in report.rows[name]:
+            ws.append(list(row))
+            for cell in ws[ws.max_row]:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"  # text that looks like a formula stays text
+                elif isinstance(cell.value, date):
+                    cell.number_format = "yyyy-mm-dd"
+        last = get_column_letter(len(headers))
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = f"A1:{last}{max(ws.max_row, 2)}"
+        ws.row_dimensions[1].height = 45
+        for i, h in enumerate(headers, start=1):
+            ws.column_dimensions[get_column_letter(i)].width = max(14, min(40, len(h) // 2))
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _text(v: Cell) -> str:
+    return v.isoformat() if isinstance(v, date) else str(v)
+
+
+def to_csv(report: Report) -> str:
+    """One CSV: the CTE, then every sheet's columns (empty where they do not apply)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for name in SHEETS:
+        headers = COLUMNS[name]
+        for row in report.rows[name]:
+            by_column = dict(zip(headers, row, strict=True))
+            w.writerow(
+                [
+                    name if c == CSV_CTE else _text(by_column[c]) if c in by_column else ""
+                    for c in CSV_COLUMNS
+                ]
+            )
+    return out.getvalue()
