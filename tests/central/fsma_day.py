@@ -44,10 +44,7 @@ PRODUCTS_CSV = (
     f"{TOMATO},lot,Tomatoes,Roma tomatoes,Sunny,Tomatoes,Roma,25 lb,carton\n"
     f"{SALSA},lot,Salsa,Fresh salsa,Acme,Tomatoes,n/a,16 oz,jar\n"
 )
-LOTS_CSV = (
-    "gtin,lot,tlc_source,tlc_source_reference\n"
-    f"{TOMATO},TOM-1,{GLN_SUPPLIER},\n"
-)
+LOTS_CSV = f"gtin,lot,tlc_source,tlc_source_reference\n{TOMATO},TOM-1,{GLN_SUPPLIER},\n"
 
 
 def _item(gtin: str, lot: str, q: float, uom: str, src: Any, dst: Any) -> dict[str, Any]:
@@ -57,7 +54,14 @@ def _item(gtin: str, lot: str, q: float, uom: str, src: Any, dst: Any) -> dict[s
         kind, _, ident = p.partition(":")
         return {"type": kind, "id": ident}
 
-    return {"gtin": gtin, "lot": lot, "quantity": q, "uom": uom, "from": place(src), "to": place(dst)}
+    return {
+        "gtin": gtin,
+        "lot": lot,
+        "quantity": q,
+        "uom": uom,
+        "from": place(src),
+        "to": place(dst),
+    }
 
 
 def _at(ev: dict[str, Any], day: int, hour: int) -> dict[str, Any]:

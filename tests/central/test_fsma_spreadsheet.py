@@ -51,19 +51,73 @@ DAY = datetime(2026, 11, 23)
 #: The rows the day must give, sheet by sheet (dates as openpyxl reads them back).
 EXPECTED: dict[str, list[list[Any]]] = {
     RECEIVING: [
-        [TOM, 100, "kg", *TOMATOES, *FARM, *PLANT, DAY, *FARM, NOT_NEEDED_REFERENCE]
-        + ["Advance Shipping Notice", "ASN-7", "Purchase Order", "PO-1"],
+        [
+            TOM,
+            100,
+            "kg",
+            *TOMATOES,
+            *FARM,
+            *PLANT,
+            DAY,
+            *FARM,
+            NOT_NEEDED_REFERENCE,
+            "Advance Shipping Notice",
+            "ASN-7",
+            "Purchase Order",
+            "PO-1",
+        ],
     ],
     SHIPPING: [
-        [SAL, 20, "each", *SALSA_DESC, *GROCER, *PLANT, DAY, *PLANT, NOT_NEEDED_REFERENCE]
-        + ["Bill of Lading", "BOL-5", None, None],
+        [
+            SAL,
+            20,
+            "each",
+            *SALSA_DESC,
+            *GROCER,
+            *PLANT,
+            DAY,
+            *PLANT,
+            NOT_NEEDED_REFERENCE,
+            "Bill of Lading",
+            "BOL-5",
+            None,
+            None,
+        ],
         # the pallet shipped whole: what was on it
-        [SAL, 5, "each", *SALSA_DESC, *GROCER, *PLANT, DAY, *PLANT, NOT_NEEDED_REFERENCE]
-        + ["Bill of Lading", "BOL-6", None, None],
+        [
+            SAL,
+            5,
+            "each",
+            *SALSA_DESC,
+            *GROCER,
+            *PLANT,
+            DAY,
+            *PLANT,
+            NOT_NEEDED_REFERENCE,
+            "Bill of Lading",
+            "BOL-6",
+            None,
+            None,
+        ],
     ],
     TRANSFORMATION: [
-        [TOM, *TOMATOES, 60, "kg", SAL, *PLANT, NOT_NEEDED_REFERENCE, DAY, *SALSA_DESC, 30]
-        + ["each", "Production Order", "WO-9", None, None],
+        [
+            TOM,
+            *TOMATOES,
+            60,
+            "kg",
+            SAL,
+            *PLANT,
+            NOT_NEEDED_REFERENCE,
+            DAY,
+            *SALSA_DESC,
+            30,
+            "each",
+            "Production Order",
+            "WO-9",
+            None,
+            None,
+        ],
     ],
 }
 
@@ -111,7 +165,9 @@ def _sheet_rows(path: Path) -> dict[str, list[list[Any]]]:
     return out
 
 
-def test_the_day_as_xlsx(master: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_day_as_xlsx(
+    master: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "fsma.xlsx"
     assert main(["fsma204", "--from", "2026-11-23", "--to", "2026-11-24", "--out", str(out)]) == 0
     said = capsys.readouterr()
@@ -205,7 +261,9 @@ def test_bad_input_exits_2_and_writes_nothing(
     assert not out.exists()
 
 
-def test_bad_output_and_dates(db: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_output_and_dates(
+    db: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = ["fsma204", "--from", "2026-11-23", "--to", "2026-11-23"]
     assert main([*argv, "--out", str(tmp_path / "x.txt")]) == 2
     assert "must end in .xlsx or .csv" in capsys.readouterr().err
