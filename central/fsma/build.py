@@ -129,8 +129,9 @@ class _Builder:
         self.m = master
         self.r = report
 
-    def missing(self, what: str) -> str:
-        self.r.missing[what] += 1
+    def missing(self, what: str, cells: int = 1) -> str:
+        """The text of ``cells`` cells that lack ``what`` (counted in the report)."""
+        self.r.missing[what] += cells
         return MISSING + what
 
     # -- parts of a row ---------------------------------------------------------------
@@ -144,17 +145,19 @@ class _Builder:
         t = Tlc(line.gtin, line.lot)
         return str(t), t
 
-    def _pallet_gap(self, line: Line) -> str:
+    def _pallet_gap(self, line: Line, cells: int = 1) -> str:
         if line.nested and line.pallet:
-            return self.missing(f"content of pallet {line.sscc} (on pallet {line.pallet})")
-        return self.missing(f"content of pallet {line.sscc} (nothing recorded on it)")
+            what = f"content of pallet {line.sscc} (on pallet {line.pallet})"
+        else:
+            what = f"content of pallet {line.sscc} (nothing recorded on it)"
+        return self.missing(what, cells)
 
     def product(self, gtin: str | None, line: Line) -> list[Cell]:
         if gtin is None:
-            return [self._pallet_gap(line)] * 6
+            return [self._pallet_gap(line, 6)] * 6
         p = self.m.products.get(gtin)
         if p is None:
-            return [self.missing(f"product {gtin} not in master data")] * 6
+            return [self.missing(f"product {gtin} not in master data", 6)] * 6
         values = (
             p.product_name or p.description,
             p.brand,
@@ -170,7 +173,7 @@ class _Builder:
 
     def place(self, place: Place | None, what: str) -> list[Cell]:
         if place is None:
-            return [self.missing(f"{what} not in master data")] * 7
+            return [self.missing(f"{what} not in master data", 7)] * 7
         values = (
             place.name,
             place.phone,
@@ -190,7 +193,7 @@ class _Builder:
 
     def party(self, party: str | None, role: str) -> list[Cell]:
         if party is None or party == "unknown":
-            return [self.missing(f"{role} not recorded on the event")] * 7
+            return [self.missing(f"{role} not recorded on the event", 7)] * 7
         if party in self.m.partners:
             return self.place(self.m.partners[party], f"partner {party}")
         if party in self.m.site_glns:
@@ -211,14 +214,13 @@ class _Builder:
     def source(self, t: Tlc | None) -> list[Cell]:
         """The TLC source location (7 cells) and reference (1 cell)."""
         if t is None:
-            gap = self.missing("TLC source (no traceability lot code)")
-            return [gap] * 8
+            return [self.missing("TLC source (no traceability lot code)", 8)] * 8
         src = self.m.lots.get(t)
         ref = src.tlc_source_reference if src is not None else None
         place = self._source_place(t)
         if place is None and not ref:
             what = f"TLC source of lot {t} (lots: tlc_source or tlc_source_reference)"
-            return [self.missing(what)] * 8
+            return [self.missing(what, 8)] * 8
         loc = place if place is not None else [NOT_NEEDED_LOCATION] * 7
         return [*loc, ref if ref else NOT_NEEDED_REFERENCE]
 
@@ -230,14 +232,17 @@ class _Builder:
 
     def documents(self, docs: Sequence[tuple[str, str]], where: str) -> list[Cell]:
         if not docs:
-            return [self.missing(f"reference document ({where} names none)"), "", "", ""]
+            gap = self.missing(f"reference document ({where} names none)", 2)
+            return [gap, gap, "", ""]
         ranked = sorted(
             dict.fromkeys(docs),
             key=lambda d: list(DOCUMENT_TYPES).index(d[0]) if d[0] in DOCUMENT_TYPES else 99,
         )
         if len(ranked) > 2:
             dropped = ", ".join(f"{k} {v}" for k, v in ranked[2:])
-            self.r.notes.append(f"{where}: more than two reference documents, not shown: {dropped}")
+            note = f"{where}: more than two reference documents, not shown: {dropped}"
+            if note not in self.r.notes:
+                self.r.notes.append(note)
         cells: list[Cell] = []
         for kind, number in ranked[:2]:
             cells += [DOCUMENT_TYPES.get(kind, kind), number]
@@ -353,7 +358,6 @@ def _transformations(
         docs = tuple(d for ln in group for d in ln.documents)
         if not docs and group[0].transformation_id:
             docs = ((BATCH_RECORD, group[0].transformation_id),)
-        doc_cells: list[Cell] | None = None
         in_sets: list[_Set | None] = [*_sets(ins, "site")] or [None]
         out_sets: list[_Set | None] = [*_sets(outs, "site")] or [None]
         for o in out_sets:
@@ -362,14 +366,12 @@ def _transformations(
                     {_tlc_of(x.first) for x in (i, o) if x is not None} & tlcs
                 ):
                     continue
-                if doc_cells is None:
-                    doc_cells = b.documents(docs, where)
                 if i is not None:
                     in_tlc, _ = b.tlc(i.first)
                     in_qty, in_uom = b.quantity(i)
                     input_cells = [in_tlc, *b.product(i.first.gtin, i.first), in_qty, in_uom]
                 else:
-                    gap = b.missing(f"input of {where} (none recorded)")
+                    gap = b.missing(f"input of {where} (none recorded)", 9)
                     input_cells = [gap] * 9
                 if o is not None:
                     out_tlc, ot = b.tlc(o.first)
@@ -377,7 +379,7 @@ def _transformations(
                     product = b.product(o.first.gtin, o.first)
                     site = o.first.site
                 else:
-                    gap = b.missing(f"output of {where} (none recorded)")
+                    gap = b.missing(f"output of {where} (none recorded)", 9)
                     out_tlc, ot, out_qty, out_uom, product = gap, None, gap, gap, [gap] * 6
                     site = done.site
                 row: list[Cell] = [
@@ -389,7 +391,7 @@ def _transformations(
                     *product,
                     out_qty,
                     out_uom,
-                    *doc_cells,
+                    *b.documents(docs, where),
                 ]
                 keyed.append(((done.time, str(out_tlc), str(input_cells[0])), row))
     return [r for _, r in sorted(keyed, key=lambda kr: kr[0])]
