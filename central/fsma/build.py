@@ -230,9 +230,9 @@ class _Builder:
             return src.tlc_source_reference
         return NOT_NEEDED_REFERENCE
 
-    def documents(self, docs: Sequence[tuple[str, str]], where: str) -> list[Cell]:
+    def documents(self, docs: Sequence[tuple[str, str]], where: str, kind: str) -> list[Cell]:
         if not docs:
-            gap = self.missing(f"reference document ({where} names none)", 2)
+            gap = self.missing(f"reference document (the {kind} names no PO, ASN, BOL...)", 2)
             return [gap, gap, "", ""]
         ranked = sorted(
             dict.fromkeys(docs),
@@ -250,9 +250,9 @@ class _Builder:
 
     def quantity(self, s: _Set) -> tuple[Cell, Cell]:
         uom = uom_cell(s.first.uom)
-        uom_cell_ = uom if uom else self.missing(f"unit of measure (event {s.first.event_id})")
+        uom_cell_ = uom if uom else self.missing("unit of measure (the event line has none)")
         if s.quantity is None:
-            return self.missing(f"quantity (event {s.first.event_id})"), uom_cell_
+            return self.missing("quantity (the event line has none)"), uom_cell_
         return quantity_cell(s.quantity), uom_cell_
 
 
@@ -325,7 +325,7 @@ def build(
                 *b.site(ln.site),
                 ln.time.date(),
                 *b.source(t),
-                *b.documents(ln.documents, f"{ln.movement} event {ln.event_id}"),
+                *b.documents(ln.documents, f"{ln.movement} event {ln.event_id}", "event"),
             ]
             keyed.append(((ln.time, str(tlc_cell), ln.event_id), row))
         report.rows[sheet] = [r for _, r in sorted(keyed, key=lambda kr: kr[0])]
@@ -391,7 +391,7 @@ def _transformations(
                     *product,
                     out_qty,
                     out_uom,
-                    *b.documents(docs, where),
+                    *b.documents(docs, where, "transformation"),
                 ]
                 keyed.append(((done.time, str(out_tlc), str(input_cells[0])), row))
     return [r for _, r in sorted(keyed, key=lambda kr: kr[0])]

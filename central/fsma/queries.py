@@ -4,7 +4,8 @@ Events are read by ``event_time`` (indexed, partition-pruned) with a day's margi
 side; the builder keeps those whose local date is in the range. Corrected lines (a later
 event declared them wrong) are left out. A transformation whose line is in range brings
 all its events (inputs and outputs may be separate events). A pallet that was received
-or shipped whole is spelled out into what was on it at that moment (aggregation edges).
+or shipped whole is spelled out into what was on it at that moment (aggregation edges),
+unless the event lists the content itself (the gateway does: the SSCC line is dropped).
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def _other_sides(conn: Connection, lines: Sequence[Line]) -> list[Line]:
 def _spell_out_pallets(conn: Connection, lines: list[Line]) -> list[Line]:
     """Each whole pallet received or shipped replaced by what was on it then."""
     moves = (*RECEIVING_MOVES, *SHIPPING_MOVES)
+    # the gateway lists a pallet's content next to its SSCC: then the SSCC line is not needed
+    listed = {ln.event_id for ln in lines if ln.gtin is not None and ln.role == "item"}
+    lines = [ln for ln in lines if not (ln.sscc and ln.gtin is None and ln.event_id in listed)]
     pallets = [
         (n, ln)
         for n, ln in enumerate(lines)

@@ -338,8 +338,8 @@ def test_pallet_content_that_is_not_known() -> None:
     ]
     rows = build(lines, MASTER, D, D).rows[SHIPPING]
     assert rows[0][0] == f"{MISSING}content of pallet {sscc} (nothing recorded on it)"
-    assert rows[0][1] == f"{MISSING}quantity (event e1)"
-    assert rows[0][2] == f"{MISSING}unit of measure (event e1)"
+    assert rows[0][1] == f"{MISSING}quantity (the event line has none)"
+    assert rows[0][2] == f"{MISSING}unit of measure (the event line has none)"
     assert rows[0][3:9] == [rows[0][0]] * 6
     assert rows[1][0] == f"{MISSING}content of pallet {child} (on pallet {sscc})"
 
@@ -352,7 +352,7 @@ def test_reference_documents() -> None:
     assert rep.notes == [
         "receive event e1: more than two reference documents, not shown: po P, inv I, zz Z"
     ]
-    gap = f"{MISSING}reference document (receive event e2 names none)"
+    gap = f"{MISSING}reference document (the event names no PO, ASN, BOL...)"
     assert b[-4:] == [gap, gap, "", ""]
     (c,) = build([line(docs=(("waybill", "W-1"),))], MASTER, D, D).rows[RECEIVING]
     assert c[-4:] == ["waybill", "W-1", "", ""]
@@ -495,7 +495,10 @@ def test_a_repack_without_transformation_id_is_its_own_transformation() -> None:
         (f"{GTIN_B}+T9", f"{MISSING}output of transformation event r2 (none recorded)"),
     ]
     assert rows[0][-4:] == ["Production Order", "WO-1", "", ""]
-    assert rows[1][-4:][0] == f"{MISSING}reference document (transformation event r2 names none)"
+    assert (
+        rows[1][-4:][0]
+        == f"{MISSING}reference document (the transformation names no PO, ASN, BOL...)"
+    )
 
 
 def test_tlc_filter_keeps_a_transformation_by_either_side() -> None:
