@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from central.fsma.columns import SHEETS
-from central.fsma.model import FsmaError, check_range, parse_tlcs
+from central.fsma.model import FsmaError, Tlc, check_range, parse_tlc_file, parse_tlcs
 
 EXIT_USAGE = 2
 
@@ -19,6 +19,13 @@ def _date(v: str) -> date:
         return date.fromisoformat(v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{v!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FsmaError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +49,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="GTIN+LOT",
         help="a traceability lot code (repeatable; default: every lot in the range)",
     )
+    p.add_argument(
+        "--tlc-file",
+        type=Path,
+        metavar="FILE",
+        help="traceability lot codes one a line (GTIN+LOT or GTIN,LOT; '-' for stdin)",
+    )
     p.add_argument("--out", "-o", type=Path, required=True, metavar="FILE.xlsx|FILE.csv")
     p.set_defaults(func=cmd_fsma204)
 
@@ -58,7 +71,13 @@ def cmd_fsma204(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         check_range(args.first, args.last)
-        tlcs = parse_tlcs(args.tlc) if args.tlc else None
+        wanted: list[str | Tlc] = list(args.tlc)
+        if args.tlc_file is not None:
+            listed = parse_tlc_file(_read(args.tlc_file), str(args.tlc_file))
+            if not listed:
+                raise FsmaError(f"{args.tlc_file} names no traceability lot code")
+            wanted += listed
+        tlcs = parse_tlcs(wanted) if wanted else None
     except FsmaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

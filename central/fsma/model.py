@@ -1,8 +1,8 @@
 """Pure: traceability lot codes, the event lines and master data the KDEs are built from.
 
 A traceability lot code (TLC) here is GTIN + lot. It is written ``GTIN+LOT`` (e.g.
-``09506000134352+L24-07``); ``GTIN LOT`` (what a ``+`` becomes in an unencoded URL query)
-and the GS1 human-readable form ``(01)GTIN(10)LOT`` are read too.
+``09506000134352+L24-07``); ``GTIN LOT`` (what a ``+`` becomes in an unencoded URL query),
+``GTIN/LOT``, ``GTIN,LOT`` and the GS1 human-readable form ``(01)GTIN(10)LOT`` are read too.
 """
 
 from __future__ import annotations
@@ -48,16 +48,40 @@ def make_tlc(gtin: str, lot: str) -> Tlc:
     return Tlc(g, lot)
 
 
+#: What may stand between the GTIN and the lot: ``+`` (the TLC as written here), a space
+#: (a ``+`` in an unencoded URL query), ``/`` (as ``traceway-central trace`` shows a lot),
+#: ``,``, ``;`` or a tab (a two-column file).
+SEPARATORS = "+ /,;\t"
+
+
 def parse_tlc(text: str) -> Tlc:
-    """``GTIN+LOT``, ``GTIN LOT`` or ``(01)GTIN(10)LOT``; FsmaError says what is wrong."""
+    """``GTIN+LOT`` (or another of SEPARATORS) or ``(01)GTIN(10)LOT``; FsmaError says what
+    is wrong."""
     v = text.strip()
     if m := _HRI.match(v):
         return make_tlc(m[1], m[2])
-    for sep in ("+", " "):
-        gtin, found, lot = v.partition(sep)
-        if found and gtin.isdigit():
-            return make_tlc(gtin, lot.strip())
+    digits = len(v) - len(v.lstrip("0123456789"))
+    if 0 < digits < len(v) and v[digits] in SEPARATORS:
+        return make_tlc(v[:digits], v[digits + 1 :].strip())
     raise FsmaError(f"traceability lot code {text!r} must be GTIN+LOT, e.g. 09506000134352+L24-07")
+
+
+def parse_tlc_file(data: str, name: str) -> list[Tlc]:
+    """TLCs one a line (``GTIN+LOT``, ``GTIN,LOT``...); ``#`` comments, blank lines and a
+    ``gtin,lot`` header are skipped. FsmaError lists every bad line as ``file:line: ...``."""
+    out: list[Tlc] = []
+    problems: list[str] = []
+    for n, raw in enumerate(data.lstrip("\ufeff").splitlines(), start=1):
+        v = raw.split("#", 1)[0].strip()
+        if not v or (n == 1 and v.lower().replace(" ", "") in ("gtin,lot", "gtin;lot", "tlc")):
+            continue
+        try:
+            out.append(parse_tlc(v))
+        except FsmaError as exc:
+            problems.append(f"{name}:{n}: {exc}")
+    if problems:
+        raise FsmaError("\n".join(problems))
+    return out
 
 
 def parse_tlcs(values: Iterable[str | tuple[str, str] | Tlc]) -> frozenset[Tlc]:

@@ -43,6 +43,7 @@ from central.fsma.model import (
     check_range,
     make_tlc,
     parse_tlc,
+    parse_tlc_file,
     parse_tlcs,
 )
 from central.fsma.render import to_csv, to_xlsx
@@ -139,6 +140,10 @@ def xform(role: str, gtin: str, lot: str, q: Any, **kw: Any) -> Line:
         f"{GTIN_B} T1",
         f"(01){GTIN_B}(10)T1",
         f"{GTIN_B[1:]}+T1",  # GTIN-13: made GTIN-14
+        f"{GTIN_B}/T1",
+        f"{GTIN_B},T1",
+        f"{GTIN_B};T1",
+        f"{GTIN_B}\tT1",
     ],
 )
 def test_tlc_spellings(text: str) -> None:
@@ -148,6 +153,16 @@ def test_tlc_spellings(text: str) -> None:
 
 def test_a_lot_may_hold_a_plus() -> None:
     assert parse_tlc(f"{GTIN_B}+A+B") == Tlc(GTIN_B, "A+B")
+    assert parse_tlc(f"{GTIN_B}/1/2") == Tlc(GTIN_B, "1/2")
+
+
+def test_tlc_files() -> None:
+    data = f"\ufeffGTIN,LOT\n{GTIN_B},T1  # the tomatoes\n\n# salsa\n{GTIN_C}+S1\n"
+    assert parse_tlc_file(data, "f") == [Tlc(GTIN_B, "T1"), Tlc(GTIN_C, "S1")]
+    with pytest.raises(FsmaError) as exc:
+        parse_tlc_file(f"{GTIN_B},T1\nnope\n{GTIN_B},\n", "f.txt")
+    lines = str(exc.value).splitlines()
+    assert [ln.split(": ")[0] for ln in lines] == ["f.txt:2", "f.txt:3"]
 
 
 @pytest.mark.parametrize(

@@ -179,3 +179,12 @@ def test_migration_0004_goes_down_and_up(engine: Engine) -> None:
         command.upgrade(cfg, "head")
     assert {"sites", "partners"} <= set(inspect(engine).get_table_names())
     assert "tlc_source" in {c["name"] for c in inspect(engine).get_columns("lots")}
+
+
+def test_schema_py_mirrors_migration_0004(engine: Engine) -> None:
+    from central.db import schema
+
+    db = inspect(engine)
+    for table in ("sites", "partners", "products", "lots"):
+        mine = {c.name for c in schema.metadata.tables[table].columns}
+        assert mine == {c["name"] for c in db.get_columns(table)}, table

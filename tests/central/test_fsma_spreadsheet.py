@@ -243,6 +243,24 @@ def test_missing_master_data_is_named_in_the_cells_and_warned(
     assert all(v not in (None, "") for v in rec[:-2])
 
 
+def test_tlc_file(master: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f, out = tmp_path / "lots.txt", tmp_path / "x.csv"
+    f.write_text(f"gtin,lot\n{TOMATO},TOM-1\n")
+    argv = ["fsma204", "--from", "2026-11-23", "--to", "2026-11-23", "--out", str(out)]
+    assert main([*argv, "--tlc-file", str(f), "--tlc", SAL]) == 0
+    assert "Shipping 2, Receiving 1, Transformation 1 row(s)" in capsys.readouterr().out
+    assert main([*argv, "--tlc-file", str(f)]) == 0
+    assert "Shipping 0, Receiving 1, Transformation 1 row(s)" in capsys.readouterr().out
+    f.write_text("# nothing\n")
+    assert main([*argv, "--tlc-file", str(f)]) == 2
+    assert "names no traceability lot code" in capsys.readouterr().err
+    f.write_text(f"{TOMATO},TOM-1\n123,L\n")
+    assert main([*argv, "--tlc-file", str(f)]) == 2
+    assert f"{f}:2: GTIN '123' must be" in capsys.readouterr().err
+    assert main([*argv, "--tlc-file", str(tmp_path / "none.txt")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
