@@ -102,7 +102,7 @@ def parse_tlcs(values: Iterable[str | tuple[str, str] | Tlc]) -> frozenset[Tlc]:
 def check_range(first: date, last: date) -> None:
     """FsmaError unless ``first`` ≤ ``last`` and the range is at most MAX_DAYS days."""
     if first > last:
-        raise FsmaError(f"--from {first} is after --to {last}")
+        raise FsmaError(f"the first date {first} is after the last date {last}")
     if (last - first).days >= MAX_DAYS:
         raise FsmaError(f"the date range may span at most {MAX_DAYS} days")
 

@@ -139,6 +139,10 @@ def test_bad_parameters_are_422(api: Api, params: dict[str, object]) -> None:
 
 def test_unauthenticated_and_bad_csv(api: Api, engine: Engine) -> None:
     client, h = api
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/fsma204.xlsx", "/fsma204.csv", "/masterdata/sites", "/masterdata/partners"} <= set(
+        paths
+    )
     assert client.get("/fsma204.xlsx", params=RANGE).status_code == 401
     assert _post(client, "/masterdata/sites", SITES_CSV, {}).status_code == 401
     bad = "site,name,country\nplant-1,Acme,USA\nplant-2,,US\n"

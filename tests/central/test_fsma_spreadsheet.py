@@ -264,7 +264,7 @@ def test_tlc_file(master: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--from", "2026-11-24", "--to", "2026-11-23"], "is after --to"),
+        (["--from", "2026-11-24", "--to", "2026-11-23"], "is after the last date"),
         (["--from", "2026-11-23", "--to", "2026-11-23", "--tlc", "123+L1"], "GTIN '123'"),
         (["--from", "2026-11-23", "--to", "2026-11-23", "--tlc", f"{TOMATO}"], "GTIN+LOT"),
         (["--from", "2020-01-01", "--to", "2030-12-31"], "at most 3660 days"),
