@@ -2,8 +2,9 @@
 
 XLSX: the sheets of ``SHEETS`` with the headers of ``COLUMNS``, one row per KDE set, one
 value per cell (dates as dates, quantities as numbers, everything else as text, never a
-formula), no merged cells, the header row frozen and an autofilter over every column so
-the sheet sorts and filters as it is. CSV: one file, the column ``Critical Tracking
+formula; a control character XLSX cannot hold shows as U+FFFD), no merged cells, the
+header row frozen and an autofilter over every column so the sheet sorts and filters as
+it is. CSV: one file, the column ``Critical Tracking
 Event`` (Receiving, Shipping, Transformation) and then the columns of all three sheets;
 a column that does not belong to a row's CTE is empty on that row. Dates are ISO 8601.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
@@ -57,6 +59,8 @@ def to_xlsx(report: Report, title: str = "FSMA 204 electronic sortable spreadshe
 
 
 def _cell(ws: Any, value: Cell) -> Any:
+    if isinstance(value, str) and ILLEGAL_CHARACTERS_RE.search(value):
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)  # XLSX cannot hold them: shown as �
     if isinstance(value, str) and value.startswith("="):
         cell = WriteOnlyCell(ws, value)
         cell.data_type = "s"  # text that looks like a formula stays text

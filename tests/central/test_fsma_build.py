@@ -632,3 +632,10 @@ def test_csv_has_one_cte_column_and_the_union_of_columns() -> None:
     for sheet in SHEETS:
         assert set(COLUMNS[sheet]) <= set(CSV_COLUMNS)
     assert [len(COLUMNS[s]) for s in (RECEIVING, SHIPPING, TRANSFORMATION)] == [36, 36, 31]
+
+
+def test_control_characters_do_not_break_the_workbook() -> None:
+    report = build([line(docs=(("bol", "B\x01-1"),))], MASTER, D, D)
+    ws = load_workbook(io.BytesIO(to_xlsx(report)))[RECEIVING]
+    assert ws["AG2"].value == "Bill of Lading" and ws["AH2"].value == "B\ufffd-1"
+    assert "B\x01-1" in to_csv(report)  # CSV keeps what the event said
