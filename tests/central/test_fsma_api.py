@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from sqlalchemy import Engine, text
 
@@ -161,3 +163,28 @@ def test_unauthenticated_and_bad_csv(api: Api, engine: Engine) -> None:
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM sites")).scalar_one() == 0
         assert c.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 0
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    first=st.one_of(st.dates().map(str), st.text(max_size=12)),
+    last=st.one_of(st.dates().map(str), st.text(max_size=12)),
+    tlcs=st.lists(
+        st.one_of(
+            st.text(max_size=40),
+            st.text("0123456789+ /,L-x", max_size=30),
+            st.just(f"{TOMATO}+TOM-1"),
+        ),
+        max_size=3,
+    ),
+)
+def test_fuzzed_parameters_are_answered_or_refused_never_500(
+    api: Api, first: str, last: str, tlcs: list[str]
+) -> None:
+    client, h = api
+    r = client.get(
+        "/fsma204.csv", params={"from": first, "to": last, "tlc": tlcs}, headers=h["viewer"]
+    )
+    assert r.status_code in (200, 422), (first, last, tlcs, r.text[:200])
