@@ -267,7 +267,11 @@ def create_app(
     )
     def get_fsma_xlsx(_w: Viewer, c: Conn, first: First, last: Last, tlc: Tlcs = []) -> Response:  # noqa: B006
         report = _fsma(c, first, last, tlc)
-        return _download(to_xlsx(report), XLSX_TYPE, first, last, report)
+        try:
+            body = to_xlsx(report)
+        except FsmaError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return _download(body, XLSX_TYPE, first, last, report)
 
     @app.get(
         "/fsma204.csv",

@@ -83,7 +83,11 @@ def cmd_fsma204(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with _connection(args) as conn:
         report = fsma_report(conn, args.first, args.last, tlcs)
-    data = to_xlsx(report) if kind == ".xlsx" else to_csv(report).encode("utf-8")
+    try:
+        data = to_xlsx(report) if kind == ".xlsx" else to_csv(report).encode("utf-8")
+    except FsmaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         tmp.write_bytes(data)

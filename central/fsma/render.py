@@ -24,13 +24,23 @@ from openpyxl.utils import get_column_letter
 
 from central.fsma.build import Cell, Report
 from central.fsma.columns import COLUMNS, CSV_COLUMNS, CSV_CTE, SHEETS
+from central.fsma.model import FsmaError
 
+#: Rows an XLSX sheet holds besides its header (Excel's limit is 1 048 576 rows).
+MAX_SHEET_ROWS = 1_048_575
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_TYPE = "text/csv; charset=utf-8"
 
 
 def to_xlsx(report: Report, title: str = "FSMA 204 electronic sortable spreadsheet") -> bytes:
-    """The workbook's bytes (written row by row: openpyxl's write-only mode)."""
+    """The workbook's bytes (written row by row: openpyxl's write-only mode); FsmaError when
+    a sheet would hold more rows than a spreadsheet program opens."""
+    for name in SHEETS:
+        if len(report.rows[name]) > MAX_SHEET_ROWS:
+            raise FsmaError(
+                f"{len(report.rows[name])} {name} rows do not fit one sheet (at most "
+                f"{MAX_SHEET_ROWS}): narrow the dates or lots, or ask for CSV"
+            )
     wb = Workbook(write_only=True)
     wb.properties.title = title
     wb.properties.creator = "traceway-central"

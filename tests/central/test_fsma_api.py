@@ -188,3 +188,13 @@ def test_fuzzed_parameters_are_answered_or_refused_never_500(
         "/fsma204.csv", params={"from": first, "to": last, "tlc": tlcs}, headers=h["viewer"]
     )
     assert r.status_code in (200, 422), (first, last, tlcs, r.text[:200])
+
+
+def test_too_many_rows_for_xlsx_is_422(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from central.fsma import render
+
+    client, h = api
+    monkeypatch.setattr(render, "MAX_SHEET_ROWS", 1)
+    r = client.get("/fsma204.xlsx", params=RANGE, headers=h["viewer"])
+    assert r.status_code == 422 and "ask for CSV" in r.text
+    assert client.get("/fsma204.csv", params=RANGE, headers=h["viewer"]).status_code == 200

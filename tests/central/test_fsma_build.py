@@ -639,3 +639,13 @@ def test_control_characters_do_not_break_the_workbook() -> None:
     ws = load_workbook(io.BytesIO(to_xlsx(report)))[RECEIVING]
     assert ws["AG2"].value == "Bill of Lading" and ws["AH2"].value == "B\ufffd-1"
     assert "B\x01-1" in to_csv(report)  # CSV keeps what the event said
+
+
+def test_a_sheet_too_big_for_a_spreadsheet_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    from central.fsma import render
+
+    monkeypatch.setattr(render, "MAX_SHEET_ROWS", 1)
+    report = build([line(), line(eid="e2")], MASTER, D, D)
+    with pytest.raises(FsmaError, match="2 Receiving rows do not fit one sheet"):
+        to_xlsx(report)
+    assert len(to_csv(report).splitlines()) == 3  # CSV has no such limit

@@ -319,3 +319,15 @@ def test_site_gln_is_a_partner_too(master: Engine) -> None:
         rep = fsma_report(c, date(2026, 11, 24), date(2026, 11, 24))
     (row,) = rep.rows[SHIPPING]
     assert row[9:16] == PLANT
+
+
+def test_too_many_rows_for_xlsx(
+    db: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from central.fsma import render
+
+    monkeypatch.setattr(render, "MAX_SHEET_ROWS", 1)
+    out = tmp_path / "x.xlsx"
+    assert main(["fsma204", "--from", "2026-11-23", "--to", "2026-11-23", "-o", str(out)]) == 2
+    assert "2 Shipping rows do not fit one sheet" in capsys.readouterr().err
+    assert not out.exists()
