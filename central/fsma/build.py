@@ -260,13 +260,14 @@ def _tlc_of(line: Line) -> Tlc | None:
     return Tlc(line.gtin, line.lot) if line.gtin is not None and line.lot else None
 
 
-def _sets(lines: Iterable[Line], partner: str) -> list[_Set]:
-    """Lines summed per event, lot (a lot-less serial on its own), unit and partner."""
+def _sets(lines: Iterable[Line], partner: str, per_event: bool = True) -> list[_Set]:
+    """Lines summed per event (unless not ``per_event``), lot (a lot-less serial on its own),
+    unit and partner."""
     out: dict[tuple[object, ...], _Set] = {}
     for ln in lines:
         loose = ln.serial if ln.serial is not None and not ln.lot else None
         key = (
-            ln.event_id,
+            ln.event_id if per_event else None,
             ln.gtin,
             ln.lot,
             loose,
@@ -358,8 +359,9 @@ def _transformations(
         docs = tuple(d for ln in group for d in ln.documents)
         if not docs and group[0].transformation_id:
             docs = ((BATCH_RECORD, group[0].transformation_id),)
-        in_sets: list[_Set | None] = [*_sets(ins, "site")] or [None]
-        out_sets: list[_Set | None] = [*_sets(outs, "site")] or [None]
+        # one transformation: a lot's lines are summed across its events
+        in_sets: list[_Set | None] = [*_sets(ins, "site", per_event=False)] or [None]
+        out_sets: list[_Set | None] = [*_sets(outs, "site", per_event=False)] or [None]
         for o in out_sets:
             for i in in_sets:
                 if tlcs is not None and not (

@@ -476,6 +476,16 @@ def test_one_row_per_input_and_output_pair() -> None:
     ]
 
 
+def test_a_lot_fed_in_twice_is_one_input() -> None:
+    lines = [
+        xform("input", GTIN_B, "T1", 6, eid="i1"),
+        xform("input", GTIN_B, "T1", 4, eid="i2", time=T + timedelta(minutes=5)),
+        xform("output", GTIN_C, "S1", 3, eid="o1", time=T + timedelta(hours=1)),
+    ]
+    rows = build(lines, MASTER, D, D).rows[TRANSFORMATION]
+    assert [(r[0], r[7], r[9]) for r in rows] == [(f"{GTIN_B}+T1", 10, f"{GTIN_C}+S1")]
+
+
 def test_a_transformation_is_dated_by_its_output() -> None:
     lines = [
         xform("input", GTIN_B, "T1", 6, eid="i1", time=T - timedelta(days=1)),
