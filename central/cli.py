@@ -1,4 +1,5 @@
-"""``traceway-central``: migrate, ingest, serve, import, trace, recall, hold, release, check-config.
+"""``traceway-central``: migrate, ingest, serve, import, trace, recall, hold, release, fsma204,
+check-config.
 
 A config error exits 2 and a database that cannot be reached exits 3, each with one
 line naming the file and key or the database.
@@ -20,6 +21,7 @@ COMMAND_MODULES = (
     "central.trace.cli",
     "central.api.cli",
     "central.web.cli",
+    "central.fsma.cli",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3

@@ -1,8 +1,9 @@
 """The REST JSON API (FastAPI; OpenAPI at ``/openapi.json``).
 
 Every endpoint needs ``Authorization: Bearer <token>`` (401 without a valid one).
-Roles: ``viewer`` reads; ``recall-manager`` also holds, recalls and releases; ``admin``
-also reads the audit log (403 below the role). Query parameters are validated before
+Roles: ``viewer`` reads (and downloads the FSMA 204 spreadsheet); ``recall-manager`` also
+holds, recalls and releases; ``admin`` also reads the audit log and imports sites and
+partners (403 below the role). Query parameters are validated before
 any SQL runs (GTIN/SSCC digits and check digit, GS1 set 82 for lots and serials, no
 control characters) and every statement binds its parameters.
 """
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,14 +21,20 @@ from sqlalchemy import Connection, Engine, text
 from central import __version__
 from central.api import queries
 from central.api.tokens import Principal, Role, TokenStore, authenticate
+from central.fsma.model import FsmaError, check_range, parse_tlcs
+from central.fsma.queries import fsma_report
+from central.fsma.render import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
 from central.masterdata.holds import (
     BlockError,
     NotFound,
     Unit,
+    audit,
     block_status,
     release_block,
     start_block,
 )
+from central.masterdata.importer import ImportProblems
+from central.masterdata.parties import parse_places, store_places
 from central.trace import model as trace_model
 from central.trace import queries as trace_queries
 from gs1.keys import is_valid_gtin, is_valid_sscc
@@ -37,6 +44,7 @@ SSCC = r"^[0-9]{18}$"
 GS1_TEXT = r"^[!\"%-?A-Z_a-z]{1,20}$"
 PLAIN = r"^[^\x00-\x1f\x7f]{1,64}$"
 BLOCK_ID = r"^[HR]-[0-9]{1,18}$"
+MAX_CSV_BYTES = 5_000_000
 
 
 class UnitIn(BaseModel):
@@ -224,6 +232,94 @@ def create_app(
         block_id: Annotated[str, Path(pattern=BLOCK_ID)], _w: Viewer, c: Conn
     ) -> dict[str, Any]:
         return block_status(c, block_id)
+
+    def _fsma(c: Connection, first: date, last: date, tlc: list[str]) -> Any:
+        try:
+            check_range(first, last)
+            tlcs = parse_tlcs(tlc) if tlc else None
+        except FsmaError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return fsma_report(c, first, last, tlcs)
+
+    def _download(body: bytes, kind: str, first: date, last: date, report: Any) -> Response:
+        ext = "xlsx" if kind == XLSX_TYPE else "csv"
+        return Response(
+            body,
+            media_type=kind,
+            headers={
+                "Content-Disposition": f'attachment; filename="fsma204-{first}-{last}.{ext}"',
+                "X-Traceway-Missing-Cells": str(sum(report.missing.values())),
+            },
+        )
+
+    First = Annotated[date, Query(alias="from", description="first date (YYYY-MM-DD)")]
+    Last = Annotated[date, Query(alias="to", description="last date (YYYY-MM-DD)")]
+    Tlcs = Annotated[
+        list[str],
+        Query(description="GTIN+LOT (encode + as %2B), repeatable; at most 1000"),
+    ]
+
+    @app.get(
+        "/fsma204.xlsx",
+        summary="FSMA 204 electronic sortable spreadsheet (one sheet per CTE)",
+        response_class=Response,
+        responses={200: {"content": {XLSX_TYPE: {}}}},
+    )
+    def get_fsma_xlsx(_w: Viewer, c: Conn, first: First, last: Last, tlc: Tlcs = []) -> Response:  # noqa: B006
+        report = _fsma(c, first, last, tlc)
+        try:
+            body = to_xlsx(report)
+        except FsmaError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return _download(body, XLSX_TYPE, first, last, report)
+
+    @app.get(
+        "/fsma204.csv",
+        summary="FSMA 204 KDEs as one CSV (a 'Critical Tracking Event' column first)",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    def get_fsma_csv(_w: Viewer, c: Conn, first: First, last: Last, tlc: Tlcs = []) -> Response:  # noqa: B006
+        report = _fsma(c, first, last, tlc)
+        return _download(to_csv(report).encode("utf-8"), CSV_TYPE, first, last, report)
+
+    def _import_places(kind: str, body: bytes, who: Principal) -> dict[str, Any]:
+        if len(body) > MAX_CSV_BYTES:
+            raise HTTPException(413, f"at most {MAX_CSV_BYTES} bytes of CSV")
+        try:
+            data = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(422, "the CSV is not UTF-8 text") from None
+        try:
+            places = parse_places(data, f"{kind}.csv", kind)
+            with engine.begin() as c:
+                counts = (
+                    store_places(c, sites=places)
+                    if kind == "sites"
+                    else store_places(c, partners=places)
+                )
+                audit(
+                    c,
+                    f"api:{who.name}",
+                    f"import_{kind}",
+                    {"kind": kind},
+                    "master data import",
+                    clock(),
+                    {"rows": len(places), "keys": [p.key for p in places][:100]},
+                )
+        except ImportProblems as exc:
+            raise HTTPException(422, exc.problems) from None
+        return {"imported": counts.sites if kind == "sites" else counts.partners}
+
+    CsvBody = Annotated[bytes, Body(media_type="text/csv", description="the CSV file")]
+
+    @app.post("/masterdata/sites", summary="Import sites and their addresses (admin, CSV)")
+    def post_sites(body: CsvBody, who: Admin) -> dict[str, Any]:
+        return _import_places("sites", body, who)
+
+    @app.post("/masterdata/partners", summary="Import trading partners (admin, CSV)")
+    def post_partners(body: CsvBody, who: Admin) -> dict[str, Any]:
+        return _import_places("partners", body, who)
 
     @app.get("/audit", summary="The audit log (admin)")
     def get_audit(_w: Admin, c: Conn, limit: Limit = 100) -> dict[str, Any]:

@@ -8,6 +8,8 @@ are updated in the same transaction as the event.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -212,6 +215,13 @@ products = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("tracking", String, nullable=False),
     Column("expiry_warning_days", Integer, nullable=False, server_default="30"),
+    # 0004 (FSMA 204): the product description fields
+    Column("product_name", Text),
+    Column("brand", Text),
+    Column("commodity", Text),
+    Column("variety", Text),
+    Column("pack_size", Text),
+    Column("pack_style", Text),
 )
 lots = Table(
     "lots",
@@ -220,6 +230,41 @@ lots = Table(
     Column("lot", String, primary_key=True),
     Column("expiry", Date),
     Column("status", String, nullable=False, server_default="active"),
+    # 0004 (FSMA 204): who assigned the lot code (a site or partner id), or a reference to it
+    Column("tlc_source", Text),
+    Column("tlc_source_reference", Text),
+)
+
+
+def _place_columns() -> list[Column[Any]]:
+    return [
+        Column("name", Text, nullable=False),
+        Column("street", Text),
+        Column("city", Text),
+        Column("region", Text),
+        Column("postal_code", Text),
+        Column("country", Text),
+        Column("phone", Text),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+#: 0004 (FSMA 204): our sites (the ``site`` of events) with their location description.
+sites = Table(
+    "sites",
+    metadata,
+    Column("site", Text, primary_key=True),
+    Column("gln", String(13), unique=True),
+    *_place_columns(),
+)
+
+#: 0004 (FSMA 204): trading partners (an event's party id, usually a GLN) and where they are.
+partners = Table(
+    "partners",
+    metadata,
+    Column("party", Text, primary_key=True),
+    Column("gln", String(13)),
+    *_place_columns(),
 )
 
 #: 0002 (ingest): each gateway device's latest status (scanner, printer).

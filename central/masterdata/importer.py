@@ -1,9 +1,13 @@
 """Products and lots from CSV (the gateway's cache import format): all or nothing.
 
 - products: ``gtin``, ``tracking`` (none|serial|lot), optional ``description`` and
-  ``expiry_warning_days`` (0 to 3650, default 30)
+  ``expiry_warning_days`` (0 to 3650, default 30), and the FSMA 204 product description
+  fields ``product_name``, ``brand``, ``commodity``, ``variety``, ``pack_size``,
+  ``pack_style`` (a column the file does not have leaves the stored value alone; an empty
+  cell clears it)
 - lots: ``gtin``, ``lot``, optional ``expiry`` (YYYY-MM-DD) and ``status``
-  (active|hold|recalled, default active). The gateway's ``location`` and ``quantity``
+  (active|hold|recalled, default active), and the FSMA 204 ``tlc_source`` (the site or
+  partner id that assigned the lot code) and ``tlc_source_reference`` (same rule). The gateway's ``location`` and ``quantity``
   columns are accepted and ignored: central's stock comes from events. Several rows of
   one lot (one per location) must agree on expiry and status. An import never lifts a
   recall: a lot recalled at central stays recalled (``release`` does that).
@@ -29,10 +33,21 @@ from central.trace.model import KeyError_, normalize_gtin
 TRACKING = ("none", "serial", "lot")
 LOT_STATUSES = ("active", "hold", "recalled")
 MAX_WARNING_DAYS = 3650
+#: FSMA 204 product description fields (optional product columns).
+FSMA_PRODUCT_COLUMNS = ("product_name", "brand", "commodity", "variety", "pack_size", "pack_style")
+#: FSMA 204 traceability lot code source (optional lot columns).
+FSMA_LOT_COLUMNS = ("tlc_source", "tlc_source_reference")
+PLACE_COLUMNS = ("name", "gln", "street", "city", "region", "postal_code", "country", "phone")
 COLUMNS = {
-    "products": ({"gtin", "tracking"}, {"description", "expiry_warning_days"}),
-    "lots": ({"gtin", "lot"}, {"expiry", "status", "location", "quantity"}),
+    "products": (
+        {"gtin", "tracking"},
+        {"description", "expiry_warning_days", *FSMA_PRODUCT_COLUMNS},
+    ),
+    "lots": ({"gtin", "lot"}, {"expiry", "status", "location", "quantity", *FSMA_LOT_COLUMNS}),
+    "sites": ({"site", "name"}, set(PLACE_COLUMNS)),
+    "partners": ({"party", "name"}, set(PLACE_COLUMNS)),
 }
+MAX_TEXT = 200
 
 
 class ImportProblems(Exception):
@@ -49,6 +64,8 @@ class Product:
     description: str
     tracking: str
     expiry_warning_days: int
+    #: the FSMA columns the file has: (column, value or None to clear)
+    fsma: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +74,22 @@ class Lot:
     lot: str
     expiry: date | None
     status: str
+    #: the FSMA columns the file has: (column, value or None to clear)
+    fsma: tuple[tuple[str, str | None], ...] = ()
+
+
+def optional_text(row: dict[str, str], column: str) -> str | None:
+    """A free-text cell: None when empty; ValueError when too long or not printable."""
+    v = row.get(column, "")
+    if not v:
+        return None
+    if len(v) > MAX_TEXT or any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError(f"{column} must be at most {MAX_TEXT} printable characters")
+    return v
+
+
+def _fsma(row: dict[str, str], columns: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+    return tuple((c, optional_text(row, c)) for c in columns if c in row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +150,11 @@ def parse_products(data: str, name: str = "products.csv") -> list[Product]:
                 )
             if g in out:
                 raise ValueError(f"GTIN {g} repeats line {out[g][0]}")
-            out[g] = (line, Product(g, row.get("description", ""), tracking, int(days_text)))
+            fsma = _fsma(row, FSMA_PRODUCT_COLUMNS)
+            out[g] = (
+                line,
+                Product(g, row.get("description", ""), tracking, int(days_text), fsma),
+            )
         except (ValueError, KeyError_) as exc:
             problems.append(f"{name}:{line}: {exc}")
     if problems:
@@ -145,10 +182,12 @@ def parse_lots(data: str, name: str = "lots.csv") -> list[Lot]:
             status = (row.get("status") or "active").lower()
             if status not in LOT_STATUSES:
                 raise ValueError(f"status {row['status']!r} must be one of {LOT_STATUSES}")
-            new = Lot(g, lot, expiry, status)
+            new = Lot(g, lot, expiry, status, _fsma(row, FSMA_LOT_COLUMNS))
             seen = out.get((g, lot))
             if seen is not None and seen[1] != new:
-                raise ValueError(f"lot {lot} disagrees with line {seen[0]} on expiry or status")
+                raise ValueError(
+                    f"lot {lot} disagrees with line {seen[0]} on expiry, status or TLC source"
+                )
             out.setdefault((g, lot), (line, new))
         except (ValueError, KeyError_) as exc:
             problems.append(f"{name}:{line}: {exc}")
@@ -178,13 +217,17 @@ def import_master_data(
         if unknown:
             raise ImportProblems([f"{lots}: unknown product(s) {', '.join(unknown)}"])
     if prods:
+        extra = [c for c, _ in prods[0].fsma]  # every row of one file has the same columns
         conn.execute(
             text(
-                "INSERT INTO products (gtin, description, tracking, expiry_warning_days) "
-                "VALUES (:gtin, :description, :tracking, :expiry_warning_days) "
-                "ON CONFLICT (gtin) DO UPDATE SET description = EXCLUDED.description, "
+                "INSERT INTO products (gtin, description, tracking, expiry_warning_days"
+                + "".join(f", {c}" for c in extra)
+                + ") VALUES (:gtin, :description, :tracking, :expiry_warning_days"
+                + "".join(f", :{c}" for c in extra)
+                + ") ON CONFLICT (gtin) DO UPDATE SET description = EXCLUDED.description, "
                 "tracking = EXCLUDED.tracking, "
                 "expiry_warning_days = EXCLUDED.expiry_warning_days"
+                + "".join(f", {c} = EXCLUDED.{c}" for c in extra)
             ),
             [
                 {
@@ -192,20 +235,31 @@ def import_master_data(
                     "description": p.description,
                     "tracking": p.tracking,
                     "expiry_warning_days": p.expiry_warning_days,
+                    **dict(p.fsma),
                 }
                 for p in prods
             ],
         )
     if lot_rows:
+        extra = [c for c, _ in lot_rows[0].fsma]
         conn.execute(
             text(
-                "INSERT INTO lots (gtin, lot, expiry, status) VALUES (:gtin, :lot, :expiry, "
-                ":status) ON CONFLICT (gtin, lot) DO UPDATE SET expiry = EXCLUDED.expiry, "
+                "INSERT INTO lots (gtin, lot, expiry, status"
+                + "".join(f", {c}" for c in extra)
+                + ") VALUES (:gtin, :lot, :expiry, :status"
+                + "".join(f", :{c}" for c in extra)
+                + ") ON CONFLICT (gtin, lot) DO UPDATE SET expiry = EXCLUDED.expiry, "
                 "status = CASE WHEN lots.status = 'recalled' THEN lots.status "
-                "ELSE EXCLUDED.status END"
+                "ELSE EXCLUDED.status END" + "".join(f", {c} = EXCLUDED.{c}" for c in extra)
             ),
             [
-                {"gtin": x.gtin, "lot": x.lot, "expiry": x.expiry, "status": x.status}
+                {
+                    "gtin": x.gtin,
+                    "lot": x.lot,
+                    "expiry": x.expiry,
+                    "status": x.status,
+                    **dict(x.fsma),
+                }
                 for x in lot_rows
             ],
         )

@@ -102,12 +102,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i = sub.add_parser(
         "import",
         parents=[db],
-        help="import products and lots from CSV (all or nothing)",
-        description="Products (gtin,description,tracking,expiry_warning_days) and lots "
-        "(gtin,lot,expiry,status) in the gateway's CSV format; rows are upserted.",
+        help="import products, lots, sites and partners from CSV (all or nothing)",
+        description="Products (gtin,description,tracking,expiry_warning_days and the FSMA "
+        "product_name,brand,commodity,variety,pack_size,pack_style) and lots "
+        "(gtin,lot,expiry,status,tlc_source,tlc_source_reference) in the gateway's CSV format; "
+        "sites (site,name,gln,street,city,region,postal_code,country,phone) and partners "
+        "(party,name,...the same); rows are upserted.",
     )
     i.add_argument("--products", type=Path, metavar="FILE")
     i.add_argument("--lots", type=Path, metavar="FILE")
+    i.add_argument("--sites", type=Path, metavar="FILE", help="our sites and their addresses")
+    i.add_argument("--partners", type=Path, metavar="FILE", help="suppliers and customers")
     i.set_defaults(func=cmd_import)
 
 
@@ -446,16 +451,22 @@ def cmd_gateways(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from central.masterdata.importer import ImportProblems, import_master_data
+    from central.masterdata.parties import import_places
 
-    if args.products is None and args.lots is None:
-        return _usage("give --products FILE and/or --lots FILE")
+    files = (args.products, args.lots, args.sites, args.partners)
+    if all(f is None for f in files):
+        return _usage("give --products, --lots, --sites and/or --partners FILE")
     try:
         with _connection(args) as conn:
+            places = import_places(conn, args.sites, args.partners)
             counts = import_master_data(conn, args.products, args.lots)
     except ImportProblems as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
         print(f"nothing imported ({len(exc.problems)} problem(s))", file=sys.stderr)
         return 1
-    print(f"imported {counts.products} product(s), {counts.lots} lot(s)")
+    said = f"imported {counts.products} product(s), {counts.lots} lot(s)"
+    if args.sites is not None or args.partners is not None:
+        said += f", {places.sites} site(s), {places.partners} partner(s)"
+    print(said)
     return 0

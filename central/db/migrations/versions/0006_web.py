@@ -2,13 +2,13 @@
 and an index that pages a lot's movements.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 """
 
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
