@@ -13,7 +13,7 @@ import hmac
 import io
 import secrets
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 
 from central.api.tokens import Role
+from central.fsma.model import FsmaError, check_range, parse_tlcs
+from central.fsma.queries import fsma_report
+from central.fsma.render import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
 from central.masterdata.holds import (
     BlockError,
     NotFound,
@@ -569,6 +572,73 @@ def mount_web(
         for d in devs:
             by_gw.setdefault(d["gateway_id"], []).append(d)
         return page("fleet.html", request, session=s, gateways=gws, devices=by_gw)
+
+    # -- FSMA 204 --------------------------------------------------------------------------
+
+    def _fsma_request(request: Request) -> tuple[date, date, list[str]]:
+        q = request.query_params
+        try:
+            first = date.fromisoformat(q.get("from", ""))
+            last = date.fromisoformat(q.get("to", ""))
+        except ValueError:
+            raise _BadRequest("from and to are dates (YYYY-MM-DD)") from None
+        lines = [ln.strip() for ln in q.get("tlcs", "").splitlines()]
+        return first, last, [ln for ln in lines if ln and not ln.startswith("#")]
+
+    @app.get("/ui/fsma", include_in_schema=False)
+    def fsma_page(request: Request) -> Response:
+        s = need(request)
+        today = clock().date()
+        form = {
+            "from": request.query_params.get("from", (today - timedelta(days=13)).isoformat()),
+            "to": request.query_params.get("to", today.isoformat()),
+            "tlcs": request.query_params.get("tlcs", ""),
+        }
+        preview = None
+        error = None
+        if "from" in request.query_params:
+            try:
+                first, last, tlcs = _fsma_request(request)
+                check_range(first, last)
+                wanted = parse_tlcs(tlcs) if tlcs else None
+                with engine.connect() as c:
+                    preview = fsma_report(c, first, last, wanted)
+            except (FsmaError, _BadRequest) as exc:
+                error = str(exc)
+        query = urlencode(form)
+        return page(
+            "fsma.html",
+            request,
+            200 if error is None else 422,
+            session=s,
+            form=form,
+            preview=preview,
+            error=error,
+            query=query,
+        )
+
+    @app.get("/ui/fsma/export.{ext}", include_in_schema=False)
+    def fsma_export(request: Request, ext: str) -> Response:
+        need(request)
+        if ext not in ("xlsx", "csv"):
+            raise NotFound("no such export")
+        first, last, tlcs = _fsma_request(request)
+        try:
+            check_range(first, last)
+            wanted = parse_tlcs(tlcs) if tlcs else None
+            with engine.connect() as c:
+                report = fsma_report(c, first, last, wanted)
+            body = to_xlsx(report) if ext == "xlsx" else to_csv(report).encode("utf-8")
+        except FsmaError as exc:
+            raise _BadRequest(str(exc)) from None
+        return Response(
+            body,
+            media_type=XLSX_TYPE if ext == "xlsx" else CSV_TYPE,
+            headers={
+                "Content-Disposition": f'attachment; filename="fsma204-{first}-{last}.{ext}"',
+                "X-Traceway-Missing-Cells": str(sum(report.missing.values())),
+            },
+        )
 
 
 def recall_workbook(st: dict[str, Any], answer: trace_model.Recall | None) -> bytes:

@@ -353,3 +353,35 @@ def test_expiring_and_fleet(web: TestClient) -> None:
     assert web.get("/ui/expiring", params={"days": "-1"}).status_code == 400
     fleet = web.get("/ui/fleet")
     assert fleet.status_code == 200
+
+
+def test_fsma_page_previews_and_downloads(web: TestClient) -> None:
+    from openpyxl import load_workbook
+
+    from central.fsma.columns import COLUMNS, SHEETS
+
+    assert log_in(web, "viewer").status_code == 303
+    form = web.get("/ui/fsma")
+    assert form.status_code == 200 and 'name="from"' in form.text
+    today = datetime.now(UTC).date().isoformat()
+    q = {"from": "2026-01-01", "to": today, "tlcs": f"{LOT_GTIN}+L1\n# a comment\n"}
+    preview = web.get("/ui/fsma", params=q)
+    assert preview.status_code == 200 and "Download XLSX" in preview.text
+    assert "Shipping" in preview.text and "MISSING" in preview.text  # no partner addresses
+    xlsx = web.get("/ui/fsma/export.xlsx", params=q)
+    assert xlsx.status_code == 200
+    assert int(xlsx.headers["x-traceway-missing-cells"]) > 0
+    wb = load_workbook(BytesIO(xlsx.content))
+    assert tuple(wb.sheetnames) == SHEETS
+    for sheet in SHEETS:
+        header = next(wb[sheet].iter_rows(max_row=1, values_only=True))
+        assert tuple(header) == COLUMNS[sheet]
+        assert not wb[sheet].merged_cells.ranges
+    shipped = [r for r in wb["Shipping"].iter_rows(min_row=2, values_only=True)]
+    assert shipped and all(str(r[0]).startswith(LOT_GTIN) for r in shipped)
+    csv_ = web.get("/ui/fsma/export.csv", params=q)
+    assert csv_.text.startswith("Critical Tracking Event")
+    bad = web.get("/ui/fsma", params={**q, "tlcs": "not a code"})
+    assert bad.status_code == 422 and "error" in bad.text
+    assert web.get("/ui/fsma/export.xlsx", params={**q, "from": "yesterday"}).status_code == 400
+    assert web.get("/ui/fsma/export.pdf", params=q).status_code == 404

@@ -238,16 +238,35 @@ def test_quality_manager_in_the_browser(
         push_rows = list(wb["push"].iter_rows(min_row=2, values_only=True))
         assert any(r[1] == "gw1" and r[5] == "applied" for r in push_rows)
 
+        # the FSMA 204 spreadsheet for the lot the dock received, opened as a workbook
+        from central.fsma.columns import COLUMNS, SHEETS
+
+        page.click("nav >> text=FSMA 204")
+        page.fill("textarea[name=tlcs]", f"{GTIN}+L1\n{GTIN}+{LOT}")
+        page.click("#fsma-preview")
+        page.wait_for_selector("#fsma-xlsx")
+        shot(page, "07-fsma")
+        with page.expect_download() as fsma_dl:
+            page.click("#fsma-xlsx")
+        fsma_path = stack.tmp / "fsma.xlsx"
+        fsma_dl.value.save_as(str(fsma_path))
+        fsma = load_workbook(fsma_path)
+        assert tuple(fsma.sheetnames) == SHEETS
+        for sheet in SHEETS:
+            assert next(fsma[sheet].iter_rows(max_row=1, values_only=True)) == COLUMNS[sheet]
+        received = [r[0] for r in fsma["Receiving"].iter_rows(min_row=2, values_only=True)]
+        assert f"{GTIN}+L1" in received
+
         # the fleet page shows the gateway online
         page.goto(stack.base + "/ui/fleet")
         assert "gw1" in page.locator("table.fleet").inner_text()
-        shot(page, "07-fleet")
+        shot(page, "08-fleet")
 
         page.click("#logout")
         page.wait_for_url("**/ui/login")
         page.goto(stack.base + "/ui/recalls")
         assert "/ui/login" in page.url
-        shot(page, "08-logged-out")
+        shot(page, "09-logged-out")
         assert errors == [], errors
         context.close()
     finally:
