@@ -316,7 +316,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for p in loc:
         if isinstance(p, int):
             parts.append(f"[{p}]")
-        elif p in ("replay", "serial", "tcp", "evdev", "hidpos") and parts:
+        elif p in ("replay", "serial", "tcp", "evdev", "hidpos", "phone") and parts:
             continue  # discriminator tag that pydantic adds to the location
         else:
             parts.append(("." if parts else "") + str(p))
@@ -454,6 +454,10 @@ def _with_base(cfg: GatewayConfig, base: Path) -> GatewayConfig:
     for name, sc in cfg.scanners.items():
         if sc.type == "replay":
             sc = sc.model_copy(update={"path": _abs(sc.path, base)})
+        if sc.type == "phone":
+            sc = sc.model_copy(
+                update={"cert_file": _abs(sc.cert_file, base), "key_file": _abs(sc.key_file, base)}
+            )
         scanners[name] = sc
     printers = {}
     for name, pc in cfg.printers.items():
