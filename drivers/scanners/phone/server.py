@@ -334,7 +334,7 @@ class PhoneReader:
                 self.refused["origin"] += 1
                 log.warning("%s: refused socket from %s: origin %r", self.name, peer, origin)
                 return conn.respond(403, "origin not allowed\n")
-            if len(self._all_connections(conn)) > self.cfg.max_connections:
+            if len(self._all_connections(conn)) >= self.cfg.max_connections:  # open ones
                 return conn.respond(503, "too many connections\n")
             return None
         if origin is not None and not protocol.origin_allowed(
