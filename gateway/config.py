@@ -287,6 +287,11 @@ class GatewayConfig(_Strict):
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
         for name, sc in self.scanners.items():
+            if sc.type == "phone" and not re.match(r"^[A-Za-z0-9_.-]{1,31}$", name):
+                raise ValueError(
+                    f"scanners.{name}: a phone scanner's name is 1-31 letters, digits, '.', '_' "
+                    "or '-' (its phones' scans carry '<name>.<phone>' as their scanner)"
+                )
             if sc.station not in self.stations:
                 raise ValueError(
                     f"scanners.{name}.station: unknown station {sc.station!r} "

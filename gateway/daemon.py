@@ -164,9 +164,9 @@ class Gateway:
         seq: int | None,
     ) -> None:
         """A phone's scan has its verdict (committed, or refused): answer on its socket."""
-        if "/" not in scan.scanner:
+        if "." not in scan.scanner:
             return
-        reader = self.readers.get(scan.scanner.split("/", 1)[0])
+        reader = self.readers.get(scan.scanner.rsplit(".", 1)[0])
         on_verdict = getattr(reader, "on_verdict", None)
         if on_verdict is None:
             return
@@ -387,7 +387,7 @@ class Gateway:
                 if o.scan.scanner:
                     self.devices.seen(o.scan.scanner)
                 self.feedback.on_outcome(o, logged=logged)
-                if "/" in o.scan.scanner:
+                if "." in o.scan.scanner:
                     reasons = [(r.code, r.message) for r in o.reasons]
                     self._tell_phone(o.scan, o.station, o.verdict, reasons, o.summary, o.seq)
 

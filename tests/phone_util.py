@@ -52,7 +52,7 @@ def connect(port: int, ca: Path, origin: str | None = None, **kw: Any) -> Any:
         f"wss://127.0.0.1:{port}/ws",
         ssl=tls_client(ca),
         origin=origin if origin is not None else f"https://127.0.0.1:{port}",  # type: ignore[arg-type]
-        open_timeout=5,
+        open_timeout=15,
         **kw,
     )
 

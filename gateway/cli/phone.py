@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: no phone paired")
         for d in devices:
             when = datetime.fromtimestamp(d.paired_at).astimezone()
-            print(f"{d.name}\tpaired {when:%Y-%m-%d %H:%M}\tscanner {name}/{d.name}")
+            print(f"{d.name}\tpaired {when:%Y-%m-%d %H:%M}\tscanner {name}.{d.name}")
         return 0
     if args.revoke:
         if not registry.update(lambda data: revoke(data, args.revoke, time.time())):

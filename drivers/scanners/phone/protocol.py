@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 PROTOCOL = "traceway-phone-v1"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")  # no "." (see scanner_of)
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _MAX_ID = 2**53 - 1  # a JavaScript number stays exact below this
 HEADLINES = {
@@ -151,8 +151,8 @@ def parse_client(frame: str | bytes) -> ClientMessage:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ProtocolError(
                 "bad_name",
-                "a phone's name is 1-32 letters, digits, '.', '_' or '-', starting with a "
-                "letter or digit",
+                "a phone's name is 1-32 letters, digits, '_' or '-', starting with a letter "
+                "or digit",
             )
         return Pair(
             _token(msg.get("pair_token"), "pair_token"),

@@ -12,7 +12,8 @@ our own page), the connection limit, a proof of its device key (a signature over
 fresh challenge) with a valid, unrevoked device token, the message size limit (a
 bigger frame closes the connection), the message rate limit (a flood closes it), the
 scan rate and in-flight limits (excess scans are answered ``not_sent``), and the
-message format. A scan's ``scanner`` is ``<scanner name>/<phone name>``.
+message format. A scan's ``scanner`` is ``<scanner name>.<phone name>`` (a phone's
+name has no dot, so the part before the last dot is the configured scanner).
 """
 
 from __future__ import annotations
@@ -572,8 +573,8 @@ class PhoneReader:
         return None
 
     def scanner_of(self, device: Device) -> str:
-        """The ``scanner`` of a phone's scans: ``<scanner>/<phone>``."""
-        return f"{self.name}/{device.name}"
+        """The ``scanner`` of a phone's scans: ``<scanner>.<phone>``."""
+        return f"{self.name}.{device.name}"
 
     def _end_session(self, s: _Session) -> None:
         if self._sessions.get(s.device.id) is s:

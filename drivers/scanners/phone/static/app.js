@@ -171,8 +171,13 @@ async function onMessage(ws, ev) {
   } else if (m.type === "verdict") {
     const li = app.pending.get(m.id); app.pending.delete(m.id);
     const why = (m.reasons || []).map((r) => r.message).join("; ");
+    const codes = (m.reasons || []).map((r) => r.code).join(", ");
     showStation(m.station);
-    if (li) settle(li, m.verdict, `${m.headline}: ${m.summary}`, why);
+    if (li) {
+      settle(li, m.verdict, `${m.headline}: ${m.summary}`, why);
+      li.dataset.reasons = codes;
+      if (codes) li.querySelector(".why").append(` (${codes})`);
+    }
     flash(m.verdict, m.headline, why || m.summary);
   } else if (m.type === "not_sent" || m.type === "unknown") {
     const li = app.pending.get(m.id); app.pending.delete(m.id);

@@ -1,0 +1,241 @@
+"""A phone in a real browser: chromium with a fake camera playing labels the test renders.
+
+A real ``traceway run`` (phone scanner, demo master data with a recalled lot LOTR, a
+private mosquitto) prints a pairing QR code and URL at start; the page pairs, decodes
+the video with the vendored WebAssembly decoder (chromium on Linux has no
+BarcodeDetector), sends each scan over the WebSocket and shows the verdict the gateway
+returns after the commit. The events reach the broker with the symbology and element
+string the labels carry; the recalled lot is red with ``lot_recalled``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("websockets")
+zxingcpp = pytest.importorskip("zxingcpp")
+from PIL import Image, ImageDraw  # noqa: E402
+
+from tests.browser import chromium, chromium_executable, screenshot_path  # noqa: E402, F401
+from tests.conftest import Broker, free_port  # noqa: E402
+from tests.gw_util import Collector, GatewayProcess, wait_listening  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+GS = "\x1d"
+W, H, FPS = 960, 540, 5
+
+#: (name, zxing format, content for the writer, what the gateway must receive)
+LABELS = [
+    (
+        "gs1-128 lot",
+        "Code128",
+        "(01)09506000134352(17)301231(10)LOTA",
+        "]C101095060001343521730123110LOTA",
+    ),
+    (
+        "gs1 datamatrix serial",
+        "DataMatrix",
+        "(01)09506000134369(17)301231(10)PUMPLOT1(21)SN2001",
+        f"]d201095060001343691730123110PUMPLOT1{GS}21SN2001",
+    ),
+    (
+        "digital link qr",
+        "QRCode",
+        "https://id.gs1.org/01/09506000134376/10/SAL1",
+        "]Q1https://id.gs1.org/01/09506000134376/10/SAL1",
+    ),
+    (
+        "recalled lot",
+        "Code128",
+        "(01)09506000134352(10)LOTR",
+        "]C10109506000134352" + "10LOTR",
+    ),
+]
+
+
+def label_image(fmt: str, content: str, caption: str) -> Image.Image:
+    """A label: the symbol (GS1 mode unless it is a URL) with a caption, on white."""
+    gs1 = not content.startswith("http")
+    kw = {"gs1": True} if gs1 else {}
+    bc = zxingcpp.create_barcode(content, getattr(zxingcpp, fmt), **kw)
+    scale = 2 if fmt == "Code128" else 6
+    m = memoryview(bc.to_image(scale=scale))
+    sym = Image.frombuffer("L", (m.shape[1], m.shape[0]), bytes(m))
+    if fmt == "Code128":
+        sym = sym.resize((sym.width, 160))
+    frame = Image.new("L", (W, H), 255)
+    frame.paste(sym, ((W - sym.width) // 2, (H - sym.height) // 2 - 20))
+    ImageDraw.Draw(frame).text((20, H - 40), caption, fill=0)
+    return frame
+
+
+def write_y4m(path: Path, frames: list[tuple[Image.Image, int]]) -> None:
+    """A 4:2:0 y4m video: each image repeated for its number of frames."""
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{W} H{H} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for img, count in frames:
+            y, cb, cr = img.convert("RGB").convert("YCbCr").split()
+            planes = y.tobytes() + cb.resize((W // 2, H // 2)).tobytes()
+            planes += cr.resize((W // 2, H // 2)).tobytes()
+            for _ in range(count):
+                f.write(b"FRAME\n" + planes)
+
+
+def _config(tmp: Path, broker_port: int, phone_port: int) -> Path:
+    for name in ("products.csv", "lots.csv", "serials.csv"):
+        shutil.copy(ROOT / "config" / "demo" / name, tmp / name)
+    cfg = tmp / "gateway.toml"
+    cfg.write_text(
+        f"""
+[gateway]
+site = "test-site"
+id = "gw1"
+
+[broker]
+host = "127.0.0.1"
+port = {broker_port}
+reconnect_max_delay = 2
+
+[storage]
+path = "state/gw.db"
+
+[cache]
+seed_products = "products.csv"
+seed_lots = "lots.csv"
+seed_serials = "serials.csv"
+
+[stations.dock]
+step = "receiving"
+location = "DOCK-1"
+unknown_gtin = "accept"
+duplicate_window = 0
+
+[scanners.phones]
+type = "phone"
+station = "dock"
+host = "127.0.0.1"
+port = {phone_port}
+hostnames = ["127.0.0.1"]
+"""
+    )
+    return cfg
+
+
+def _pairing_url(log: Path, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"or open (https://\S+#pair=[A-Za-z0-9_-]+)", log.read_text())
+        if m:
+            return m.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no pairing URL on the console:\n{log.read_text()[-3000:]}")
+
+
+def _verdicts(page: Any) -> list[dict[str, str]]:
+    return list(
+        page.eval_on_selector_all(
+            "#history li",
+            "els => els.map(e => ({verdict: e.dataset.verdict, reasons: e.dataset.reasons || '',"
+            " code: e.querySelector('.code').textContent, what: e.innerText}))",
+        )
+    )
+
+
+def test_phone_pairs_scans_and_shows_the_gateways_verdict(
+    tmp_path: Path, broker: Broker, chromium: Any
+) -> None:
+    frames: list[tuple[Image.Image, int]] = []
+    blank = Image.new("L", (W, H), 255)
+    for name, fmt, content, _ in LABELS:
+        frames += [(label_image(fmt, content, name), 2 * FPS), (blank, 2 * FPS)]
+    video = tmp_path / "labels.y4m"
+    write_y4m(video, frames)
+    for name, fmt, content, want in LABELS:  # the labels themselves decode as intended
+        img = label_image(fmt, content, name)
+        r = zxingcpp.read_barcode(img, text_mode=zxingcpp.TextMode.Plain)
+        assert r is not None and r.symbology_identifier + r.text == want, name
+
+    phone_port = free_port()
+    cfg = _config(tmp_path, broker.port, phone_port)
+    collector = Collector(broker.port, "traceway/v1/#")
+    collector.start()
+    gw = GatewayProcess(cfg, tmp_path / "gw.log")
+    gw.start()
+    browser = None
+    try:
+        wait_listening(phone_port, gw)
+        url = _pairing_url(tmp_path / "gw.log")
+        assert url.startswith(f"https://127.0.0.1:{phone_port}/#pair=")
+        browser = chromium.browser_type.launch(
+            executable_path=chromium_executable(),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}",
+            ],
+        )
+        ctx = browser.new_context(ignore_https_errors=True, viewport={"width": 420, "height": 900})
+        page = ctx.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(url)
+        page.wait_for_selector("#pair-name", state="visible")
+        assert "#pair" not in page.url  # the code does not stay in the address bar
+        page.fill("#pair-name", "dockcam")
+        page.screenshot(path=str(screenshot_path("phone-1-pairing")))
+        page.click("#pair-button")
+        page.wait_for_selector("#conn.online", timeout=20000)
+        assert page.inner_text("#who") == "phones.dockcam"
+        assert page.inner_text("#step") == "receiving"
+        assert page.inner_text("#location") == "DOCK-1"
+
+        want = {w for *_, w in LABELS}
+        shown = lambda t: t.replace(GS, "<GS>")  # noqa: E731
+        deadline = time.monotonic() + 90
+        red_shot = False
+        while time.monotonic() < deadline:
+            got = {v["code"]: v for v in _verdicts(page) if v["verdict"]}
+            if not red_shot and any(v["verdict"] == "reject" for v in got.values()):
+                page.screenshot(path=str(screenshot_path("phone-2-recalled-red")))
+                red_shot = True
+            if all(shown(w) in got for w in want):
+                break
+            time.sleep(0.3)
+        page.screenshot(path=str(screenshot_path("phone-3-history")))
+        got = {v["code"]: v for v in _verdicts(page) if v["verdict"]}
+        missing = [w for w in want if shown(w) not in got]
+        assert not missing, f"not scanned: {missing}; history {got}; console {console[-10:]}"
+
+        recalled = got[shown(LABELS[3][3])]
+        assert recalled["verdict"] == "reject" and "lot_recalled" in recalled["reasons"]
+        for _, _, _, w in LABELS[:3]:
+            assert got[shown(w)]["verdict"] in ("accept", "warn"), got[shown(w)]
+
+        events = collector.wait_for("events", 3, 20)
+        by_raw = {e["scan"]["raw"]: e for e in events}
+        for _, _, _, w in LABELS[:3]:
+            assert w in by_raw, f"{w!r} not published; events: {list(by_raw)}"
+            e = by_raw[w]
+            assert e["scan"]["symbology"] == w[:3]
+            assert e["scan"]["scanner"] == "phones.dockcam"
+        assert by_raw[LABELS[1][3]]["scan"]["raw"].count(GS) == 1
+        alerts = [a for a in collector.of("alerts") if (a.get("scan") or {}).get("raw") == LABELS[3][3]]
+        assert alerts, "the recalled lot's reject was not published"
+        assert LABELS[3][3] not in by_raw  # a reject is no movement
+        assert not [c for c in console if "Content Security Policy" in c], console
+    finally:
+        if browser is not None:
+            browser.close()
+        collector.stop()
+        assert gw.stop() == 0
