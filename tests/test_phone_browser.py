@@ -189,6 +189,8 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
         page = ctx.new_page()
         console: list[str] = []
         page.on("console", lambda m: console.append(m.text))
+        sent: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framesent", lambda f: sent.append(str(f))))
         page.goto(url)
         page.wait_for_selector("#pair-name", state="visible")
         assert "#pair" not in page.url  # the code does not stay in the address bar
@@ -234,6 +236,25 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
         assert alerts, "the recalled lot's reject was not published"
         assert LABELS[3][3] not in by_raw  # a reject is no movement
         assert not [c for c in console if "Content Security Policy" in c], console
+
+        # the gateway goes away: the page says offline, a scan meanwhile is "not sent"
+        assert gw.stop() == 0
+        page.wait_for_selector("#conn.offline", timeout=15000)
+        page.wait_for_selector('#history li[data-verdict="not_sent"]', timeout=30000)
+        page.screenshot(path=str(screenshot_path("phone-4-offline-not-sent")))
+        unsent = page.eval_on_selector(
+            '#history li[data-verdict="not_sent"]', "e => e.querySelector('.code').textContent"
+        )
+        page.evaluate("window.traceway.send(']C1OFFLINE-TEST')")  # as the decoder does
+        assert "OFFLINE-TEST" in page.inner_text('#history li[data-verdict="not_sent"]')
+        # ... and back: it reconnects by itself; what was not sent is never sent later
+        gw.start()
+        page.wait_for_selector("#conn.online", timeout=30000)
+        time.sleep(2)
+        page.screenshot(path=str(screenshot_path("phone-5-online-again")))
+        assert sent, "no WebSocket frames were recorded"
+        assert not [f for f in sent if "OFFLINE-TEST" in f]
+        assert unsent
     finally:
         if browser is not None:
             browser.close()

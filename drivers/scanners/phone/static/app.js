@@ -20,7 +20,7 @@ const app = {
   native: null,
   stopped: false,
 };
-window.traceway = app; // for people debugging on the phone, and for tests
+window.traceway = app; // for people debugging on the phone, and for tests (app.send)
 
 // -- device credentials: a non-extractable ECDSA key in IndexedDB, id + token in localStorage --
 function idb() {
@@ -213,6 +213,9 @@ function onClose(ws, ev) {
 }
 
 // -- scanning -----------------------------------------------------------------------------
+// A scan goes out only on an open, authenticated socket; otherwise it is shown "not sent"
+// and dropped: never queued (a late scan could be applied to the wrong step or pallet).
+app.send = send;
 function send(text) {
   const now = Date.now();
   if (text === app.lastText && now - app.lastAt < REPEAT_MS) { app.lastAt = now; return; }
@@ -294,6 +297,7 @@ function show(which) {
 function main() {
   $("start").addEventListener("click", () => { beep([[1, 1]]); startCamera(); });
   const m = /[#&]pair=([A-Za-z0-9_-]{16,128})/.exec(location.hash);
+  setConn("offline", "not connected");
   if (m) {
     app.pairToken = m[1];
     history.replaceState(null, "", location.pathname); // the code is not left in the address bar
