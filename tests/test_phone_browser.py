@@ -150,7 +150,9 @@ def _verdicts(page: Any) -> list[dict[str, str]]:
 
 
 def test_phone_pairs_scans_and_shows_the_gateways_verdict(
-    tmp_path: Path, broker: Broker, chromium: Any
+    tmp_path: Path,
+    broker: Broker,
+    chromium: Any,  # noqa: F811 (the fixture imported above)
 ) -> None:
     frames: list[tuple[Image.Image, int]] = []
     blank = Image.new("L", (W, H), 255)
@@ -232,7 +234,9 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
             assert e["scan"]["symbology"] == w[:3]
             assert e["scan"]["scanner"] == "phones.dockcam"
         assert by_raw[LABELS[1][3]]["scan"]["raw"].count(GS) == 1
-        alerts = [a for a in collector.of("alerts") if (a.get("scan") or {}).get("raw") == LABELS[3][3]]
+        alerts = [
+            a for a in collector.of("alerts") if (a.get("scan") or {}).get("raw") == LABELS[3][3]
+        ]
         assert alerts, "the recalled lot's reject was not published"
         assert LABELS[3][3] not in by_raw  # a reject is no movement
         assert not [c for c in console if "Content Security Policy" in c], console

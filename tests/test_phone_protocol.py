@@ -17,15 +17,15 @@ import pytest
 
 pytest.importorskip("websockets")
 
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from drivers.scanners.config import PhoneScanner  # noqa: E402
-from drivers.scanners.phone import protocol, registry  # noqa: E402
-from drivers.scanners.phone.protocol import ProtocolError, StationView, parse_client  # noqa: E402
-from drivers.scanners.phone.server import PhoneReader  # noqa: E402
-from drivers.scanners.types import RawScan  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.phone_util import FakePhone, connect, hello, pair, recv  # noqa: E402
+from drivers.scanners.config import PhoneScanner
+from drivers.scanners.phone import protocol, registry
+from drivers.scanners.phone.protocol import ProtocolError, StationView, parse_client
+from drivers.scanners.phone.server import PhoneReader
+from drivers.scanners.types import RawScan
+from tests.conftest import free_port
+from tests.phone_util import FakePhone, connect, hello, pair, recv
 
 GS = "\x1d"
 
@@ -237,7 +237,9 @@ def test_pair_scan_and_verdict_after_the_commit(server: tuple[PhoneReader, Pipel
         v1, v2 = recv(ws), recv(ws)
     assert (v1["type"], v1["id"], v1["verdict"]) == ("verdict", 41, "accept")
     assert v2["id"] == 42 and v2["verdict"] == "reject" and v2["headline"].startswith("Rejected")
-    assert v2["reasons"] == [{"code": "lot_recalled", "message": "lot LOTR is recalled: do not use"}]
+    assert v2["reasons"] == [
+        {"code": "lot_recalled", "message": "lot LOTR is recalled: do not use"}
+    ]
     assert [s.text for s in pipe.scans] == [code, "]C10109506000134352" + "10LOTR"]
     assert {s.scanner for s in pipe.scans} == {"phones.alice"}
     assert reader.registry.path.stat().st_mode & 0o077 == 0  # the registry is private
@@ -330,7 +332,9 @@ def _ssl(reader: PhoneReader) -> ssl.SSLContext:
 
 
 def _get(reader: PhoneReader, path: str, headers: dict[str, str] | None = None) -> Any:
-    req = urllib.request.Request(f"https://127.0.0.1:{reader.cfg.port}{path}", headers=headers or {})
+    req = urllib.request.Request(
+        f"https://127.0.0.1:{reader.cfg.port}{path}", headers=headers or {}
+    )
     return urllib.request.urlopen(req, context=_ssl(reader), timeout=5)
 
 

@@ -6,9 +6,12 @@ import codecs
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from drivers.scanners.escapes import unescape
+
+#: An optional path where an empty string means "not set".
+OptPath = Annotated[Path | None, BeforeValidator(lambda v: None if v == "" else v)]
 
 
 class _Strict(BaseModel):
@@ -153,10 +156,10 @@ class PhoneScanner(_ScannerBase):
         "pairing QR code; all go into a self-made certificate and are the only page origins "
         "accepted. Default: this machine's address on the network and its .local name.",
     )
-    cert_file: Path | None = Field(
+    cert_file: OptPath = Field(
         default=None, description="PEM certificate (chain); default: one the gateway makes."
     )
-    key_file: Path | None = Field(default=None, description="PEM private key for cert_file.")
+    key_file: OptPath = Field(default=None, description="PEM private key for cert_file.")
     pairing_ttl: float = Field(
         default=600, gt=0, le=86400, description="Seconds a pairing code stays valid."
     )
