@@ -221,6 +221,11 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
         missing = [w for w in want if shown(w) not in got]
         assert not missing, f"not scanned: {missing}; history {got}; console {console[-10:]}"
 
+        stats = page.evaluate("window.traceway.stats")
+        print(  # a figure for the README: WebAssembly decode time per 960x540 frame
+            f"\nWASM decode: {stats['decodes']} frames, mean "
+            f"{stats['decodeMs'] / max(1, stats['decodes']):.1f} ms, slowest {stats['slowestMs']:.0f} ms"
+        )
         recalled = got[shown(LABELS[3][3])]
         assert recalled["verdict"] == "reject" and "lot_recalled" in recalled["reasons"]
         for _, _, _, w in LABELS[:3]:

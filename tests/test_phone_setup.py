@@ -167,3 +167,19 @@ def test_phone_pair_without_a_phone_scanner(
     cfg.write_text(BASE)
     assert main(["phone-pair", "-c", str(cfg)]) == 2
     assert "no phone scanner" in capsys.readouterr().err
+
+
+def test_an_unusable_certificate_stops_only_this_scanner(tmp_path: Path) -> None:
+    from drivers.scanners.config import PhoneScanner
+    from drivers.scanners.phone.server import PhoneReader
+    from drivers.scanners.types import DeviceStatus
+
+    bad = tmp_path / "cert.pem"
+    bad.write_text("not a certificate")
+    cfg = PhoneScanner(type="phone", station="dock", host="127.0.0.1", cert_file=bad, key_file=bad)
+    states: list[DeviceStatus] = []
+    reader = PhoneReader("phones", cfg, lambda s: None, states.append, state_dir=tmp_path)
+    reader.start()  # no exception: the gateway and its other scanners keep running
+    reader.stop()
+    assert [s.state for s in states] == ["error"]
+    assert "cannot use the certificate" in states[0].detail

@@ -136,21 +136,41 @@ class PhoneReader:
         self._frame_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self.ready = threading.Event()
+        self._stopping = threading.Event()  # stop() before the loop runs is not lost
         self.bound_port: int | None = None
         self.refused = {"origin": 0, "auth": 0, "flood": 0, "bad": 0, "not_sent": 0, "busy": 0}
         self._static = self._load_static()
 
     # -- public -------------------------------------------------------------------------
     def start(self) -> None:
-        """Make/load the certificate, then start the server thread (a daemon)."""
+        """Make/load the certificate, then start the server thread (a daemon).
+
+        A missing extra (websockets, segno, cryptography) or an unusable certificate is
+        an error of this scanner only (logged, device status ``error``): the gateway and
+        its other scanners keep running."""
         if self._thread is not None:
             raise RuntimeError(f"{self.name}: already started")
-        self.certs = self._certificate()
+        try:
+            import segno  # noqa: F401
+            import websockets  # noqa: F401
+        except ImportError as e:
+            self._fail(f"needs the 'phone' extra (pip install traceway[phone]): {e}")
+            return
+        try:
+            self.certs = self._certificate()
+        except (OSError, ValueError) as e:
+            self._fail(f"cannot use the certificate: {e}")
+            return
         self._thread = threading.Thread(target=self._run, name=f"phone:{self.name}", daemon=True)
         self._thread.start()
 
+    def _fail(self, why: str) -> None:
+        log.error("%s: phone scanner not started: %s", self.name, why)
+        self._status("error", why)
+
     def stop(self, timeout: float = 2.0) -> None:
         """Close every connection and the listening socket; end the thread."""
+        self._stopping.set()
         loop, evt = self._loop, self._stop_evt
         if loop is not None and evt is not None:
             with contextlib.suppress(RuntimeError):
@@ -247,8 +267,10 @@ class PhoneReader:
     async def _main(self, backoff: Backoff) -> None:
         from websockets.asyncio.server import serve
 
-        self._loop = asyncio.get_running_loop()
         self._stop_evt = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._stopping.is_set():
+            return
         assert self.certs is not None
         ctx = certs.server_context(self.certs)
         where = f"{self.cfg.host}:{self.cfg.port}"

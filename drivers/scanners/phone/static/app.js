@@ -19,6 +19,7 @@ const app = {
   decoding: false,
   native: null,
   stopped: false,
+  stats: { decodes: 0, decodeMs: 0, slowestMs: 0 }, // WebAssembly decode times (frames tried)
 };
 window.traceway = app; // for people debugging on the phone, and for tests (app.send)
 
@@ -259,7 +260,10 @@ async function decode(video, canvas) {
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(video, 0, 0);
   const img = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const t0 = performance.now();
   const results = await ZXingWASM.readBarcodes(img, WASM_OPTIONS);
+  const ms = performance.now() - t0;
+  app.stats.decodes += 1; app.stats.decodeMs += ms; app.stats.slowestMs = Math.max(app.stats.slowestMs, ms);
   const r = results.find((x) => x.isValid && x.text);
   return r ? (r.symbologyIdentifier || "") + r.text : null;
 }
