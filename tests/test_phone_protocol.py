@@ -445,3 +445,92 @@ def test_connection_limit(tmp_path: Path) -> None:
             assert recv(ws)["type"] == "challenge"
     finally:
         reader.stop()
+
+
+# -- with a real gateway ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_step_location_and_qty_barcodes_work_as_on_a_handheld(tmp_path: Path) -> None:
+    """``traceway run``: a phone's control scans change the station, and each verdict
+    carries the station as committed (step, location, pending QTY); a bad code is a
+    reject with a reason, like any scanner's."""
+    from tests.gw_util import GatewayProcess, wait_listening
+
+    port = free_port()
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        f"""
+[gateway]
+site = "s"
+id = "g"
+[broker]
+enabled = false
+[storage]
+path = "state/gw.db"
+[stations.dock]
+step = "receiving"
+location = "DOCK-1"
+unknown_gtin = "accept"
+[[patterns]]
+kind = "location"
+regex = 'LOC-(?P<value>[A-Z0-9-]{{1,30}})'
+[[patterns]]
+kind = "command"
+regex = '(?P<value>RECEIVE|PUTAWAY|QTY:\\d{{1,6}})'
+[scanners.phones]
+type = "phone"
+station = "dock"
+host = "127.0.0.1"
+port = {port}
+hostnames = ["127.0.0.1"]
+"""
+    )
+    gw = GatewayProcess(cfg, tmp_path / "gw.log")
+    gw.start()
+    try:
+        wait_listening(port, gw)
+        m = None
+        deadline = time.monotonic() + 20
+        while m is None and time.monotonic() < deadline:  # the console's pairing code
+            import re
+
+            m = re.search(r"#pair=([A-Za-z0-9_-]+)", (tmp_path / "gw.log").read_text())
+            time.sleep(0.1)
+        assert m is not None, (tmp_path / "gw.log").read_text()
+        ca = tmp_path / "state" / "phone-phones" / "ca.pem"
+        phone = FakePhone()
+        with connect(port, ca) as ws:
+            assert pair(ws, phone, m.group(1), "hand1")["type"] == "paired"
+            welcome = recv(ws)
+            assert welcome["station"] == {
+                "name": "dock",
+                "step": "receiving",
+                "location": "DOCK-1",
+                "quantity": None,
+            }
+            answers = []
+            for i, code in enumerate(
+                ["]Q1PUTAWAY", "]C0LOC-A-01-02", "]Q1QTY:12", "]C10109506000134353" + "10X"]
+            ):
+                ws.send(json.dumps({"type": "scan", "id": i, "text": code}))
+                while True:
+                    a = recv(ws, 15)
+                    if a["type"] == "verdict":
+                        break
+                answers.append(a)
+        st = [a["station"] for a in answers]
+        assert [a["verdict"] for a in answers[:3]] == ["accept"] * 3
+        assert st[0]["step"] == "storing"
+        assert st[1]["location"] == "A-01-02"
+        assert st[2]["quantity"] == 12
+        bad = answers[3]  # a wrong GTIN check digit
+        assert (
+            bad["verdict"] == "reject"
+            and bad["reasons"][0]["code"]
+            and bad["reasons"][0]["message"]
+        )
+        log = (tmp_path / "gw.log").read_text()
+        assert "phones.hand1" in log
+    finally:
+        assert gw.stop() == 0
