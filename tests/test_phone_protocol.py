@@ -45,6 +45,7 @@ GS = "\x1d"
         '{"type":"scan","id":9007199254740992,"text":"x"}',
         '{"type":"scan","id":1,"text":""}',
         '{"type":"scan","id":1,"text":5}',
+        '{"type":"scan","id":1,"text":"]C1\\ud800"}',
         '{"type":"hello","device_id":"short","token":"x","sig":"AA=="}',
         '{"type":"pair","pair_token":"AAAAAAAAAAAAAAAAAAAA","name":"../etc","public_key":"AA==","sig":"AA=="}',
         '{"type":"pair","pair_token":"AAAAAAAAAAAAAAAAAAAA","name":"ok","public_key":"%%%","sig":"AA=="}',

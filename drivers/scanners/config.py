@@ -172,7 +172,10 @@ class PhoneScanner(_ScannerBase):
         default=32, ge=1, le=1024, description="Connections served at once (paired or not)."
     )
     max_length: int = Field(
-        default=4096, ge=16, le=65536, description="Longest code in characters (frame_too_long)."
+        default=4096,
+        ge=16,
+        le=4096,
+        description="Longest code in characters (frame_too_long); events hold at most 4096.",
     )
     rate: float = Field(
         default=5.0, gt=0, le=100, description="Scans per second a phone may send (sustained)."

@@ -137,6 +137,10 @@ def parse_client(frame: str | bytes) -> ClientMessage:
             raise ProtocolError("bad_message", "scan id must be a non-negative integer")
         if not isinstance(text, str) or not text:
             raise ProtocolError("bad_message", "scan text must be a non-empty string")
+        try:  # a lone surrogate ("\ud800") is valid JSON but no text: it could not be stored
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("bad_message", "scan text is not valid Unicode") from None
         return Scan(mid, text)
     if kind == "ping":
         return Ping()
