@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("websockets")
 
@@ -58,6 +60,34 @@ def test_malformed_messages_are_refused_with_a_reason(frame: str | bytes) -> Non
     with pytest.raises(ProtocolError) as e:
         parse_client(frame)
     assert e.value.code in ("bad_message", "bad_name") and e.value.message
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=12,
+)
+message_like = st.fixed_dictionaries(
+    {"type": st.sampled_from(["scan", "hello", "pair", "ping", "x"])},
+    optional={
+        k: json_values
+        for k in ("id", "text", "device_id", "token", "sig", "pair_token", "name", "public_key")
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(), st.binary(), message_like.map(json.dumps)))
+def test_any_frame_is_a_message_or_a_protocol_error(frame: str | bytes) -> None:
+    try:
+        msg = parse_client(frame)
+    except ProtocolError as e:
+        assert e.code in ("bad_message", "bad_name") and e.message
+        return
+    if isinstance(msg, protocol.Scan):  # what reaches the pipeline is storable text
+        assert msg.text and msg.text.encode("utf-8") and 0 <= msg.id < 2**53
 
 
 def test_a_scan_keeps_aim_identifier_and_gs() -> None:
@@ -265,6 +295,19 @@ def test_pairing_code_works_once(server: tuple[PhoneReader, Pipeline]) -> None:
         assert pair(ws, FakePhone(), expired, "three")["code"] == "pairing_refused"
     assert [d.name for d in registry.active_devices(reader.registry.load())] == ["one"]
     assert pipe.scans == []
+
+
+def test_a_taken_name_leaves_the_pairing_code_usable(server: tuple[PhoneReader, Pipeline]) -> None:
+    reader, _ = server
+    _paired(reader, "alice")
+    token = reader.registry.open_pairing(60)
+    with connect(reader.cfg.port, _ca(reader)) as ws:
+        answer = pair(ws, FakePhone(), token, "Alice")
+        assert answer["code"] == "name_taken" and "already paired" in answer["message"]
+    with connect(reader.cfg.port, _ca(reader)) as ws:
+        assert pair(ws, FakePhone(), token, "alice2")["type"] == "paired"
+    with connect(reader.cfg.port, _ca(reader)) as ws:  # and then it is used up
+        assert pair(ws, FakePhone(), token, "alice3")["code"] == "pairing_refused"
 
 
 def test_bad_token_wrong_key_and_no_hello_are_refused(

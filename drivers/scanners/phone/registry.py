@@ -88,6 +88,15 @@ def add_pairing(data: Data, token: str, now: float, ttl: float) -> None:
     data["pairings"].append({"token_sha256": digest(token), "expires_at": now + ttl})
 
 
+def pairing_open(data: Data, token: str, now: float) -> bool:
+    """True if ``token`` is an open, unexpired pairing code (it stays open)."""
+    h = digest(token)
+    return any(
+        hmac.compare_digest(p["token_sha256"], h) and p["expires_at"] > now
+        for p in data.get("pairings", [])
+    )
+
+
 def consume_pairing(data: Data, token: str, now: float) -> bool:
     """Use up a pairing code: True if it was open and not expired (it is gone either way)."""
     h = digest(token)

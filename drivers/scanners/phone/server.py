@@ -45,6 +45,7 @@ from drivers.scanners.phone.registry import (
     add_device,
     consume_pairing,
     find_device,
+    pairing_open,
 )
 from drivers.scanners.reader_base import report_status
 from drivers.scanners.types import DeviceState, RawScan, ScanSink, StatusSink
@@ -481,25 +482,28 @@ class PhoneReader:
         now = time.time()
         pub = base64.b64encode(msg.public_key).decode()
 
-        def pair(data: dict[str, Any]) -> Device | str:
-            if not consume_pairing(data, msg.pair_token, now):
-                return (
-                    "pairing code unknown, used or expired: print a new one (traceway phone-pair)"
+        def pair(data: dict[str, Any]) -> Device | PairingRefused:
+            if not pairing_open(data, msg.pair_token, now):
+                return PairingRefused(
+                    "pairing_refused",
+                    "pairing code unknown, used or expired: print a new one (traceway phone-pair)",
                 )
             try:
-                return add_device(data, msg.name, token, pub, now, self.cfg.max_devices)
+                dev = add_device(data, msg.name, token, pub, now, self.cfg.max_devices)
             except PairingRefused as e:
-                return str(e)
+                return e  # the code stays valid: the phone may try another name
+            consume_pairing(data, msg.pair_token, now)
+            return dev
 
         try:
-            result: Device | str = self.registry.update(pair)
+            result: Device | PairingRefused = self.registry.update(pair)
         except (OSError, ValueError) as e:
             log.error("%s: cannot write %s: %s", self.name, self.registry.path, e)
             await self._refuse(ws, "server_error", "the gateway cannot store the pairing", 1011)
             return None
-        if isinstance(result, str):
+        if isinstance(result, PairingRefused):
             log.warning("%s: pairing %r from %s refused: %s", self.name, msg.name, peer, result)
-            await self._refuse(ws, "pairing_refused", result, CLOSE_UNAUTHORIZED)
+            await self._refuse(ws, result.code, str(result), CLOSE_UNAUTHORIZED)
             return None
         log.warning("%s: phone %s paired from %s", self.name, result.name, peer)
         await ws.send(

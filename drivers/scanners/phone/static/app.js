@@ -156,7 +156,7 @@ async function onMessage(ws, ev) {
         type: "pair", pair_token: app.pairToken, name: $("pair-name").value.trim(),
         public_key: pub, sig: await sign(keys.privateKey, m.nonce),
       }));
-      app.pairToken = null; // one use, whatever the answer
+      app.triedToken = app.pairToken; app.pairToken = null; // kept only to try another name
     } else {
       ws.close();
     }
@@ -188,14 +188,18 @@ async function onMessage(ws, ev) {
   } else if (m.type === "station") {
     showStation(m.station);
   } else if (m.type === "error") {
-    if (m.code === "revoked" || m.code === "unauthorized" || m.code === "pairing_refused"
-        || m.code === "bad_signature" || m.code === "name_taken") {
-      app.stopped = m.code !== "name_taken" ? true : app.stopped;
+    console.warn("gateway:", m.code, m.message);
+    if (m.code === "name_taken" || m.code === "bad_name") { // the same code, another name
+      app.stopped = true; app.pairToken = app.triedToken;
+      $("pair-help").textContent = m.message;
+      setConn("offline", "not paired");
+      show("pair");
+    } else if (["revoked", "unauthorized", "pairing_refused", "too_many_devices", "bad_signature"].includes(m.code)) {
+      app.stopped = true;
       if (m.code === "revoked" || m.code === "unauthorized") forgetDevice();
       $("unpaired-why").textContent = `${m.message}. Scan a new pairing QR code from the gateway.`;
       show("unpaired");
     }
-    console.warn("gateway:", m.code, m.message);
   }
 }
 function onClose(ws, ev) {
@@ -313,6 +317,7 @@ function main() {
     $("pair-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       beep([[1, 1]]); // unlocks audio on iOS (needs a tap)
+      app.stopped = false;
       show("scan");
       connect();
     });
