@@ -183,3 +183,17 @@ def test_an_unusable_certificate_stops_only_this_scanner(tmp_path: Path) -> None
     reader.stop()
     assert [s.state for s in states] == ["error"]
     assert "cannot use the certificate" in states[0].detail
+
+
+def test_vendored_decoder_matches_its_checksums() -> None:
+    """What the page serves is exactly the pinned npm release (fetch.sh re-fetches it)."""
+    import hashlib
+
+    folder = Path(__file__).resolve().parents[1] / "drivers/scanners/phone/static/vendor/zxing-wasm"
+    sums = dict(reversed(line.split()) for line in (folder / "SHA256SUMS").read_text().splitlines())
+    files = [f for f in sums if not f.endswith(".tgz")]
+    assert sorted(files) == ["LICENSE", "index.js", "zxing_reader.wasm"]
+    for f in files:
+        assert hashlib.sha256((folder / f).read_bytes()).hexdigest() == sums[f], f
+    assert "MIT License" in (folder / "LICENSE").read_text()
+    assert "Apache License 2.0" in (folder / "NOTICE").read_text()
