@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,3 +198,53 @@ def test_vendored_decoder_matches_its_checksums() -> None:
         assert hashlib.sha256((folder / f).read_bytes()).hexdigest() == sums[f], f
     assert "MIT License" in (folder / "LICENSE").read_text()
     assert "Apache License 2.0" in (folder / "NOTICE").read_text()
+
+
+class _Recorder:
+    """A phone reader stand-in: records the verdicts the daemon routes to it."""
+
+    def __init__(self) -> None:
+        self.verdicts: list[tuple[Any, ...]] = []
+
+    def on_verdict(self, *args: Any) -> None:
+        self.verdicts.append(args)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        pass
+
+
+def test_daemon_answers_a_phone_after_commit_and_on_a_storage_failure(tmp_path: Path) -> None:
+    """Verdicts reach the phone's reader only from the reporter (after the commit), with
+    the committed station; a scan the database refused is answered as a reject."""
+    import time
+
+    from gateway.daemon import Gateway
+
+    cfg = parse_config(
+        BASE.replace('path = "state/gw.db"', f'path = "{tmp_path / "gw.db"}"')
+        + PHONE
+        + '[[patterns]]\nkind = "command"\nregex = "(?P<value>QTY:\\\\d{1,6})"\n'
+    )
+    gw = Gateway(cfg)
+    phones = _Recorder()
+    gw.readers["phones"] = phones
+    gw._reporter.start()
+    gw.writer.start()
+    try:
+        gw.writer.submit(RawScan("]Q1QTY:7", "phones.alice", time.time(), 1.0, 11))
+        gw.writer.submit(RawScan("]C1x", "tunnel", time.time(), 2.0, 12))  # not a phone's
+        deadline = time.monotonic() + 10
+        while not phones.verdicts and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gw._failed([RawScan("]C1y", "phones.alice", time.time(), 3.0, 13)], "disk I/O error")
+    finally:
+        gw.writer.stop()
+        gw._reports.put(None)
+        gw._reporter.join(5)
+        gw.engine.dispose()
+    first, refused = phones.verdicts
+    frame_id, verdict, reasons, _summary, seq, view = first
+    assert (frame_id, verdict, reasons, seq) == (11, "accept", [], None)
+    assert (view.station, view.step, view.quantity) == ("pack", "packing", 7)
+    assert refused[0] == 13 and refused[1] == "reject" and refused[2][0][0] == "storage_error"
+    assert "disk I/O error" in refused[2][0][1]
