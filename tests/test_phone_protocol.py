@@ -124,6 +124,22 @@ def test_port_443_origin_has_no_port() -> None:
     assert protocol.page_url("gw.example", 443, "t" * 22) == "https://gw.example/#pair=" + "t" * 22
 
 
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [
+        ("10.0.0.5:8443", "10.0.0.5"),
+        ("Dock1.local", "dock1.local"),
+        ("[::1]", "::1"),
+        ("[::1]:8443", "::1"),
+        ("a@evil:1", "evil"),
+        ("", ""),
+        ("[::1", ""),
+    ],
+)
+def test_host_header(header: str, host: str) -> None:
+    assert protocol.host_of(header) == host
+
+
 def test_token_bucket() -> None:
     b = protocol.TokenBucket(rate=2, burst=3, now=0)
     assert [b.take(0) for _ in range(4)] == [True, True, True, False]
@@ -443,7 +459,7 @@ def test_a_flood_of_scans_is_bounded_and_breaks_nothing(
                 break
         assert _closed_code(ws, 10) == 1008  # too many messages
     # at most the burst reached the pipeline; every one had its answer or its phone left
-    assert 1 <= len(pipe.scans) <= reader.cfg.burst + 1
+    assert 1 <= len(pipe.scans) <= reader.cfg.burst + 3  # + what the rate refilled meanwhile
     assert reader.refused["flood"] == 1
     with connect(reader.cfg.port, _ca(reader)) as ws:  # another phone is served as before
         assert hello(ws, other)["type"] == "welcome"
@@ -460,9 +476,10 @@ def test_scans_beyond_the_rate_are_not_sent(server: tuple[PhoneReader, Pipeline]
             ws.send(json.dumps({"type": "scan", "id": i, "text": f"]C1R{i}"}))
         answers = [recv(ws) for _ in range(15)]
     kinds = sorted(a["type"] for a in answers)
-    assert kinds.count("verdict") == 10 and kinds.count("not_sent") == 5
+    sent = kinds.count("verdict")  # the burst, plus one per 0.2 s the sending took
+    assert 10 <= sent <= 12 and kinds.count("not_sent") == 15 - sent
     assert {a["reason"] for a in answers if a["type"] == "not_sent"} == {"too_fast"}
-    assert len(pipe.scans) == 10
+    assert len(pipe.scans) == sent
 
 
 def test_connection_limit(tmp_path: Path) -> None:

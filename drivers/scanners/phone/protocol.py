@@ -231,6 +231,14 @@ def origin_allowed(origin: str | None, hostnames: list[str], port: int) -> bool:
     return host in {h.lower().strip("[]") for h in hostnames}
 
 
+def host_of(host_header: str) -> str:
+    """The host name of an HTTP ``Host`` header, lower case ("" when malformed)."""
+    try:
+        return (urlsplit("//" + host_header).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
 def page_url(hostname: str, port: int, pair_token: str | None = None) -> str:
     """The URL a phone opens; the pairing code travels in the fragment (never sent in HTTP)."""
     host = f"[{hostname}]" if ":" in hostname else hostname

@@ -366,8 +366,8 @@ class PhoneReader:
         ):
             self.refused["origin"] += 1
             return conn.respond(403, "origin not allowed\n")
-        if request.headers.get("Host", "").rsplit(":", 1)[0].strip("[]").lower() not in {
-            h.lower() for h in self.hostnames
+        if protocol.host_of(request.headers.get("Host", "")) not in {
+            h.lower().strip("[]") for h in self.hostnames
         }:  # a name we do not serve (DNS rebinding, a typo): no page
             return conn.respond(421, "use the gateway's configured host name\n")
         if path == "/ca.crt" and self.certs is not None and self.certs.ca is not None:
