@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,21 @@ def write_y4m(path: Path, frames: list[tuple[Image.Image, int]]) -> None:
                 f.write(b"FRAME\n" + planes)
 
 
+#: A BarcodeDetector like Chrome on Android's: finds what the test pushes, one per call.
+FAKE_DETECTOR = """
+window.__fakeCodes = [];
+window.BarcodeDetector = class {
+  static async getSupportedFormats() { return ["ean_13", "ean_8", "code_128", "qr_code", "data_matrix"]; }
+  constructor(options) { this.options = options; }
+  async detect(source) {
+    const c = window.__fakeCodes[0];
+    if (c && c.format === "code_128") return [c];  // stays: the WASM decoder reads the frame
+    return window.__fakeCodes.length ? [window.__fakeCodes.shift()] : [];
+  }
+};
+"""
+
+
 def _config(tmp: Path, broker_port: int, phone_port: int) -> Path:
     for name in ("products.csv", "lots.csv", "serials.csv"):
         shutil.copy(ROOT / "config" / "demo" / name, tmp / name)
@@ -137,6 +154,14 @@ def _pairing_url(log: Path, timeout: float = 20) -> str:
             return m.group(1)
         time.sleep(0.1)
     raise AssertionError(f"no pairing URL on the console:\n{log.read_text()[-3000:]}")
+
+
+def _poll(ok: Any, timeout: float = 20) -> None:
+    """Wait until ``ok()`` (the page's CSP forbids Playwright's string predicates)."""
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def _verdicts(page: Any) -> list[dict[str, str]]:
@@ -245,6 +270,44 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
         assert alerts, "the recalled lot's reject was not published"
         assert LABELS[3][3] not in by_raw  # a reject is no movement
         assert not [c for c in console if "Content Security Policy" in c], console
+
+        # a second phone, paired with `traceway phone-pair` while the gateway runs, whose
+        # browser has a BarcodeDetector (faked here): EAN-13 goes from it directly as ]E0,
+        # a GS1 symbol it finds is read again by the WebAssembly decoder (AIM id and GS)
+        out = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "phone-pair", "-c", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=True,
+        ).stdout
+        second = re.search(r"or open (https://\S+#pair=[A-Za-z0-9_-]+)", out)
+        assert second is not None, out
+        ctx2 = browser.new_context(ignore_https_errors=True, viewport={"width": 420, "height": 900})
+        ctx2.add_init_script(FAKE_DETECTOR)
+        page2 = ctx2.new_page()
+        page2.goto(second.group(1))
+        page2.fill("#pair-name", "native")
+        page2.click("#pair-button")
+        page2.wait_for_selector("#conn.online", timeout=20000)
+        _poll(lambda: page2.inner_text("#decoder") == "decoder: BarcodeDetector + WebAssembly")
+        page2.evaluate("window.__fakeCodes.push({format: 'ean_13', rawValue: '9506000134383'})")
+        page2.wait_for_selector('#history li[data-verdict="accept"]', timeout=20000)
+        page2.evaluate("window.__fakeCodes.push({format: 'code_128', rawValue: 'ignored'})")
+        _poll(lambda: len([v for v in _verdicts(page2) if v["verdict"]]) >= 2)
+        page2.screenshot(path=str(screenshot_path("phone-6-second-phone-native")))
+        codes2 = [v["code"] for v in _verdicts(page2) if v["verdict"]]
+        assert codes2[-1] == "]E09506000134383", codes2
+        assert codes2[0][:3] in ("]C1", "]d2", "]Q1"), codes2  # from the WebAssembly decoder
+        ean = [
+            e
+            for e in collector.wait_for("events", len(by_raw) + 1, 20)
+            if e["scan"]["raw"] == "]E09506000134383"
+        ]
+        assert ean and ean[0]["scan"]["scanner"] == "phones.native"
+        assert ean[0]["scan"]["symbology"] == "]E0"
+        ctx2.close()
 
         # the gateway goes away: the page says offline, a scan meanwhile is "not sent"
         assert gw.stop() == 0
