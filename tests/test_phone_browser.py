@@ -300,11 +300,12 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
         codes2 = [v["code"] for v in _verdicts(page2) if v["verdict"]]
         assert codes2[-1] == "]E09506000134383", codes2
         assert codes2[0][:3] in ("]C1", "]d2", "]Q1"), codes2  # from the WebAssembly decoder
-        ean = [
-            e
-            for e in collector.wait_for("events", len(by_raw) + 1, 20)
-            if e["scan"]["raw"] == "]E09506000134383"
-        ]
+
+        def ean_events() -> list[dict[str, Any]]:
+            return [e for e in collector.of("events") if e["scan"]["raw"] == "]E09506000134383"]
+
+        _poll(lambda: bool(ean_events()))
+        ean = ean_events()
         assert ean and ean[0]["scan"]["scanner"] == "phones.native"
         assert ean[0]["scan"]["symbology"] == "]E0"
         ctx2.close()
