@@ -256,8 +256,9 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
         for _, _, _, w in LABELS[:3]:
             assert got[shown(w)]["verdict"] in ("accept", "warn"), got[shown(w)]
 
-        events = collector.wait_for("events", 3, 20)
-        by_raw = {e["scan"]["raw"]: e for e in events}
+        published = lambda: {e["scan"]["raw"]: e for e in collector.of("events")}  # noqa: E731
+        _poll(lambda: all(w in published() for *_, w in LABELS[:3]))
+        by_raw = published()
         for _, _, _, w in LABELS[:3]:
             assert w in by_raw, f"{w!r} not published; events: {list(by_raw)}"
             e = by_raw[w]
