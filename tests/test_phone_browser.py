@@ -265,10 +265,16 @@ def test_phone_pairs_scans_and_shows_the_gateways_verdict(
             assert e["scan"]["symbology"] == w[:3]
             assert e["scan"]["scanner"] == "phones.dockcam"
         assert by_raw[LABELS[1][3]]["scan"]["raw"].count(GS) == 1
-        alerts = [
-            a for a in collector.of("alerts") if (a.get("scan") or {}).get("raw") == LABELS[3][3]
-        ]
-        assert alerts, "the recalled lot's reject was not published"
+
+        def recall_alerts() -> list[dict[str, Any]]:
+            return [
+                a
+                for a in collector.of("alerts")
+                if (a.get("scan") or {}).get("raw") == LABELS[3][3]
+            ]
+
+        _poll(lambda: bool(recall_alerts()))  # the recalled lot's reject is published
+        assert recall_alerts()[0]["alert"] == "lot_recalled"
         assert LABELS[3][3] not in by_raw  # a reject is no movement
         assert not [c for c in console if "Content Security Policy" in c], console
 
