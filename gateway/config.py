@@ -287,6 +287,11 @@ class GatewayConfig(_Strict):
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
         for name, sc in self.scanners.items():
+            if sc.type == "phone" and not re.match(r"^[A-Za-z0-9_.-]{1,31}$", name):
+                raise ValueError(
+                    f"scanners.{name}: a phone scanner's name is 1-31 letters, digits, '.', '_' "
+                    "or '-' (its phones' scans carry '<name>.<phone>' as their scanner)"
+                )
             if sc.station not in self.stations:
                 raise ValueError(
                     f"scanners.{name}.station: unknown station {sc.station!r} "
@@ -316,7 +321,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     for p in loc:
         if isinstance(p, int):
             parts.append(f"[{p}]")
-        elif p in ("replay", "serial", "tcp", "evdev", "hidpos") and parts:
+        elif p in ("replay", "serial", "tcp", "evdev", "hidpos", "phone") and parts:
             continue  # discriminator tag that pydantic adds to the location
         else:
             parts.append(("." if parts else "") + str(p))
@@ -454,6 +459,10 @@ def _with_base(cfg: GatewayConfig, base: Path) -> GatewayConfig:
     for name, sc in cfg.scanners.items():
         if sc.type == "replay":
             sc = sc.model_copy(update={"path": _abs(sc.path, base)})
+        if sc.type == "phone":
+            sc = sc.model_copy(
+                update={"cert_file": _abs(sc.cert_file, base), "key_file": _abs(sc.key_file, base)}
+            )
         scanners[name] = sc
     printers = {}
     for name, pc in cfg.printers.items():

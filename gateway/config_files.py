@@ -100,6 +100,13 @@ def file_problems(cfg: GatewayConfig, file: str | Path, *, seeds: bool = True) -
     for name, sc in cfg.scanners.items():
         if sc.enabled and sc.type == "replay":
             add(f"scanners.{name}.path", _readable_file(sc.path))
+        if sc.enabled and sc.type == "phone":
+            for key in ("cert_file", "key_file"):
+                path = getattr(sc, key)
+                if path is not None:
+                    add(f"scanners.{name}.{key}", _readable_file(path))
+            if sc.cert_file is not None and _readable_file(sc.cert_file) is None:
+                add(f"scanners.{name}.cert_file", _certificate_problem(sc.cert_file))
     for name, pc in cfg.printers.items():
         if pc.transport == "file":
             add(f"printers.{name}.path", _creatable(pc.path, made_by_run))
@@ -112,6 +119,19 @@ def file_problems(cfg: GatewayConfig, file: str | Path, *, seeds: bool = True) -
             except (TemplateError, OSError) as exc:
                 add(f"printers.{name}.labels_dir", str(exc))
     return out
+
+
+def _certificate_problem(path: Path) -> str | None:
+    """Why a PEM certificate cannot be used (None when it loads)."""
+    try:
+        from cryptography import x509
+    except ImportError:
+        return "phone scanners need the 'phone' extra (pip install traceway[phone])"
+    try:
+        x509.load_pem_x509_certificate(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        return f"{path}: not a PEM certificate ({exc})"
+    return None
 
 
 def seed_error(

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from drivers.scanners.phone.protocol import StationView
 from drivers.scanners.types import DeviceStatus, RawScan
 from gateway import __version__
 from gateway.clock import ClockStatus
@@ -72,6 +73,8 @@ class Gateway:
         self._seed_cache()
         self.boot = self._bump_boot()
         self.processor = ScanProcessor(cfg, self.clock.synced)
+        #: station states as of the last commit (what phones show; never an uncommitted one)
+        self.committed_stations = dict(self.processor.stations)
         self.writer = Writer(
             cfg.storage.path,
             self.processor,
@@ -133,6 +136,44 @@ class Gateway:
             )
             self.commands = CommandHandler(self.topics, self, paho_sender(self.publisher.client))
             self.metrics_loop = MetricsLoop(self.topics, self.figures, pub, cfg.metrics.interval)
+
+    def _make_reader(self, name: str, sc: Any) -> Any:
+        return make_reader(
+            name,
+            sc,
+            self.submit,
+            self._device_status,
+            state_dir=self.cfg.storage.path.parent,
+            station_view=self.station_view,
+        )
+
+    def station_view(self, station: str) -> StationView | None:
+        """A station's committed step, location and pending QTY (for phone pages)."""
+        st = self.committed_stations.get(station)
+        if st is None:
+            return None
+        return StationView(station, st.step, st.location, st.next_quantity)
+
+    def _tell_phone(
+        self,
+        scan: RawScan,
+        station: str,
+        verdict: str,
+        reasons: list[tuple[str, str]],
+        summary: str,
+        seq: int | None,
+    ) -> None:
+        """A phone's scan has its verdict (committed, or refused): answer on its socket."""
+        if "." not in scan.scanner:
+            return
+        reader = self.readers.get(scan.scanner.rsplit(".", 1)[0])
+        on_verdict = getattr(reader, "on_verdict", None)
+        if on_verdict is None:
+            return
+        try:
+            on_verdict(scan.frame_id, verdict, reasons, summary, seq, self.station_view(station))
+        except Exception:
+            log.exception("telling phone %s its verdict failed", scan.scanner)
 
     def _subscriptions(self) -> list[str]:
         subs = self.topics.subscriptions()
@@ -319,6 +360,7 @@ class Gateway:
 
     def _committed(self, outcomes: list[Outcome]) -> None:
         """Runs in the writer thread after a commit: only wake-ups and a hand-off here."""
+        self.committed_stations = dict(self.processor.stations)
         if self.storage_down_since is not None:
             self._storage_recovered()
         if self.publisher is not None:
@@ -345,6 +387,9 @@ class Gateway:
                 if o.scan.scanner:
                     self.devices.seen(o.scan.scanner)
                 self.feedback.on_outcome(o, logged=logged)
+                if "." in o.scan.scanner:
+                    reasons = [(r.code, r.message) for r in o.reasons]
+                    self._tell_phone(o.scan, o.station, o.verdict, reasons, o.summary, o.seq)
 
     def _failed(self, scans: list[RawScan], why: str) -> None:
         """The database refused the group (disk full, I/O error): nothing was written."""
@@ -361,6 +406,10 @@ class Gateway:
             )
             self.feedback.on_verdict(
                 station, s.scanner, "reject", ["storage_error"], None, None, s.text, logged=logged
+            )
+            why_words = f"the gateway's storage failed ({why}); scan not recorded"
+            self._tell_phone(
+                s, station, "reject", [("storage_error", why_words)], "not recorded", None
             )
 
     @property
@@ -506,6 +555,7 @@ class Gateway:
             self.processor.duplicates.forget_station(station)
 
         self.writer.call(change)
+        self.committed_stations = dict(self.processor.stations)
         log.info("station %s: step is now %s (command)", station, step)
 
     def set_transaction(self, station: str, transactions: list[tuple[str, str]]) -> None:
@@ -526,6 +576,7 @@ class Gateway:
             )
 
         self.writer.call(change)
+        self.committed_stations = dict(self.processor.stations)
         log.info("station %s: transactions %s (command)", station, list(tx) or "cleared")
 
     def print_label(
@@ -631,7 +682,7 @@ class Gateway:
                     old_reader.stop(1.0)
                 sc = new.scanners.get(name)
                 if sc is not None and sc.enabled:
-                    reader = make_reader(name, sc, self.submit, self._device_status)
+                    reader = self._make_reader(name, sc)
                     reader.start()
                     self.readers[name] = reader
                 changed.append(f"scanners.{name}")
@@ -726,7 +777,7 @@ class Gateway:
         for name, sc in self.cfg.scanners.items():
             if not sc.enabled:
                 continue
-            reader = make_reader(name, sc, self.submit, self._device_status)
+            reader = self._make_reader(name, sc)
             reader.start()
             self.readers[name] = reader
         self._start_hotplug()

@@ -264,7 +264,11 @@ class ScanProcessor:
 
     # -- helpers ------------------------------------------------------------------------
     def station_of(self, scan: RawScan) -> str:
+        """The station of a scan's scanner (a phone's ``<scanner>.<phone>`` counts as its
+        scanner); the gateway's first station for a scan of no configured scanner."""
         sc = self.cfg.scanners.get(scan.scanner)
+        if sc is None and "." in scan.scanner:
+            sc = self.cfg.scanners.get(scan.scanner.rsplit(".", 1)[0])
         if sc is not None:
             return sc.station
         return next(iter(self.cfg.stations))

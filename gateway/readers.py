@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from drivers.scanners.config import ScannerConfig
@@ -19,8 +21,31 @@ class Reader(Protocol):
     def stop(self, timeout: float = 2.0) -> None: ...
 
 
-def make_reader(name: str, cfg: ScannerConfig, sink: ScanSink, on_status: StatusSink) -> Any:
-    """The reader for one scanner config (device modules are imported only when used)."""
+def make_reader(
+    name: str,
+    cfg: ScannerConfig,
+    sink: ScanSink,
+    on_status: StatusSink,
+    *,
+    state_dir: Path | None = None,
+    station_view: Callable[[str], Any] | None = None,
+) -> Any:
+    """The reader for one scanner config (device modules are imported only when used).
+
+    ``state_dir`` (the folder of the gateway's database) and ``station_view`` (committed
+    step/location/QTY of a station) are used by phone scanners only.
+    """
+    if cfg.type == "phone":
+        from drivers.scanners.phone.server import PhoneReader
+
+        return PhoneReader(
+            name,
+            cfg,
+            sink,
+            on_status,
+            state_dir=state_dir if state_dir is not None else Path("."),
+            station_view=station_view,
+        )
     if cfg.type == "replay":
         from drivers.scanners.replay_reader import ReplayReader
 

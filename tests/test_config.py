@@ -144,6 +144,7 @@ def test_example_documents_every_key() -> None:
         sc.TcpScanner,
         sc.EvdevScanner,
         sc.HidPosScanner,
+        sc.PhoneScanner,
         sc.FramerConfig,
     ]
     keys: set[str] = set()

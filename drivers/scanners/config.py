@@ -6,9 +6,12 @@ import codecs
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from drivers.scanners.escapes import unescape
+
+#: An optional path where an empty string means "not set".
+OptPath = Annotated[Path | None, BeforeValidator(lambda v: None if v == "" else v)]
 
 
 class _Strict(BaseModel):
@@ -138,7 +141,78 @@ class HidPosScanner(_ScannerBase):
     vendor_product: str = Field(default="")
 
 
+class PhoneScanner(_ScannerBase):
+    """Smartphones scanning with their camera: a page and a WebSocket served over HTTPS."""
+
+    type: Literal["phone"]
+    host: str = Field(
+        description="Address to bind: the interface the phones reach (e.g. the Wi-Fi "
+        "address); '0.0.0.0' means every interface."
+    )
+    port: int = Field(default=8443, ge=1, le=65535)
+    hostnames: list[str] = Field(
+        default=[],
+        description="Names/addresses phones use to reach the gateway; the first is in the "
+        "pairing QR code; all go into a self-made certificate and are the only page origins "
+        "accepted. Default: this machine's address on the network and its .local name.",
+    )
+    cert_file: OptPath = Field(
+        default=None, description="PEM certificate (chain); default: one the gateway makes."
+    )
+    key_file: OptPath = Field(default=None, description="PEM private key for cert_file.")
+    pairing_ttl: float = Field(
+        default=600, gt=0, le=86400, description="Seconds a pairing code stays valid."
+    )
+    pair_at_start: bool = Field(
+        default=True,
+        description="Print a pairing QR code on the console at start while no phone is paired.",
+    )
+    max_devices: int = Field(default=16, ge=1, le=256, description="Phones paired at once.")
+    max_connections: int = Field(
+        default=32, ge=1, le=1024, description="Connections served at once (paired or not)."
+    )
+    max_length: int = Field(
+        default=4096,
+        ge=16,
+        le=4096,
+        description="Longest code in characters (frame_too_long); events hold at most 4096.",
+    )
+    rate: float = Field(
+        default=5.0, gt=0, le=100, description="Scans per second a phone may send (sustained)."
+    )
+    burst: int = Field(default=10, ge=1, le=1000, description="Scans a phone may send at once.")
+    max_pending: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Scans of one phone waiting for their verdict; more are refused unsent.",
+    )
+
+    @field_validator("hostnames")
+    @classmethod
+    def _plain_names(cls, v: list[str]) -> list[str]:
+        for h in v:
+            if not h or (any(c in h for c in "/:@ []") and not _is_ipv6(h)):
+                raise ValueError(f"{h!r} is not a host name or address (no scheme, no port)")
+        return v
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> PhoneScanner:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (or neither: a self-made one)")
+        return self
+
+
+def _is_ipv6(h: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(h).version == 6
+    except ValueError:
+        return False
+
+
 ScannerConfig = Annotated[
-    ReplayScanner | SerialScanner | TcpScanner | EvdevScanner | HidPosScanner,
+    ReplayScanner | SerialScanner | TcpScanner | EvdevScanner | HidPosScanner | PhoneScanner,
     Field(discriminator="type"),
 ]

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "gateway.cli.printing",
     "gateway.cli.epcis",
     "gateway.cli.tail",
+    "gateway.cli.phone",
 )
 
 
