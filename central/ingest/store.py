@@ -74,7 +74,8 @@ def write_batch(
             _device(conn, a.body)
         elif a.kind == "cache_ack":
             _cache_ack(conn, a.body, received_at)
-        elif a.kind == "cache_version":
+        elif a.kind == "cache_version" and a.body.get("version") is not None:
+            # ``version: null``: the gateway holds no cache yet (the pusher sends it one)
             _cache_version(conn, a.body, int(a.body["version"]), a.body["time"])
     if rejected:
         res.quarantined = quarantine(conn, rejected, received_at)
