@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from central.config import CentralConfig, load_config
 
@@ -16,7 +17,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the API and recall-push sub-commands."""
     s = sub.add_parser("serve", help="run the REST API and the recall pusher")
     s.add_argument("--config", "-c", required=True, type=Path, help="central TOML file")
-    s.add_argument("--no-push", action="store_true", help="API only (no MQTT pusher)")
+    s.add_argument(
+        "--no-push",
+        action="store_true",
+        help="API only (no MQTT pusher, no republish requests for seq gaps)",
+    )
     s.set_defaults(func=cmd_serve)
     for name, kind, text in (
         ("hold", "hold", "hold a lot, serial or SSCC at every site that may hold it"),
@@ -170,6 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from central.api.app import create_app
+    from central.ingest.gapfill import GapFiller
     from central.masterdata.push import CachePusher
 
     cfg = load_config(args.config)
@@ -181,8 +187,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with engine.connect():
         pass  # an unreachable database exits 3 here, before anything listens
     pusher = None if args.no_push else CachePusher(engine, cfg.broker)
+    gaps: GapFiller | None = None
     if pusher is not None:
         pusher.start()
+        client = pusher.client
+
+        def send(topic: str, payload: dict[str, Any]) -> None:
+            client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1)
+
+        gaps = GapFiller(
+            engine,
+            send,
+            prefix=cfg.broker.topic_prefix,
+            after_s=cfg.ingest.republish_after_s,
+            clock=lambda: datetime.now(UTC),
+        )
+        gaps.start()
     app = create_app(
         engine,
         _store(cfg, engine),
@@ -198,6 +218,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        if gaps is not None:
+            gaps.stop()
         if pusher is not None:
             pusher.stop()
         engine.dispose()
