@@ -8,7 +8,6 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from central.config import CentralConfig, load_config
 
@@ -175,7 +174,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from central.api.app import create_app
-    from central.ingest.gapfill import GapFiller
     from central.masterdata.push import CachePusher
 
     cfg = load_config(args.config)
@@ -186,23 +184,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = _engine(cfg)
     with engine.connect():
         pass  # an unreachable database exits 3 here, before anything listens
-    pusher = None if args.no_push else CachePusher(engine, cfg.broker)
-    gaps: GapFiller | None = None
+    pusher = (
+        None
+        if args.no_push
+        else CachePusher(engine, cfg.broker, republish_after_s=cfg.ingest.republish_after_s)
+    )
     if pusher is not None:
         pusher.start()
-        client = pusher.client
-
-        def send(topic: str, payload: dict[str, Any]) -> None:
-            client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1)
-
-        gaps = GapFiller(
-            engine,
-            send,
-            prefix=cfg.broker.topic_prefix,
-            after_s=cfg.ingest.republish_after_s,
-            clock=lambda: datetime.now(UTC),
-        )
-        gaps.start()
     app = create_app(
         engine,
         _store(cfg, engine),
@@ -218,8 +206,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
-        if gaps is not None:
-            gaps.stop()
         if pusher is not None:
             pusher.stop()
         engine.dispose()

@@ -75,7 +75,7 @@ def write_batch(
         elif a.kind == "cache_ack":
             _cache_ack(conn, a.body, received_at)
         elif a.kind == "cache_version" and a.body.get("version") is not None:
-            # ``version: null``: the gateway holds no cache yet (the pusher sends it one)
+            # null: the gateway holds no cache yet (nothing to record)
             _cache_version(conn, a.body, int(a.body["version"]), a.body["time"])
     if rejected:
         res.quarantined = quarantine(conn, rejected, received_at)
