@@ -9,7 +9,13 @@ ten consumed into a new lot (transformations). Then times ``recall`` of random l
 ``--samples``). Prints figures; asserts nothing. The generated data lives in a
 temporary directory, never in git.
 
+``--explain`` also prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the one statement a lot
+recall runs and of the one a serial trace runs (a lot that was consumed into a new lot,
+and a serial of it that was packed on a pallet on a master pallet), each run once
+before so the plan shows a warm cache, as the timed runs see it.
+
     .venv/bin/python bench/central_queries.py --lots 100000
+    .venv/bin/python bench/central_queries.py --lots 450000 --explain   # ~10 M items
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import Connection, create_engine, event, text  # noqa: E402
 
 from central.db.cluster import PrivateCluster  # noqa: E402
 from central.db.engine import migrate  # noqa: E402
@@ -99,10 +107,31 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
+def explain(conn: Connection, title: str, run: Callable[[Connection], object]) -> None:
+    """Run ``run`` once, then print EXPLAIN (ANALYZE, BUFFERS) of each statement it ran."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
+        seen.append((statement, params))
+
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        run(conn)
+    finally:
+        event.remove(conn, "before_cursor_execute", capture)
+    for statement, params in seen:
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, params).fetchall()
+        print(f"\n== {title}: EXPLAIN (ANALYZE, BUFFERS) ==")
+        print("\n".join(r[0] for r in plan))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lots", type=int, default=100_000)
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument(
+        "--explain", action="store_true", help="print the plans of a lot recall and a serial trace"
+    )
     args = ap.parse_args()
     assert check_digit("0950600000001") >= 0
     with tempfile.TemporaryDirectory(prefix="traceway-bench-") as t:
@@ -141,6 +170,29 @@ def main() -> None:
                     f"{name}: p50 {statistics.median(times):.1f} ms, "
                     f"p99 {percentile(times, 0.99):.1f} ms over {len(times)}"
                 )
+            if args.explain:
+                with engine.connect() as c:
+                    lot = c.execute(
+                        text(
+                            "SELECT gtin, lot FROM transformation_edges "
+                            "WHERE direction = 'input' ORDER BY lot LIMIT 1"
+                        )
+                    ).one()
+                    serial = c.execute(
+                        text("SELECT gtin, serial FROM serial_state WHERE lot = :l LIMIT 1"),
+                        {"l": lot[1]},
+                    ).one()
+                    print(f"\nplans for lot {lot[0]}/{lot[1]} and serial {serial[0]}/{serial[1]}")
+                    explain(
+                        c,
+                        f"lot recall {lot[0]}/{lot[1]}",
+                        lambda c: recall(c, lot=unit_key(gtin=lot[0], lot=lot[1])),
+                    )
+                    explain(
+                        c,
+                        f"serial trace {serial[0]}/{serial[1]}",
+                        lambda c: trace(c, unit_key(gtin=serial[0], serial=serial[1])),
+                    )
             engine.dispose()
         finally:
             cluster.stop()

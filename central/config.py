@@ -75,6 +75,12 @@ class BrokerConfig(_Strict):
 class IngestConfig(_Strict):
     max_batch: int = Field(default=500, ge=1, le=10_000, description="Events per commit.")
     max_wait_ms: int = Field(default=20, ge=0, le=5000, description="Gather a batch this long.")
+    republish_after_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description="serve: ask a gateway to republish a seq gap open this long (0: never).",
+    )
 
 
 class ApiConfig(_Strict):

@@ -737,6 +737,33 @@ class Gateway:
         with self._reader() as conn:
             return queries.trace(conn, limit=limit, **keys)
 
+    def republish(self, from_seq: int, to_seq: int) -> dict[str, Any]:
+        """``republish`` command: the published outbox rows of a seq range, sent again (QoS 1,
+        the stored bytes: same ``event_id``). The central side asks for a seq gap that stays
+        open (e.g. messages a broker lost in a restart after acknowledging them)."""
+        from gateway.mqtt.commands import republish_plan
+
+        if self.publisher is None or not self.publisher.connected:
+            raise RuntimeError("not connected to the broker")
+        with self._reader() as conn:
+            rows = conn.execute(
+                "SELECT seq, topic, payload, published_at FROM outbox "
+                "WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (from_seq, to_seq),
+            ).fetchall()
+        plan = republish_plan(rows, from_seq, to_seq)
+        for _seq, topic, payload in plan.send:
+            self.publisher.client.publish(topic, payload, qos=1)
+        log.info(
+            "republish %d..%d: %d sent again, %d not yet published, gone: %s",
+            from_seq,
+            to_seq,
+            len(plan.send),
+            plan.unsent,
+            plan.gone or "none",
+        )
+        return plan.result(from_seq, to_seq, len(plan.send))
+
     @contextlib.contextmanager
     def _reader(self) -> Any:
         """A read-only connection holding one read transaction (a WAL snapshot of what is

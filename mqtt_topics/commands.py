@@ -7,7 +7,7 @@ data; a malformed or unknown command gets an error reply and changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -16,7 +16,7 @@ from typing import Any, Literal
 from mqtt_topics.events import format_time
 from mqtt_topics.validation import load_schema, validator
 
-COMMAND_SCHEMA = {"name": "traceway.command", "version": "1.1"}
+COMMAND_SCHEMA = {"name": "traceway.command", "version": "1.2"}
 REPLY_SCHEMA = {"name": "traceway.command_reply", "version": "1.1"}
 MAX_COMMAND_BYTES = 64 * 1024
 #: ``stock``/``trace`` replies: rows when the command gives no ``limit``, and the most it may ask.
@@ -24,6 +24,8 @@ DEFAULT_ROWS = 500
 MAX_ROWS = 5000
 #: ``stock``/``trace`` replies: the rows of one reply serialise to at most this many bytes.
 MAX_RESULT_BYTES = 1_000_000
+#: ``republish``: the most seqs one command may ask for again.
+MAX_REPUBLISH = 10_000
 
 ErrorCode = Literal[
     "too_large", "malformed", "invalid", "unknown_command", "invalid_args", "failed", "busy"
@@ -99,7 +101,31 @@ def parse_command(payload: bytes) -> Command | CommandError:
     if errors:
         code: ErrorCode = "invalid_args" if all(e.startswith("args") for e in errors) else "invalid"
         return CommandError(code, "; ".join(errors), cmd, request_id)
+    problem = _range_problem(normal["args"]) if cmd == "republish" else None
+    if problem:
+        return CommandError("invalid_args", problem, cmd, request_id)
     return Command(cmd, _freeze(normal["args"]), request_id)
+
+
+def _range_problem(args: Mapping[str, Any]) -> str | None:
+    """``republish``: ``from_seq`` ≤ ``to_seq``, at most ``MAX_REPUBLISH`` seqs."""
+    lo, hi = int(args["from_seq"]), int(args["to_seq"])
+    if hi < lo:
+        return f"args: to_seq {hi} is below from_seq {lo}"
+    if hi - lo + 1 > MAX_REPUBLISH:
+        return f"args: at most {MAX_REPUBLISH} seqs at once (asked {hi - lo + 1})"
+    return None
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[list[int]]:
+    """Consecutive runs of seqs as ``[first, last]`` pairs, ascending."""
+    out: list[list[int]] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return out
 
 
 def _errors(payload: Mapping[str, Any]) -> list[str]:

@@ -14,7 +14,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.mqtt.commands import CommandHandler, CommandRejected, Reply, paho_sender
+from gateway.mqtt.commands import (
+    CommandHandler,
+    CommandRejected,
+    Reply,
+    paho_sender,
+    republish_plan,
+)
 from mqtt_topics.commands import build_command
 from mqtt_topics.topics import GatewayTopics
 from mqtt_topics.validation import validate
@@ -76,6 +82,10 @@ class FakeControl:
     def trace(self, keys: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
         self._note("trace", dict(keys), limit)
         return [trace_row(i + 1) for i in range(min(limit, self.rows))]
+
+    def republish(self, from_seq: int, to_seq: int) -> dict[str, Any]:
+        self._note("republish", from_seq, to_seq)
+        return republish_plan([(3, "t", "{}", 1.0)], from_seq, to_seq).result(from_seq, to_seq, 1)
 
 
 GTIN = "09506000134352"
@@ -161,6 +171,12 @@ CASES: list[tuple[str, dict[str, Any] | None, tuple[Any, ...] | None, dict[str, 
         ("trace", {"gtin": "09506000134352", "lot": "L1"}, 2),
         {"rows": [trace_row(1)], "count": 1, "limit": 1, "truncated": True},
     ),
+    (
+        "republish",
+        {"from_seq": 2, "to_seq": 5},
+        ("republish", 2, 5),
+        {"from_seq": 2, "to_seq": 5, "republished": 1, "unsent": 0, "gone": [[2, 2], [4, 5]]},
+    ),
 ]
 
 
@@ -228,6 +244,21 @@ def test_answers_are_bounded_in_rows_and_bytes() -> None:
     assert result["truncated"] is True and 0 < result["count"] < 5000  # the byte bound
     size = len(json.dumps(big.payload, separators=(",", ":")).encode())
     assert size <= 1_000_000 + 1_000, size
+
+
+def test_republish_plan_sends_published_rows_again_and_names_what_is_gone() -> None:
+    rows = [
+        (9, "t/e", "p9", 1.0),
+        (5, "t/e", "p5", 1.0),
+        (6, "t/a", "p6", None),
+        (7, "t/e", "p7", 2.0),
+    ]
+    plan = republish_plan(rows, 4, 8)
+    assert plan.send == ((5, "t/e", "p5"), (7, "t/e", "p7"))  # in seq order; 9 is outside
+    assert (plan.unsent, plan.gone) == (1, [[4, 4], [8, 8]])
+    assert republish_plan([], 1, 3).gone == [[1, 3]]
+    many = republish_plan([(s, "t", "p", 1.0) for s in range(2, 600, 2)], 1, 600)
+    assert len(many.result(1, 600, 0)["gone"]) == 100  # the reply stays small
 
 
 def test_wrong_check_digits_are_refused_before_anything_is_read() -> None:

@@ -16,6 +16,7 @@ from mqtt_topics.commands import (
     build_reply,
     command_names,
     parse_command,
+    seq_ranges,
 )
 from mqtt_topics.examples import GATEWAY, GTIN_A, SITE, T0, example_id
 from mqtt_topics.validation import validate
@@ -38,6 +39,8 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("trace", {"gtin": GTIN_A, "lot": "L1"}),
     ("trace", {"gtin": GTIN_A, "serial": "SN1", "limit": 10}),
     ("trace", {"sscc": "340123450000000000"}),
+    ("republish", {"from_seq": 1, "to_seq": 1}),
+    ("republish", {"from_seq": 5, "to_seq": 10_004}),
 ]
 
 
@@ -104,6 +107,13 @@ BAD: list[tuple[bytes, str]] = [
     (_raw({"schema": H, "command": "trace", "args": {"gtin": GTIN_A, "lot": "L", "serial": "S"}}), "invalid_args"),
     (_raw({"schema": H, "command": "trace", "args": {"gtin": GTIN_A, "sscc": "340123450000000000"}}), "invalid_args"),
     (_raw({"schema": H, "command": "trace", "args": {"sscc": "340123450000000000", "limit": 1.5}}), "invalid_args"),
+    (_raw({"schema": H, "command": "republish"}), "invalid_args"),
+    (_raw({"schema": H, "command": "republish", "args": {"from_seq": 1}}), "invalid_args"),
+    (_raw({"schema": H, "command": "republish", "args": {"from_seq": 0, "to_seq": 3}}), "invalid_args"),
+    (_raw({"schema": H, "command": "republish", "args": {"from_seq": 4, "to_seq": 3}}), "invalid_args"),
+    (_raw({"schema": H, "command": "republish", "args": {"from_seq": 1, "to_seq": 10_001}}), "invalid_args"),
+    (_raw({"schema": H, "command": "republish", "args": {"from_seq": 1, "to_seq": 2, "x": 1}}), "invalid_args"),
+    (_raw({"schema": H, "command": "republish", "args": {"from_seq": "1", "to_seq": 2}}), "invalid_args"),
 ]  # fmt: skip
 
 
@@ -115,6 +125,12 @@ def test_bad_commands_get_an_error(raw: bytes, code: str) -> None:
     reply = build_reply(gateway_id=GATEWAY, site=SITE, time=T0, outcome=err)
     assert validate(reply) == []
     assert reply["ok"] is False and reply["error"]["code"] == code
+
+
+def test_seq_ranges() -> None:
+    assert seq_ranges([]) == []
+    assert seq_ranges([7, 3, 4, 5, 9, 8, 3]) == [[3, 5], [7, 9]]
+    assert seq_ranges([1]) == [[1, 1]]
 
 
 def test_error_reply_echoes_request_id_and_name() -> None:

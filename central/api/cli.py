@@ -16,7 +16,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the API and recall-push sub-commands."""
     s = sub.add_parser("serve", help="run the REST API and the recall pusher")
     s.add_argument("--config", "-c", required=True, type=Path, help="central TOML file")
-    s.add_argument("--no-push", action="store_true", help="API only (no MQTT pusher)")
+    s.add_argument(
+        "--no-push",
+        action="store_true",
+        help="API only (no MQTT pusher, no republish requests for seq gaps)",
+    )
     s.set_defaults(func=cmd_serve)
     for name, kind, text in (
         ("hold", "hold", "hold a lot, serial or SSCC at every site that may hold it"),
@@ -180,7 +184,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = _engine(cfg)
     with engine.connect():
         pass  # an unreachable database exits 3 here, before anything listens
-    pusher = None if args.no_push else CachePusher(engine, cfg.broker)
+    pusher = (
+        None
+        if args.no_push
+        else CachePusher(engine, cfg.broker, republish_after_s=cfg.ingest.republish_after_s)
+    )
     if pusher is not None:
         pusher.start()
     on_change = pusher.publish_pending if pusher is not None else None

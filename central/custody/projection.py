@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 
 from central.custody.model import (
     ItemRow,
+    UnitPlace,
     gaps_after,
     item_rows,
     parse_time,
@@ -222,27 +223,17 @@ def _project(
                 },
             )
         elif r.sscc is not None and r.gtin is None:
-            conn.execute(
-                text(
-                    "INSERT INTO sscc_state AS p (sscc, site, location, holder, state, "
-                    "last_event_time) VALUES (:sscc, :site, :location, :holder, :state, :t) "
-                    "ON CONFLICT (sscc) DO UPDATE SET site = EXCLUDED.site, "
-                    "location = EXCLUDED.location, holder = EXCLUDED.holder, "
-                    "state = EXCLUDED.state, last_event_time = EXCLUDED.last_event_time "
-                    "WHERE p.last_event_time <= EXCLUDED.last_event_time"
-                ),
-                {
-                    "sscc": r.sscc,
-                    "site": place.site,
-                    "location": place.location,
-                    "holder": place.holder,
-                    "state": place.state,
-                    "t": t,
-                },
-            )
+            _pallet_place(conn, r.sscc, place, t)
     parent = ev.get("parent", {}).get("sscc") if ev.get("parent") else None
     if parent and ev.get("event_type") == "AggregationEvent":
         if ev.get("action") == "ADD":
+            # the pallet is where its contents were packed (a pallet never moved as a whole
+            # still has a place); its own later moves win by time
+            packed_at = next(
+                (p for p in (unit_place(mv, site, r) for r in rows) if p and p.site), None
+            )
+            if packed_at is not None:
+                _pallet_place(conn, parent, packed_at, t)
             for r in rows:
                 conn.execute(
                     text(
@@ -292,6 +283,28 @@ def _project(
             )
     # pallets shipped or received whole: their open aggregation edges stay (the pallet still
     # holds its contents at the customer); trace follows them by SSCC.
+
+
+def _pallet_place(conn: Connection, sscc: str, place: UnitPlace, t: datetime) -> None:
+    """Where a pallet is now (``sscc_state``), unless a later event said otherwise."""
+    conn.execute(
+        text(
+            "INSERT INTO sscc_state AS p (sscc, site, location, holder, state, "
+            "last_event_time) VALUES (:sscc, :site, :location, :holder, :state, :t) "
+            "ON CONFLICT (sscc) DO UPDATE SET site = EXCLUDED.site, "
+            "location = EXCLUDED.location, holder = EXCLUDED.holder, "
+            "state = EXCLUDED.state, last_event_time = EXCLUDED.last_event_time "
+            "WHERE p.last_event_time <= EXCLUDED.last_event_time"
+        ),
+        {
+            "sscc": sscc,
+            "site": place.site,
+            "location": place.location,
+            "holder": place.holder,
+            "state": place.state,
+            "t": t,
+        },
+    )
 
 
 def _undo(

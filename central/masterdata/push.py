@@ -9,7 +9,9 @@ database so a hold or recall committed by the API or the CLI is published at onc
   or a snapshot when they are no longer contiguous in the outbox;
 - a resync request is answered with the missing deltas (reason ``gap``) or a snapshot
   carrying the request id;
-- acks are recorded in ``cache_acks`` (idempotent; ingest may record them too).
+- acks are recorded in ``cache_acks`` (idempotent; ingest may record them too);
+- a gateway's seq gap that stays open is asked for with ``republish``
+  (:mod:`central.ingest.gapfill`, ``ingest.republish_after_s``).
 
 Gateway and site are taken from the topic, never from the payload.
 """
@@ -30,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, text
 
 from central.config import BrokerConfig
+from central.ingest.gapfill import GapFiller
 from central.masterdata.holds import (
     NOTIFY_CHANNEL,
     deltas_since,
@@ -84,6 +87,7 @@ class CachePusher:
         client_id: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         poll_s: float = 1.0,
+        republish_after_s: float = 0.0,
     ) -> None:
         self.engine = engine
         self.broker = broker
@@ -99,6 +103,14 @@ class CachePusher:
         self._cursor = 0
         self._sent: dict[str, tuple[int, float]] = {}  # gateway -> (version sent, when)
         self._thread: threading.Thread | None = None
+        #: asks gateways to republish seq gaps that stay open (``ingest.republish_after_s``)
+        self.gaps = GapFiller(
+            engine,
+            self._publish,
+            prefix=self.prefix,
+            after_s=republish_after_s,
+            clock=clock,
+        )
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -111,12 +123,14 @@ class CachePusher:
         self.client.loop_start()
         self._thread = threading.Thread(target=self._listen, name="cache-push", daemon=True)
         self._thread.start()
+        self.gaps.start()
         if not self._subscribed.wait(timeout):
             log.warning(
                 "cache pusher: broker %s:%d not reachable yet", self.broker.host, self.broker.port
             )
 
     def stop(self) -> None:
+        self.gaps.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ from mqtt_topics.commands import (
     bound_rows,
     build_reply,
     parse_command,
+    seq_ranges,
 )
 from mqtt_topics.topics import GatewayTopics
 
@@ -74,6 +75,48 @@ class GatewayControl(Protocol):
     def trace(self, keys: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` rows of ``traceway trace --json`` (gtin + lot | gtin + serial | sscc)."""
         ...
+
+    def republish(self, from_seq: int, to_seq: int) -> dict[str, Any]:
+        """Send published outbox rows ``from_seq..to_seq`` again; :func:`republish_plan` says what."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RepublishPlan:
+    """What ``republish`` does with the outbox rows of a seq range."""
+
+    send: tuple[tuple[int, str, str], ...]  # (seq, topic, payload) published before: again
+    unsent: int  # not published yet: the publisher sends them anyway
+    gone: list[list[int]]  # seqs the outbox no longer holds, as [first, last] runs
+
+    def result(self, from_seq: int, to_seq: int, republished: int) -> dict[str, Any]:
+        """The command's ``result``."""
+        return {
+            "from_seq": from_seq,
+            "to_seq": to_seq,
+            "republished": republished,
+            "unsent": self.unsent,
+            "gone": self.gone[:100],
+        }
+
+
+def republish_plan(
+    rows: Iterable[tuple[int, str, str, float | None]], from_seq: int, to_seq: int
+) -> RepublishPlan:
+    """Outbox rows ``(seq, topic, payload, published_at)`` of the range → what to send again."""
+    send: list[tuple[int, str, str]] = []
+    held: set[int] = set()
+    unsent = 0
+    for seq, topic, payload, published_at in sorted(rows):
+        if not from_seq <= seq <= to_seq:
+            continue
+        held.add(seq)
+        if published_at is None:
+            unsent += 1
+        else:
+            send.append((seq, topic, payload))
+    gone = seq_ranges(s for s in range(from_seq, to_seq + 1) if s not in held)
+    return RepublishPlan(tuple(send), unsent, gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +238,8 @@ class CommandHandler:
             return {"job_id": str(job)}
         if cmd.name in ("stock", "trace"):
             return self._answer(cmd.name, args)
+        if cmd.name == "republish":
+            return c.republish(int(args["from_seq"]), int(args["to_seq"]))
         raise CommandRejected(f"command {cmd.name!r} is not handled")  # schema and code disagree
 
     def _answer(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
