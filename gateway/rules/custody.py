@@ -35,6 +35,9 @@ PlaceType = Literal["location", "party"]
 #: Movements that bring units into the site, move them inside it, take them out of it.
 INBOUND = frozenset({"receive", "return", "commission"})
 RELOCATE = frozenset({"putaway", "transfer", "pick"})
+#: Movements that may touch held or recalled goods (with a warning): holding, inspecting,
+#: counting, scrapping, taking back a return. Everything else is refused.
+QUARANTINE_OK = frozenset({"hold", "inspect", "cycle_count", "scrap", "return"})
 OUTBOUND = frozenset({"ship", "consume", "scrap"})
 #: Movements that observe or re-state units where they are (no stock moves).
 IN_PLACE = frozenset({"unpack", "hold", "release", "inspect", "cycle_count"})

@@ -63,6 +63,7 @@ from gateway.rules.custody import (
     IN_PLACE,
     INBOUND,
     OUTBOUND,
+    QUARANTINE_OK,
     RELOCATE,
     CustodyContext,
     Leg,
@@ -100,7 +101,6 @@ SERIAL_STATE_AFTER: Mapping[str, str | None] = {
 #: Movements where expired/held stock must not go on (reject rather than warn).
 STRICT_EXPIRY = frozenset({"pick", "ship", "pack"})
 #: Movements allowed to touch held/recalled lots (a warning instead of a rejection).
-QUARANTINE_OK = frozenset({"hold", "inspect", "cycle_count", "scrap", "return"})
 #: Serial states in which a unit is physically here (maybe blocked).
 ON_SITE = frozenset({"in_stock", "picked", "on_hold", "recalled"})
 

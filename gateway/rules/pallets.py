@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from gateway.rules.custody import INBOUND, LEAVES, RELOCATE, CustodyContext, Leg, Place
+from gateway.rules.custody import (
+    INBOUND,
+    LEAVES,
+    QUARANTINE_OK,
+    RELOCATE,
+    CustodyContext,
+    Leg,
+    Place,
+)
 
 PalletState = Literal["expected", "at_site", "shipped", "consumed"]
 #: Movements that take a pallet (and what is on it) toward or out of the door.
@@ -55,11 +63,17 @@ class PalletPlan:
 
 
 def _problems(
-    mv: str, sscc: str, contents: tuple[Content, ...], today: date
+    mv: str, sscc: str, contents: tuple[Content, ...], today: date, ctx: CustodyContext
 ) -> list[tuple[str, str, str]]:
-    """Blocked contents: (verdict, code, message); blocking only where goods would leave."""
+    """Blocked contents: (verdict, code, message).
+
+    Held or recalled contents block a pallet as they block a single item (the reason-code
+    table): refused, except to hold, inspect, count, scrap or take back a return, or to
+    move the pallet into quarantine (a warning then). Expiry blocks only where goods leave.
+    """
     out: list[tuple[str, str, str]] = []
-    verdict = "reject" if mv in _STRICT else "warn"
+    into_quarantine = mv in RELOCATE and ctx.location == ctx.quarantine_location
+    verdict = "warn" if mv in QUARANTINE_OK or into_quarantine else "reject"
     for c in contents:
         what = f"serial {c.serial}" if c.serial else f"lot {c.lot}" if c.lot else f"GTIN {c.gtin}"
         on = f"pallet {sscc} holds {what}"
@@ -98,7 +112,7 @@ def plan_pallet(
             )
         origin = Place("party", ctx.source or "unknown") if mv != "commission" else None
         into = Place("location", ctx.quarantine_location) if mv == "return" else here
-        reasons += _problems(mv, sscc, contents, today)
+        reasons += _problems(mv, sscc, contents, today, ctx)
         if not contents:
             reasons.append(
                 ("warn", "pallet_contents_unknown", f"nothing is known to be on pallet {sscc}")
@@ -118,7 +132,7 @@ def plan_pallet(
     if pallet.held and mv not in ("hold", "release", "inspect", "cycle_count", "scrap"):
         return PalletPlan("reject", (("pallet_on_hold", f"pallet {sscc} is on hold"),), None, ())
     if mv not in ("hold", "release"):
-        reasons += _problems(mv, sscc, contents, today)
+        reasons += _problems(mv, sscc, contents, today, ctx)
     if mv in RELOCATE:
         if not ctx.location:
             return PalletPlan(

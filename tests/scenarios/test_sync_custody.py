@@ -236,21 +236,19 @@ def test_a_deleted_despatch_advice_leaves_the_pallet_unknown(site: Site, central
     assert site.stock(lot="GONE") == {}
 
 
-def test_a_recalled_lot_in_a_despatch_advice_stops_the_pallet_leaving(
+def test_a_pallet_holding_a_recalled_lot_is_refused_at_the_dock(
     site: Site, central: Central
 ) -> None:
     central.delta(
         advice(5, line(LOT_GTIN, 10, lot="DR1"), line(PUMP, serial="DS5", lot="PL1")),
         recall("R-DR1", LOT_GTIN, ["DR1"]),
     )
-    # recalled goods may come in (the receipt is recorded, with a warning) ...
-    assert site.verdicts("dock", pallet_code(5)) == [("warn", ("lot_recalled",))]
-    assert site.stock(lot="DR1") == {(LOT_GTIN, "DR1", None, "DOCK1"): 10}
-    # ... but never leave
-    out = site.scan("ship", pallet_code(5))[-1]
+    # as a single case of the lot would be (the reason-code table): refused, nothing moves
+    out = site.scan("dock", pallet_code(5))[-1]
     assert (out.verdict, out.reasons[0].code) == ("reject", "lot_recalled")
-    assert "DR1" in out.reasons[0].message
-    assert site.stock(lot="DR1") == {(LOT_GTIN, "DR1", None, "DOCK1"): 10}
+    assert "DR1" in out.reasons[0].message and sscc(5) in out.reasons[0].message
+    assert site.stock(lot="DR1") == {}
+    assert not [k for k in site.stock(lot="PL1") if k[2] == "DS5"]
 
 
 def test_a_recall_after_the_receipt_stops_the_pallet_and_its_serials(
