@@ -44,13 +44,6 @@ from central.web.auth import add_user  # noqa: E402
 from central.web.views import mount_web  # noqa: E402
 
 HOT = """
--- the generator's SSCCs end in 0: give them their real check digits (the UI checks them)
-CREATE FUNCTION pg_temp.ck(body text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
-  SELECT ((10 - (SELECT sum(substr(body, i, 1)::int * CASE WHEN (18 - i) % 2 = 1 THEN 3 ELSE 1 END)
-                   FROM generate_series(1, 17) i) % 10) % 10)::text $f$;
-UPDATE aggregation_edges SET parent_sscc = left(parent_sscc, 17) || pg_temp.ck(left(parent_sscc, 17)),
-       child_sscc = CASE WHEN child_sscc IS NULL THEN NULL
-                         ELSE left(child_sscc, 17) || pg_temp.ck(left(child_sscc, 17)) END;
 INSERT INTO event_items (event_id, event_time, site, gateway_id, movement, role, gtin, lot,
   quantity, uom, from_type, from_id, to_type, to_id)
 SELECT 'h' || h || '-' || m, timestamptz '2026-03-01' + m * interval '1 minute',

@@ -42,6 +42,10 @@ from central.trace.queries import recall, trace  # noqa: E402
 from gs1.keys import check_digit  # noqa: E402
 
 GEN = """
+-- the GS1 check digit of a 17-digit SSCC body (weights 3,1,3,… from the right)
+CREATE FUNCTION pg_temp.ck(body text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+  SELECT ((10 - (SELECT sum(substr(body, i, 1)::int * CASE WHEN i % 2 = 1 THEN 3 ELSE 1 END)
+                   FROM generate_series(1, 17) i) % 10) % 10)::text $f$;
 -- products: 2,000 GTINs (body 0950600 + 6 digits, check digit in SQL below)
 CREATE TEMP TABLE g AS
 SELECT p, '0950600' || lpad(p::text, 6, '0') AS body FROM generate_series(1, 2000) p;
@@ -88,9 +92,10 @@ INSERT INTO serial_state (gtin, serial, lot, site, location, holder, state, last
 SELECT gtin, serial, lot, NULL, NULL, 'CUST-' || (l % 500), 'shipped', t + interval '3 day',
        'ss' || l || '-' || n FROM st;
 INSERT INTO aggregation_edges (parent_sscc, gtin, lot, serial, quantity, added_at, event_id)
-SELECT pallet_body || '0', gtin, lot, serial, 1, t + interval '1 day', 'pk' || l FROM st;
+SELECT pallet_body || pg_temp.ck(pallet_body), gtin, lot, serial, 1, t + interval '1 day', 'pk' || l FROM st;
 INSERT INTO aggregation_edges (parent_sscc, child_sscc, added_at, event_id)
-SELECT DISTINCT master_body || '0', pallet_body || '0', t + interval '1 day', 'mk' || l FROM st;
+SELECT DISTINCT master_body || pg_temp.ck(master_body), pallet_body || pg_temp.ck(pallet_body),
+       t + interval '1 day', 'mk' || l FROM st;
 -- transformations: one lot in ten consumed (10) into a new lot
 INSERT INTO transformation_edges (transformation_id, direction, gtin, lot, quantity,
   event_time, event_id)
