@@ -1,4 +1,5 @@
-"""``traceway-central``: migrate, ingest, serve, import, trace, recall, hold, release, check-config.
+"""``traceway-central``: migrate, ingest, serve, import, trace, recall, hold, release, check-config,
+epcis-export, epcis-capture.
 
 A config error exits 2 and a database that cannot be reached exits 3, each with one
 line naming the file and key or the database.
@@ -19,6 +20,7 @@ COMMAND_MODULES = (
     "central.ingest.commands",
     "central.trace.cli",
     "central.api.cli",
+    "central.epcis.cli",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3

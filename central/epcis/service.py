@@ -701,6 +701,50 @@ def _unpack(conn: Connection, parent: str, ev: CapturedEvent) -> None:
         )
 
 
+class CaptureLimitError(ValueError):
+    """A document with more events than one capture takes (nothing is stored)."""
+
+
+def capture(
+    conn: Connection,
+    body: bytes,
+    content_type: str | None,
+    actor: str,
+    now: datetime,
+    validate: Callable[[Any], list[str]],
+    *,
+    max_events: int = 10_000,
+) -> tuple[CaptureOutcome, list[str]]:
+    """Capture one document: validated against the schema, normalised, stored (idempotent
+    by eventID), audited; or refused and kept as a failed job. Returns the job and the
+    errors (empty when captured)."""
+    raw = body.decode("utf-8", "backslashreplace")
+    errors: list[str] = []
+    events: list[CapturedEvent] = []
+    doc: Any = None
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        errors = [f"(document): not JSON: {exc}"[:300]]
+    if not errors:
+        try:
+            errors = schema_errors(validate, doc)
+        except RecursionError:
+            errors = ["(document): nested too deeply"]
+    total = len(document_events(doc)) if not errors else 0
+    if total > max_events:
+        raise CaptureLimitError(f"{total} events; at most {max_events} in one capture")
+    if not errors:
+        try:
+            events = normalise_document(doc)
+        except CaptureError as exc:
+            errors = [str(exc)]
+    kw: dict[str, Any] = {"raw": raw, "content_type": content_type, "actor": actor, "now": now}
+    if errors:
+        return refuse(conn, errors=errors, total=total, **kw), errors
+    return store_capture(conn, events=events, **kw), []
+
+
 def schema_errors(validate: Callable[[Any], list[str]], doc: Any) -> list[str]:
     """The schema's complaints about ``doc`` plus what a capture needs beyond it."""
     errors = validate(doc)
@@ -717,8 +761,10 @@ def schema_errors(validate: Callable[[Any], list[str]], doc: Any) -> list[str]:
 __all__ = [
     "CAPTURE_SITE",
     "CaptureError",
+    "CaptureLimitError",
     "CaptureOutcome",
     "Row",
+    "capture",
     "capture_job",
     "epcis_document",
     "normalise_document",

@@ -9,9 +9,6 @@ standard's exception types: a bad query parameter or page token is a 400
 reading needs ``viewer``.
 """
 
-from __future__ import annotations
-
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -25,13 +22,10 @@ from central.epcis import service
 from central.epcis.models import (
     QUERY_PARAMETER_EXCEPTION,
     VALIDATION_EXCEPTION,
-    CapturedEvent,
-    CaptureError,
     Cursor,
     QueryParameterError,
     build_query,
     decode_token,
-    document_events,
     encode_token,
     parse_query,
     problem,
@@ -194,42 +188,13 @@ def capture_response(
     validator: Validate,
 ) -> JSONResponse:
     """Validate, then store (202 + Location) or refuse (400, the document kept as a failed job)."""
-    raw = body.decode("utf-8", "backslashreplace")
-    errors: list[str] = []
-    events: list[CapturedEvent] = []
-    doc: Any = None
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        errors = [f"(document): not JSON: {exc}"[:300]]
-    if not errors:
-        try:
-            errors = service.schema_errors(validator, doc)
-        except RecursionError:
-            errors = ["(document): nested too deeply"]
-    total = len(document_events(doc)) if not errors else 0
-    if not errors and total > MAX_CAPTURE_EVENTS:
-        return _too_large(f"{total} events; at most {MAX_CAPTURE_EVENTS} in one capture")
-    if not errors:
-        try:
-            events = service.normalise_document(doc)
-        except CaptureError as exc:
-            errors = [str(exc)]
-    with engine.begin() as c:
-        if errors:
-            out = service.refuse(
-                c,
-                raw=raw,
-                content_type=content_type,
-                actor=actor,
-                now=now,
-                errors=errors,
-                total=total,
+        with engine.begin() as c:
+            out, errors = service.capture(
+                c, body, content_type, actor, now, validator, max_events=MAX_CAPTURE_EVENTS
             )
-        else:
-            out = service.store_capture(
-                c, raw=raw, content_type=content_type, actor=actor, now=now, events=events
-            )
+    except service.CaptureLimitError as exc:
+        return _too_large(str(exc))
     location = f"/epcis/capture/{out.capture_id}"
     if not out.success:
         return _problem(
