@@ -84,7 +84,9 @@ def api(engine: Engine) -> Iterator[Api]:
         yield Api(client, headers, engine)
 
 
-def supplier_document(event_id: str = "urn:uuid:6a0c4a8e-2f6b-4c3e-9d51-000000000001") -> dict[str, Any]:
+def supplier_document(
+    event_id: str = "urn:uuid:6a0c4a8e-2f6b-4c3e-9d51-000000000001",
+) -> dict[str, Any]:
     """A supplier's EPCIS 2.0 document: they pack lot SL-77 on a pallet and ship it to us."""
     sup_party = f"https://id.gs1.org/417/{SUPPLIER_GLN}"
     return {
@@ -101,12 +103,15 @@ def supplier_document(event_id: str = "urn:uuid:6a0c4a8e-2f6b-4c3e-9d51-00000000
                     "eventTimeZoneOffset": "+01:00",
                     "parentID": "urn:epc:id:sscc:4098765.3000000007",
                     "childQuantityList": [
-                        {"epcClass": f"urn:epc:class:lgtin:4098765.001234.{SUP_LOT}", "quantity": 48}
+                        {
+                            "epcClass": f"urn:epc:class:lgtin:4098765.001234.{SUP_LOT}",
+                            "quantity": 48,
+                        }
                     ],
                     "action": "ADD",
                     "bizStep": "packing",
                     "disposition": "in_progress",
-                    "bizLocation": {"id": f"urn:epc:id:sgln:4098765.00000.0"},
+                    "bizLocation": {"id": "urn:epc:id:sgln:4098765.00000.0"},
                     "sup:line": "L3",
                 },
                 {
@@ -126,7 +131,10 @@ def supplier_document(event_id: str = "urn:uuid:6a0c4a8e-2f6b-4c3e-9d51-00000000
                     "disposition": "in_transit",
                     "readPoint": {"id": "urn:epc:id:sgln:4098765.00000.dock2"},
                     "bizTransactionList": [
-                        {"type": "desadv", "bizTransaction": "urn:epcglobal:cbv:bt:4098765000000:DA-1"}
+                        {
+                            "type": "desadv",
+                            "bizTransaction": "urn:epcglobal:cbv:bt:4098765000000:DA-1",
+                        }
                     ],
                     "sourceList": [{"type": "owning_party", "source": sup_party}],
                     "destinationList": [
