@@ -327,12 +327,51 @@ def query_events(
     )
     rows = conn.execute(text(sql), b.params).fetchall()
     more = len(rows) > limit
+    declarations = _declarations(conn, [r.ref for r in rows[:limit] if r.src == "g"])
     out = []
     for r in rows[:limit]:
         ev = _render(r.src, r.record_time, r.payload)
-        if ev is not None:
-            out.append(Row(r.src, r.event_time, r.ref, ev))
+        if ev is None:
+            continue
+        if r.src == "g" and r.ref in declarations:
+            ev["errorDeclaration"] = declarations[r.ref]
+        out.append(Row(r.src, r.event_time, r.ref, ev))
     return out, more
+
+
+def _declarations(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """EPCIS error declarations of the gateway events ``ids`` (a later event ``corrects``
+    them): the first correction declares (time, reason, note); every correction that is an
+    event of its own is a corrective event (as :mod:`mqtt_topics.epcis` exports them)."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT c.event_id, c.event_time, c.movement, c.payload, t.target FROM events c "
+            "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(c.payload -> "
+            "'corrects') = 'array' THEN c.payload -> 'corrects' ELSE '[]' END) AS t (target) "
+            "WHERE jsonb_typeof(c.payload -> 'corrects') = 'array' "
+            "AND (c.payload -> 'corrects') ?| CAST(:ids AS text[]) "
+            "AND t.target = ANY(CAST(:ids AS text[])) "
+            "ORDER BY c.event_time, c.event_id"
+        ),
+        {"ids": list(ids)},
+    ).fetchall()
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        decl = out.get(r.target)
+        if decl is None:
+            decl = {"declarationTime": r.payload["event_time"]}
+            decl["reason"] = r.payload.get("correction_reason") or "incorrect_data"
+            if r.payload.get("correction_note"):
+                decl[f"{TW_PREFIX}:note"] = r.payload["correction_note"]
+            out[r.target] = decl
+        if r.movement != "correct":
+            ids_ = decl.setdefault("correctiveEventIDs", [])
+            uri = f"urn:uuid:{r.event_id}"
+            if uri not in ids_:
+                ids_.append(uri)
+    return out
 
 
 def query_document(

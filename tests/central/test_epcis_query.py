@@ -403,3 +403,23 @@ def test_fuzzed_parameters_never_break_the_query(loaded: Api, pairs: list[tuple[
     else:
         assert body["type"] == "EPCISQueryDocument"
         assert schema_check(body) == []
+
+
+def test_corrected_gateway_events_carry_their_error_declaration(loaded: Api) -> None:
+    """As the gateway's EPCIS export: event 3 was re-stated by event 9; event 12 was
+    declared void by the `correct` movement 13 (no corrective event)."""
+    r = _get(loaded, {"EQ_eventID": f"urn:uuid:{example_id(3)}|urn:uuid:{example_id(12)}"})
+    assert schema_check(r.json()) == []
+    three, twelve = r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert three["errorDeclaration"] == {
+        "declarationTime": "2026-11-23T10:50:00.009+01:00",
+        "reason": "incorrect_data",
+        "correctiveEventIDs": [f"urn:uuid:{example_id(9)}"],
+        "tw:note": "wrong shelf scanned",
+    }
+    assert twelve["errorDeclaration"] == {
+        "declarationTime": "2026-11-23T11:50:00.013+01:00",
+        "reason": "did_not_occur",
+    }
+    others = _get(loaded, {"perPage": 100}).json()["epcisBody"]["queryResults"]["resultsBody"]
+    assert sum("errorDeclaration" in e for e in others["eventList"]) == 2

@@ -76,6 +76,9 @@ CREATE INDEX ix_events_step_time ON events (biz_step, event_time);
 CREATE INDEX ix_events_parent_sscc ON events ((payload -> 'parent' ->> 'sscc'))
     WHERE event_type = 'AggregationEvent';
 CREATE INDEX ix_events_received ON events (received_at);
+-- error declarations: the few events that correct others
+CREATE INDEX ix_events_corrects ON events USING gin ((payload -> 'corrects'))
+    WHERE jsonb_typeof(payload -> 'corrects') = 'array';
 """
 
 
@@ -88,7 +91,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for ix in ("ix_events_received", "ix_events_parent_sscc", "ix_events_step_time"):
+    for ix in ("ix_events_corrects", "ix_events_received", "ix_events_parent_sscc", "ix_events_step_time"):
         op.execute(f"DROP INDEX IF EXISTS {ix}")
     for t in ("epcis_keys", "epcis_events", "epcis_captures"):
         op.execute(f"DROP TABLE IF EXISTS {t}")
