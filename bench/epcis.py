@@ -32,7 +32,7 @@ from sqlalchemy import create_engine  # noqa: E402
 from central.custody.projection import store_events  # noqa: E402
 from central.db.cluster import PrivateCluster  # noqa: E402
 from central.db.engine import migrate  # noqa: E402
-from central.epcis.models import Cursor, build_query  # noqa: E402
+from central.epcis.models import build_query  # noqa: E402
 from central.epcis.schema import load_validator  # noqa: E402
 from central.epcis.service import capture, query_events  # noqa: E402
 from gs1.keys import check_digit  # noqa: E402
@@ -190,7 +190,7 @@ def main() -> int:
                     q = build_query(make())
                     t = time.perf_counter()
                     with engine.connect() as c:
-                        rows, _more = query_events(c, q, per_page)
+                        rows, _next = query_events(c, q, per_page)
                     times.append(time.perf_counter() - t)
                 print(f"{name:40s} {_pct(times)}")
             q = build_query({"GE_eventTime": ["2026-11-23T00:00:00Z"]})
@@ -199,12 +199,11 @@ def main() -> int:
             t = time.perf_counter()
             while total < 20_000:
                 with engine.connect() as c:
-                    rows, more = query_events(c, q, 1000, after)
+                    rows, after = query_events(c, q, 1000, after)
                 pages += 1
                 total += len(rows)
-                if not more:
+                if after is None:
                     break
-                after = Cursor(rows[-1].event_time, rows[-1].ref, rows[-1].source)
             dt = time.perf_counter() - t
             print(
                 f"paging perPage=1000: {total} events in {pages} pages, {dt * 1000 / pages:.0f} ms/page"

@@ -67,7 +67,7 @@ def _usage(msg: str) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from central.epcis.models import Cursor, QueryParameterError, build_query
+    from central.epcis.models import QueryParameterError, build_query
     from central.epcis.service import epcis_document, query_document, query_events
     from central.trace.cli import _connection
 
@@ -88,12 +88,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _connection(args) as conn:
         after = None
         while True:
-            rows, more = query_events(conn, query, EXPORT_PAGE, after)
+            rows, after = query_events(conn, query, EXPORT_PAGE, after)
             events += [r.event for r in rows]
-            if not more or not rows:
+            if after is None:
                 break
-            last = rows[-1]
-            after = Cursor(last.event_time, last.ref, last.source)
     now = datetime.now(UTC)
     doc = query_document(events, now) if args.query_document else epcis_document(events, now)
     text = json.dumps(doc, ensure_ascii=False, indent=None if args.compact else 2)

@@ -103,6 +103,24 @@ class EventQuery:
     params: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
 
 
+_RFC3339 = re.compile(
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def rfc3339(value: str) -> datetime:
+    """An RFC 3339 date-time (``T`` or ``t``, ``Z`` or ``z``, any number of fraction
+    digits: beyond microseconds they are cut); ValueError otherwise."""
+    m = _RFC3339.match(value)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 date-time: {value[:60]!r}")
+    frac = (m.group(3) or "")[:7]
+    tz = "+00:00" if m.group(4) in ("Z", "z") else m.group(4)
+    t = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{frac}{tz}")
+    t.astimezone(UTC)  # OverflowError near the ends of the calendar
+    return t
+
+
 def parse_time(value: str, name: str = "time") -> datetime:
     """An RFC 3339 date-time with an offset (a ``+`` decoded as a space is put back)."""
     v = value.strip()
@@ -111,19 +129,14 @@ def parse_time(value: str, name: str = "time") -> datetime:
     m = re.match(r"^(.*T[0-9:.]+) ([0-9]{2}:?[0-9]{2})$", v)
     if m:
         v = f"{m.group(1)}+{m.group(2)}"
-    if not re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", v):
-        raise QueryParameterError(f"{name}: {value[:60]!r} is not an RFC 3339 date-time")
-    try:
-        t = datetime.fromisoformat(v)
-    except ValueError:
-        raise QueryParameterError(f"{name}: {value[:60]!r} is not an RFC 3339 date-time") from None
-    if t.tzinfo is None:
+    if re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+$", v):
         raise QueryParameterError(f"{name}: {value[:60]!r} needs an offset (Z or +hh:mm)")
     try:
-        t.astimezone(UTC)
+        return rfc3339(v)
+    except ValueError:
+        raise QueryParameterError(f"{name}: {value[:60]!r} is not an RFC 3339 date-time") from None
     except OverflowError:
         raise QueryParameterError(f"{name}: {value[:60]!r} is out of range") from None
-    return t
 
 
 def _split(values: Iterable[str]) -> list[str]:
@@ -441,10 +454,7 @@ def normalise_event(ev: Mapping[str, Any], index: int, context: Any = None) -> C
         payload["@context"] = context
     event_id = str(payload["eventID"])
     try:
-        event_time = datetime.fromisoformat(str(ev["eventTime"]))
-        if event_time.tzinfo is None:
-            raise ValueError
-        event_time.astimezone(UTC)
+        event_time = rfc3339(str(ev["eventTime"]))
     except (KeyError, ValueError, OverflowError):
         raise CaptureError(f"{where}.eventTime: not a date-time with an offset") from None
     etype = str(ev["type"])

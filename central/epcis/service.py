@@ -298,9 +298,9 @@ def _render(src: str, record_time: datetime, payload: Mapping[str, Any]) -> dict
 
 def query_events(
     conn: Connection, q: EventQuery, limit: int, after: Cursor | None = None
-) -> tuple[list[Row], bool]:
-    """Up to ``limit`` events after ``after`` in (event_time, ref, source) order, and
-    whether more follow."""
+) -> tuple[list[Row], Cursor | None]:
+    """Up to ``limit`` events after ``after`` in (event_time, ref, source) order, and the
+    cursor of the next page (None: this was the last)."""
     b = _Binds()
     n = b(limit + 1)
     branches = []
@@ -327,6 +327,11 @@ def query_events(
     )
     rows = conn.execute(text(sql), b.params).fetchall()
     more = len(rows) > limit
+    nxt = (
+        Cursor(rows[limit - 1].event_time, rows[limit - 1].ref, rows[limit - 1].src)
+        if more
+        else None
+    )
     declarations = _declarations(conn, [r.ref for r in rows[:limit] if r.src == "g"])
     out = []
     for r in rows[:limit]:
@@ -336,7 +341,7 @@ def query_events(
         if r.src == "g" and r.ref in declarations:
             ev["errorDeclaration"] = declarations[r.ref]
         out.append(Row(r.src, r.event_time, r.ref, ev))
-    return out, more
+    return out, nxt
 
 
 def _declarations(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -740,6 +745,10 @@ def _unpack(conn: Connection, parent: str, ev: CapturedEvent) -> None:
         )
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class CaptureLimitError(ValueError):
     """A document with more events than one capture takes (nothing is stored)."""
 
@@ -762,7 +771,7 @@ def capture(
     events: list[CapturedEvent] = []
     doc: Any = None
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_constant=_not_json)
     except (ValueError, RecursionError) as exc:
         errors = [f"(document): not JSON: {exc}"[:300]]
     if not errors:

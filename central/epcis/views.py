@@ -90,19 +90,16 @@ def router(
                     )
                 query = build_query(params)
             with engine.connect() as c:
-                rows, more = service.query_events(c, query, per_page, after)
+                rows, nxt = service.query_events(c, query, per_page, after)
         except QueryParameterError as exc:
             return _bad_query(str(exc))
         doc = service.query_document([r.event for r in rows], now)
         headers = dict(VERSION_HEADERS)
-        if more and rows:
-            last = rows[-1]
-            tok, expires = encode_token(
-                key(), query, Cursor(last.event_time, last.ref, last.source), now
-            )
+        if nxt is not None:
+            tok, expires = encode_token(key(), query, nxt, now)
             url = str(request.url_for("epcis_events"))
-            nxt = url + "?" + urlencode({"perPage": per_page, "nextPageToken": tok})
-            headers["Link"] = f'<{nxt}>; rel="next"'
+            link = url + "?" + urlencode({"perPage": per_page, "nextPageToken": tok})
+            headers["Link"] = f'<{link}>; rel="next"'
             headers["GS1-Next-Page-Token-Expires"] = expires.isoformat().replace("+00:00", "Z")
         return JSONResponse(doc, headers=headers)
 

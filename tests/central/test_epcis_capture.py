@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from central.api.app import create_app
@@ -188,6 +190,7 @@ def test_an_invalid_document_is_refused_with_the_schema_error(api: Api) -> None:
         ("\ufeff{}".encode(), "required property"),
         (b"\xff\xfe", "not JSON"),
         (b"[" * 100_000, "(document)"),
+        (json.dumps(supplier_document()).replace('"L3"', "NaN").encode(), "NaN is not a JSON"),
     ],
 )
 def test_bad_bodies_are_refused_and_kept(api: Api, body: bytes, want: str) -> None:
@@ -392,3 +395,67 @@ def test_exported_example_id_is_the_gateway_event(api: Api) -> None:
     )  # fmt: skip
     (ev,) = r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert ev["tw:seq"] == 8 and ev["recordTime"] == "2026-11-24T12:00:00.000+00:00"
+
+
+# -- fuzz: a supplier document with one value replaced by anything ------------------------
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+PATHS = [p for p in _paths(supplier_document()) if p]
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "urn:epc:id:sgtin:4098765.001234.X",
+            "urn:epc:id:sscc:4098765.3000000007",
+            "urn:epc:class:lgtin:4098765.001234.*",
+            "urn:epc:idpat:sgtin:4098765.*.*",
+            "https://id.gs1.org/01/04098765012341",
+            "https://id.gs1.org/414/4098765000003",
+            "urn:epc:id:sgln:4098765.00000.0",
+            "urn:epc:id:sgln:4098765.0000.0",
+            "2026-11-20T06:00:00Z",
+            "9999-12-31T23:59:59-23:59",
+            "0001-01-01T00:00:00+14:00",
+            "ADD",
+            "DELETE",
+            "AggregationEvent",
+            "TransformationEvent",
+            "owning_party",
+            "x:y",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(path=st.sampled_from(PATHS), value=JSON)
+def test_fuzzed_documents_never_break_capture(api: Api, path: tuple[Any, ...], value: Any) -> None:
+    doc: Any = supplier_document()
+    target = doc
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    r = _capture(api, doc)
+    assert r.status_code in (202, 400), (path, value, r.status_code, r.text)
+    if r.status_code == 202:
+        query = api.client.get("/epcis/events", params={"perPage": 100}, headers=api.h["viewer"])
+        assert query.status_code == 200 and schema_check(query.json()) == []

@@ -174,6 +174,9 @@ def test_parse_time() -> None:
     t = parse_time("2026-11-23T08:00:00.5 01:00")  # '+' sent unencoded
     assert t == datetime(2026, 11, 23, 7, 0, 0, 500000, tzinfo=UTC)
     assert parse_time("2026-11-23T07:00:00Z") == datetime(2026, 11, 23, 7, tzinfo=UTC)
+    assert parse_time("2026-11-23t07:00:00.123456789z") == datetime(
+        2026, 11, 23, 7, 0, 0, 123456, tzinfo=UTC
+    )
     for bad in ("2026-11-23", "2026-11-23T07:00:00", "0001-01-01T00:00:00+01:00", "x" * 50):
         with pytest.raises(QueryParameterError):
             parse_time(bad)
