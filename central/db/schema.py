@@ -301,3 +301,17 @@ epcis_keys = Table(
     Column("name", Text, primary_key=True),
     Column("secret", LargeBinary, nullable=False),
 )
+
+#: 0005 (EPCIS): which gateway event corrects which (kept by the trigger
+#: ``events_epcis_corrections`` on ``events``), for error declarations in query answers.
+epcis_corrections = Table(
+    "epcis_corrections",
+    metadata,
+    Column("target", String(36), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("movement", Text, nullable=False),
+    Column("reason", Text),
+    Column("note", Text),
+    Column("declared", Text, nullable=False),
+)

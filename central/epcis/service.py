@@ -114,11 +114,17 @@ def _items_pred(b: _Binds, roles: Sequence[str], matches: Sequence[KeyMatch]) ->
     return f"i.role = ANY(CAST({b(list(roles))} AS text[])) AND ({' OR '.join(preds)})"
 
 
-def _in_items(b: _Binds, id_col: str, roles: Sequence[str], matches: Sequence[KeyMatch]) -> str:
+def _in_items(b: _Binds, alias: str, roles: Sequence[str], matches: Sequence[KeyMatch]) -> str:
+    """Events (``alias``: ``e`` or ``c``) with an item that matches; by id and time, so
+    only the partition of each event is looked into."""
     pred = _items_pred(b, roles, matches)
     if pred is None:
         return "false"
-    return f"{id_col} IN (SELECT i.event_id FROM event_items i WHERE {pred})"
+    ident = "e.event_id" if alias == "e" else "c.ref"
+    return (
+        f"({ident}, {alias}.event_time) IN "
+        f"(SELECT i.event_id, i.event_time FROM event_items i WHERE {pred})"
+    )
 
 
 def _literal(b: _Binds, fields: Sequence[str], matches: Sequence[KeyMatch], *, cls: bool) -> str:
@@ -181,7 +187,7 @@ def gateway_filters(b: _Binds, q: EventQuery) -> list[str]:
         w.append("(" + " OR ".join(_gateway_location(b, u) for u in q.biz_locations) + ")")
     if q.event_ids is not None:
         w.append(f"e.event_id = ANY(CAST({b(_uuid_ids(q.event_ids))} AS text[]))")
-    eid = "e.event_id"
+    eid = "e"
     if q.epc is not None:
         w.append(_in_items(b, eid, ["item"], q.epc))
     if q.epc_class is not None:
@@ -227,7 +233,7 @@ def captured_filters(b: _Binds, q: EventQuery) -> list[str]:
     ):
         if values is not None:
             w.append(f"{col} = ANY(CAST({b(list(values))} AS text[]))")
-    rid = "c.ref"
+    rid = "c"
 
     def epcs(roles: Sequence[str], ms: Sequence[KeyMatch]) -> str:
         fields = [f for r in roles for f in _EPC_FIELDS[r]]
@@ -352,13 +358,8 @@ def _declarations(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, A
         return {}
     rows = conn.execute(
         text(
-            "SELECT c.event_id, c.event_time, c.movement, c.payload, t.target FROM events c "
-            "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(c.payload -> "
-            "'corrects') = 'array' THEN c.payload -> 'corrects' ELSE '[]' END) AS t (target) "
-            "WHERE jsonb_typeof(c.payload -> 'corrects') = 'array' "
-            "AND (c.payload -> 'corrects') ?| CAST(:ids AS text[]) "
-            "AND t.target = ANY(CAST(:ids AS text[])) "
-            "ORDER BY c.event_time, c.event_id"
+            "SELECT target, event_id, movement, reason, note, declared FROM epcis_corrections "
+            "WHERE target = ANY(CAST(:ids AS text[])) ORDER BY target, event_time, event_id"
         ),
         {"ids": list(ids)},
     ).fetchall()
@@ -366,10 +367,9 @@ def _declarations(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, A
     for r in rows:
         decl = out.get(r.target)
         if decl is None:
-            decl = {"declarationTime": r.payload["event_time"]}
-            decl["reason"] = r.payload.get("correction_reason") or "incorrect_data"
-            if r.payload.get("correction_note"):
-                decl[f"{TW_PREFIX}:note"] = r.payload["correction_note"]
+            decl = {"declarationTime": r.declared, "reason": r.reason or "incorrect_data"}
+            if r.note:
+                decl[f"{TW_PREFIX}:note"] = r.note
             out[r.target] = decl
         if r.movement != "correct":
             ids_ = decl.setdefault("correctiveEventIDs", [])

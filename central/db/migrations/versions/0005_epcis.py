@@ -76,9 +76,40 @@ CREATE INDEX ix_events_step_time ON events (biz_step, event_time);
 CREATE INDEX ix_events_parent_sscc ON events ((payload -> 'parent' ->> 'sscc'))
     WHERE event_type = 'AggregationEvent';
 CREATE INDEX ix_events_received ON events (received_at);
--- error declarations: the few events that correct others
-CREATE INDEX ix_events_corrects ON events USING gin ((payload -> 'corrects'))
-    WHERE jsonb_typeof(payload -> 'corrects') = 'array';
+-- error declarations: which event corrects which (kept by a trigger as events arrive, so
+-- a query page looks its events up by id instead of searching every partition's payloads)
+CREATE TABLE epcis_corrections (
+    target varchar(36) NOT NULL,
+    event_id varchar(36) NOT NULL,
+    event_time timestamptz NOT NULL,
+    movement text NOT NULL,
+    reason text,
+    note text,
+    declared text NOT NULL,
+    PRIMARY KEY (target, event_id)
+);
+CREATE FUNCTION epcis_note_corrections() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF jsonb_typeof(NEW.payload -> 'corrects') = 'array' THEN
+        INSERT INTO epcis_corrections (target, event_id, event_time, movement, reason, note,
+                                       declared)
+        SELECT t, NEW.event_id, NEW.event_time, NEW.movement,
+               NEW.payload ->> 'correction_reason', NEW.payload ->> 'correction_note',
+               NEW.payload ->> 'event_time'
+          FROM jsonb_array_elements_text(NEW.payload -> 'corrects') AS t
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_epcis_corrections AFTER INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION epcis_note_corrections();
+INSERT INTO epcis_corrections (target, event_id, event_time, movement, reason, note, declared)
+SELECT t, e.event_id, e.event_time, e.movement, e.payload ->> 'correction_reason',
+       e.payload ->> 'correction_note', e.payload ->> 'event_time'
+  FROM events e CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(e.payload -> 'corrects') = 'array'
+             THEN e.payload -> 'corrects' ELSE '[]' END) AS t
+ON CONFLICT DO NOTHING;
 """
 
 
@@ -91,7 +122,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for ix in ("ix_events_corrects", "ix_events_received", "ix_events_parent_sscc", "ix_events_step_time"):
+    op.execute("DROP TRIGGER IF EXISTS events_epcis_corrections ON events")
+    op.execute("DROP FUNCTION IF EXISTS epcis_note_corrections()")
+    op.execute("DROP TABLE IF EXISTS epcis_corrections")
+    for ix in ("ix_events_received", "ix_events_parent_sscc", "ix_events_step_time"):
         op.execute(f"DROP INDEX IF EXISTS {ix}")
     for t in ("epcis_keys", "epcis_events", "epcis_captures"):
         op.execute(f"DROP TABLE IF EXISTS {t}")
