@@ -114,29 +114,37 @@ def _items_pred(b: _Binds, roles: Sequence[str], matches: Sequence[KeyMatch]) ->
     return f"i.role = ANY(CAST({b(list(roles))} AS text[])) AND ({' OR '.join(preds)})"
 
 
-def _in_items(b: _Binds, alias: str, roles: Sequence[str], matches: Sequence[KeyMatch]) -> str:
-    """Events (``alias``: ``e`` or ``c``) with an item that matches; by id and time, so
-    only the partition of each event is looked into."""
+def _item_ids(b: _Binds, roles: Sequence[str], matches: Sequence[KeyMatch]) -> list[str]:
+    """(id, time) of events with an item of ``roles`` that one of ``matches`` matches."""
     pred = _items_pred(b, roles, matches)
     if pred is None:
-        return "false"
-    ident = "e.event_id" if alias == "e" else "c.ref"
-    return (
-        f"({ident}, {alias}.event_time) IN "
-        f"(SELECT i.event_id, i.event_time FROM event_items i WHERE {pred})"
-    )
+        return []
+    return [f"SELECT i.event_id, i.event_time FROM event_items i WHERE {pred}"]
 
 
-def _literal(b: _Binds, fields: Sequence[str], matches: Sequence[KeyMatch], *, cls: bool) -> str:
-    """Captured events naming one of the ``other`` URIs literally in one of ``fields``."""
+def _literal_ids(
+    b: _Binds, fields: Sequence[str], matches: Sequence[KeyMatch], *, cls: bool
+) -> list[str]:
+    """(ref, time) of captured events naming an ``other`` URI literally in ``fields``."""
     out = []
     for m in matches:
         if m.kind != "other" or m.uri is None:
             continue
         for f in fields:
             value: Any = [{"epcClass": m.uri}] if cls else [m.uri]
-            out.append(f"c.payload @> CAST({b(json.dumps({f: value}))} AS jsonb)")
-    return " OR ".join(out) if out else "false"
+            out.append(f"x.payload @> CAST({b(json.dumps({f: value}))} AS jsonb)")
+    if not out:
+        return []
+    return [f"SELECT x.ref, x.event_time FROM epcis_events x WHERE {' OR '.join(out)}"]
+
+
+def _semi(alias: str, sources: Sequence[str]) -> str:
+    """Events (``e`` gateway, ``c`` captured) among the (id, time) pairs of ``sources``;
+    one semi-join driven by the indexed sources, each event looked up in its partition."""
+    if not sources:
+        return "false"
+    ident = "e.event_id" if alias == "e" else "c.ref"
+    return f"({ident}, {alias}.event_time) IN ({' UNION ALL '.join(sources)})"
 
 
 _EPC_FIELDS = {
@@ -187,28 +195,34 @@ def gateway_filters(b: _Binds, q: EventQuery) -> list[str]:
         w.append("(" + " OR ".join(_gateway_location(b, u) for u in q.biz_locations) + ")")
     if q.event_ids is not None:
         w.append(f"e.event_id = ANY(CAST({b(_uuid_ids(q.event_ids))} AS text[]))")
-    eid = "e"
-    if q.epc is not None:
-        w.append(_in_items(b, eid, ["item"], q.epc))
-    if q.epc_class is not None:
-        w.append(_in_items(b, eid, ["item"], q.epc_class))
-    if q.input_epc is not None:
-        w.append(_in_items(b, eid, ["input"], q.input_epc))
-    if q.output_epc is not None:
-        w.append(_in_items(b, eid, ["output"], q.output_epc))
-    parent = "(e.payload -> 'parent' ->> 'sscc')"
+    parent = "(x.payload -> 'parent' ->> 'sscc')"
 
-    def parent_pred(ms: Sequence[KeyMatch]) -> str:
-        preds = [_key_pred(b, m, gtin=None, serial=None, lot=None, sscc=parent) for m in ms]
-        return f"(e.event_type = 'AggregationEvent' AND ({' OR '.join(preds)}))"
+    def parents(ms: Sequence[KeyMatch]) -> list[str]:
+        preds = [
+            p
+            for p in (_key_pred(b, m, gtin=None, serial=None, lot=None, sscc=parent) for m in ms)
+            if p != "false"
+        ]
+        if not preds:
+            return []
+        return [
+            "SELECT x.event_id, x.event_time FROM events x "
+            f"WHERE x.event_type = 'AggregationEvent' AND ({' OR '.join(preds)})"
+        ]
 
+    for ms, roles in (
+        (q.epc, ["item"]),
+        (q.epc_class, ["item"]),
+        (q.input_epc, ["input"]),
+        (q.output_epc, ["output"]),
+    ):
+        if ms is not None:
+            w.append(_semi("e", _item_ids(b, roles, ms)))
     if q.parent_id is not None:
-        w.append(parent_pred(q.parent_id))
+        w.append(_semi("e", parents(q.parent_id)))
     if q.any_epc is not None:
-        ms = [m for m in q.any_epc if m.kind in ("serial", "sscc")]
-        w.append(
-            f"({_in_items(b, eid, ['item', 'input', 'output'], ms)} OR {parent_pred(q.any_epc)})"
-        )
+        keys = [m for m in q.any_epc if m.kind in ("serial", "sscc")]
+        w.append(_semi("e", _item_ids(b, ["item", "input", "output"], keys) + parents(q.any_epc)))
     for col, ge, lt in (
         ("e.event_time", q.ge_event_time, q.lt_event_time),
         ("e.received_at", q.ge_record_time, q.lt_record_time),
@@ -233,43 +247,41 @@ def captured_filters(b: _Binds, q: EventQuery) -> list[str]:
     ):
         if values is not None:
             w.append(f"{col} = ANY(CAST({b(list(values))} AS text[]))")
-    rid = "c"
 
-    def epcs(roles: Sequence[str], ms: Sequence[KeyMatch]) -> str:
+    def epcs(roles: Sequence[str], ms: Sequence[KeyMatch]) -> list[str]:
         fields = [f for r in roles for f in _EPC_FIELDS[r]]
-        return f"({_in_items(b, rid, roles, ms)} OR {_literal(b, fields, ms, cls=False)})"
+        return _item_ids(b, roles, ms) + _literal_ids(b, fields, ms, cls=False)
 
-    def parent_pred(ms: Sequence[KeyMatch]) -> str:
+    def parents(ms: Sequence[KeyMatch]) -> list[str]:
         preds = []
         for m in ms:
             if m.kind == "other":
-                preds.append(f"c.parent_id = {b(m.uri)}")
+                preds.append(f"x.parent_id = {b(m.uri)}")
             else:
-                preds.append(
-                    _key_pred(
-                        b,
-                        m,
-                        gtin="c.parent_gtin",
-                        serial="c.parent_serial",
-                        lot=None,
-                        sscc="c.parent_sscc",
-                    )
-                )
-        return "(" + " OR ".join(preds) + ")"
+                cols = {
+                    "gtin": "x.parent_gtin",
+                    "serial": "x.parent_serial",
+                    "sscc": "x.parent_sscc",
+                }
+                preds.append(_key_pred(b, m, lot=None, **cols))
+        preds = [p for p in preds if p != "false"]
+        if not preds:
+            return []
+        return [f"SELECT x.ref, x.event_time FROM epcis_events x WHERE {' OR '.join(preds)}"]
 
     if q.epc is not None:
-        w.append(epcs(["item"], q.epc))
+        w.append(_semi("c", epcs(["item"], q.epc)))
     if q.input_epc is not None:
-        w.append(epcs(["input"], q.input_epc))
+        w.append(_semi("c", epcs(["input"], q.input_epc)))
     if q.output_epc is not None:
-        w.append(epcs(["output"], q.output_epc))
+        w.append(_semi("c", epcs(["output"], q.output_epc)))
     if q.epc_class is not None:
-        lit = _literal(b, ["quantityList", "childQuantityList"], q.epc_class, cls=True)
-        w.append(f"({_in_items(b, rid, ['item'], q.epc_class)} OR {lit})")
+        lit = _literal_ids(b, ["quantityList", "childQuantityList"], q.epc_class, cls=True)
+        w.append(_semi("c", _item_ids(b, ["item"], q.epc_class) + lit))
     if q.parent_id is not None:
-        w.append(parent_pred(q.parent_id))
+        w.append(_semi("c", parents(q.parent_id)))
     if q.any_epc is not None:
-        w.append(f"({epcs(['item', 'input', 'output'], q.any_epc)} OR {parent_pred(q.any_epc)})")
+        w.append(_semi("c", epcs(["item", "input", "output"], q.any_epc) + parents(q.any_epc)))
     for col, ge, lt in (
         ("c.event_time", q.ge_event_time, q.lt_event_time),
         ("c.record_time", q.ge_record_time, q.lt_record_time),
