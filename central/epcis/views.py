@@ -20,7 +20,9 @@ from sqlalchemy import Engine
 
 from central.epcis import service
 from central.epcis.models import (
+    LIST_PARAMS,
     QUERY_PARAMETER_EXCEPTION,
+    TIME_PARAMS,
     VALIDATION_EXCEPTION,
     Cursor,
     QueryParameterError,
@@ -37,6 +39,39 @@ MAX_CAPTURE_BYTES = 20 * 1024 * 1024
 MAX_CAPTURE_EVENTS = 10_000
 VERSION_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
 JSON_TYPES = ("application/json", "application/ld+json")
+
+
+#: The query parameters as OpenAPI lists them (they are read from the query string by hand,
+#: so that every refusal is the standard's QueryParameterException).
+QUERY_PARAMETERS: list[dict[str, Any]] = [
+    *(
+        {
+            "name": n,
+            "in": "query",
+            "required": False,
+            "style": "pipeDelimited",
+            "explode": False,
+            "schema": {"type": "array", "items": {"type": "string"}},
+        }
+        for n in LIST_PARAMS
+    ),
+    *(
+        {
+            "name": n,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "format": "date-time"},
+        }
+        for n in TIME_PARAMS
+    ),
+    {
+        "name": "perPage",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "default": 30},
+    },
+    {"name": "nextPageToken", "in": "query", "required": False, "schema": {"type": "string"}},
+]
 
 
 def _problem(kind: str, title: str, status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -75,6 +110,7 @@ def router(
         name="epcis_events",
         summary="EPCIS 2.0 query: events (EPCISQueryDocument), paged with nextPageToken",
         responses={400: {"description": "QueryParameterException (problem+json)"}},
+        openapi_extra={"parameters": QUERY_PARAMETERS},
     )
     def get_events(request: Request, _w: Annotated[Any, Depends(viewer)]) -> Response:
         now = clock()

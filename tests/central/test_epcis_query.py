@@ -423,3 +423,10 @@ def test_corrected_gateway_events_carry_their_error_declaration(loaded: Api) -> 
     }
     others = _get(loaded, {"perPage": 100}).json()["epcisBody"]["queryResults"]["resultsBody"]
     assert sum("errorDeclaration" in e for e in others["eventList"]) == 2
+
+
+def test_openapi_lists_the_epcis_routes_and_parameters(loaded: Api) -> None:
+    spec = loaded.client.get("/openapi.json").json()
+    assert {"/epcis/events", "/epcis/capture", "/epcis/capture/{capture_id}"} <= set(spec["paths"])
+    names = {p["name"] for p in spec["paths"]["/epcis/events"]["get"]["parameters"]}
+    assert {"MATCH_epc", "MATCH_anyEPC", "EQ_bizLocation", "GE_eventTime", "perPage"} <= names
