@@ -122,6 +122,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # captured events leave with their items and lineage (gateway events stay)
+    for t in ("event_items", "aggregation_edges", "transformation_edges"):
+        op.execute(f"DELETE FROM {t} WHERE event_id IN (SELECT ref FROM epcis_events)")
     op.execute("DROP TRIGGER IF EXISTS events_epcis_corrections ON events")
     op.execute("DROP FUNCTION IF EXISTS epcis_note_corrections()")
     op.execute("DROP TABLE IF EXISTS epcis_corrections")
