@@ -307,6 +307,12 @@ def test_a_captured_supplier_event_appears_in_trace(
     out = capsys.readouterr().out
     assert "epcis/cap-1" in out and f"party:{SUPPLIER_GLN}" in out and "shipping" in out
     assert "hamburg-1/dock-a" in out
+    # recall of the supplier's lot: the pallet it is on, and its shipment to us
+    rec = api.client.get(
+        "/recall", params={"gtin": SUP_GTIN, "lot": SUP_LOT}, headers=api.h["viewer"]
+    ).json()
+    assert OUR_GLN in rec["recipient_parties"]
+    assert [p["sscc"] for p in rec["pallets"]] == [SUP_SSCC]
     # the SSCC of the supplier's pallet traces back to the supplier's packing
     r = api.client.get("/trace", params={"sscc": SUP_SSCC}, headers=api.h["viewer"])
     moves = [(s["direction"], s["movement"]) for s in r.json()["steps"]]
