@@ -48,6 +48,7 @@ LIST_PARAMS = (
     "EQ_bizStep",
     "EQ_disposition",
     "EQ_bizLocation",
+    "EQ_readPoint",
     "EQ_eventID",
     "MATCH_epc",
     "MATCH_anyEPC",
@@ -88,6 +89,7 @@ class EventQuery:
     biz_steps: tuple[str, ...] | None = None
     dispositions: tuple[str, ...] | None = None
     biz_locations: tuple[str, ...] | None = None
+    read_points: tuple[str, ...] | None = None
     event_ids: tuple[str, ...] | None = None
     epc: tuple[KeyMatch, ...] | None = None
     any_epc: tuple[KeyMatch, ...] | None = None
@@ -229,11 +231,12 @@ def build_query(params: Mapping[str, Sequence[str]]) -> EventQuery:
             except UriError as exc:
                 raise QueryParameterError(f"{name}: {exc} (nor a CBV bare word)") from None
             kw["biz_steps" if vocab == "bizstep" else "dispositions"] = norm
-        elif name == "EQ_bizLocation":
+        elif name in ("EQ_bizLocation", "EQ_readPoint"):
             try:
-                kw["biz_locations"] = tuple(location_key(v) for v in values)
+                places = tuple(location_key(v) for v in values)
             except UriError as exc:
-                raise QueryParameterError(f"EQ_bizLocation: {exc}") from None
+                raise QueryParameterError(f"{name}: {exc}") from None
+            kw["biz_locations" if name == "EQ_bizLocation" else "read_points"] = places
         elif name == "EQ_eventID":
             try:
                 kw["event_ids"] = tuple(absolute_uri(v, "eventID") for v in values)

@@ -154,7 +154,23 @@ _EPC_FIELDS = {
 }
 
 
+def _gateway_read_point(b: _Binds, uri: str) -> str:
+    """Gateway events whose readPoint is ``uri`` (``place_uri(read_point, site)``)."""
+    place = gateway_place(uri)
+    rp = "e.payload ->> 'read_point'"
+    if place.kind == "gln":
+        value = place.value if place.extension is None else f"{place.value}/{place.extension}"
+        return f"({rp} = {b(value)})"
+    if place.kind == "local":
+        if place.extension is not None:
+            return "false"
+        return f"(e.site = {b(place.site)} AND {rp} = {b(place.value)})"
+    return f"({rp} = {b(place.value)})"
+
+
 def _gateway_location(b: _Binds, uri: str) -> str:
+    """Gateway events whose bizLocation is ``uri`` (``place_uri(biz_location, site,
+    location)``)."""
     place = gateway_place(uri)
     loc = "e.payload ->> 'biz_location'"
     sub = "COALESCE(e.payload ->> 'location', '')"
@@ -193,6 +209,8 @@ def gateway_filters(b: _Binds, q: EventQuery) -> list[str]:
     if q.biz_locations is not None:
         w.append("COALESCE(e.payload ->> 'disposition', '') <> 'in_transit'")
         w.append("(" + " OR ".join(_gateway_location(b, u) for u in q.biz_locations) + ")")
+    if q.read_points is not None:
+        w.append("(" + " OR ".join(_gateway_read_point(b, u) for u in q.read_points) + ")")
     if q.event_ids is not None:
         w.append(f"e.event_id = ANY(CAST({b(_uuid_ids(q.event_ids))} AS text[]))")
     parent = "(x.payload -> 'parent' ->> 'sscc')"
@@ -243,6 +261,7 @@ def captured_filters(b: _Binds, q: EventQuery) -> list[str]:
         ("c.biz_step", q.biz_steps),
         ("c.disposition", q.dispositions),
         ("c.biz_location", q.biz_locations),
+        ("c.read_point", q.read_points),
         ("c.event_id", q.event_ids),
     ):
         if values is not None:

@@ -430,3 +430,28 @@ def test_openapi_lists_the_epcis_routes_and_parameters(loaded: Api) -> None:
     assert {"/epcis/events", "/epcis/capture", "/epcis/capture/{capture_id}"} <= set(spec["paths"])
     names = {p["name"] for p in spec["paths"]["/epcis/events"]["get"]["parameters"]}
     assert {"MATCH_epc", "MATCH_anyEPC", "EQ_bizLocation", "GE_eventTime", "perPage"} <= names
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"https://id.gs1.org/414/{GLN_SITE}/254/store-1",
+        "urn:epc:id:sgln:4012345.00000.store-1",
+        f"https://id.gs1.org/414/{GLN_SITE}/254/dock-1",
+        "urn:traceway:loc:hamburg-1:handheld-3",
+        "urn:epc:id:sgln:4098765.00000.dock2",
+        "urn:traceway:loc:elsewhere:handheld-3",
+    ],
+)
+def test_eq_read_point(loaded: Api, uri: str) -> None:
+    from central.epcis.uris import location_key
+
+    everything = _get(loaded, {"perPage": 100}).json()
+    events = everything["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    want = [
+        e.get("tw:seq", e["eventID"])
+        for e in events
+        if "readPoint" in e and location_key(e["readPoint"]["id"]) == location_key(uri)
+    ]
+    assert want or uri.startswith("urn:traceway:loc:elsewhere")
+    assert _query(loaded, {"EQ_readPoint": uri}) == want
