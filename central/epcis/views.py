@@ -187,6 +187,20 @@ def router(
         actor = f"api:{who.name}"
         return capture_response(engine, bytes(body), ctype, actor, clock(), validator)
 
+    @api.options("/capture", status_code=204, summary="Discover the capture interface's limits")
+    def options_capture(_w: Annotated[Any, Depends(viewer)]) -> Response:
+        return Response(
+            status_code=204,
+            headers={
+                **VERSION_HEADERS,
+                "Allow": "OPTIONS, POST",
+                "GS1-EPCIS-Capture-Limit": str(MAX_CAPTURE_EVENTS),
+                "GS1-EPCIS-Capture-File-Size-Limit": str(MAX_CAPTURE_BYTES),
+                "GS1-Capture-Error-Behaviour": "rollback",
+                "GS1-EPC-Format": "Never_Translates",
+            },
+        )
+
     @api.get("/capture/{capture_id}", summary="A capture job: running, success, errors")
     def get_capture(
         capture_id: Annotated[str, Path(pattern=r"^cap-[0-9]{1,18}$")],

@@ -244,6 +244,9 @@ def test_media_type_size_roles_and_behaviour(api: Api, monkeypatch: pytest.Monke
     assert _count(api.engine, "SELECT count(*) FROM epcis_captures") == 0
     assert _capture(api, supplier_document(), "admin").status_code == 413
     assert api.client.get("/epcis/capture/cap-99", headers=api.h["viewer"]).status_code == 404
+    o = api.client.options("/epcis/capture", headers=api.h["viewer"])
+    assert o.status_code == 204 and o.headers["gs1-epcis-capture-limit"] == "1"
+    assert o.headers["gs1-capture-error-behaviour"] == "rollback"
     assert api.client.get("/epcis/capture/x';--", headers=api.h["viewer"]).status_code == 422
 
 
