@@ -137,7 +137,10 @@ def router(
             link = url + "?" + urlencode({"perPage": per_page, "nextPageToken": tok})
             headers["Link"] = f'<{link}>; rel="next"'
             headers["GS1-Next-Page-Token-Expires"] = expires.isoformat().replace("+00:00", "Z")
-        return JSONResponse(doc, headers=headers)
+        ld = "application/ld+json" in request.headers.get("accept", "")
+        return JSONResponse(
+            doc, headers=headers, media_type="application/ld+json" if ld else "application/json"
+        )
 
     @api.post(
         "/capture",

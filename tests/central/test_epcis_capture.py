@@ -351,6 +351,28 @@ def test_a_captured_transformation_links_lots_in_trace(api: Api) -> None:
     assert ("transformation", SUP_LOT) in forward
 
 
+def test_a_captured_serial_transformation_in_trace(api: Api) -> None:
+    doc = supplier_document()
+    doc["epcisBody"]["eventList"] = [
+        {
+            "type": "TransformationEvent",
+            "eventTime": "2026-11-19T10:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "inputEPCList": ["urn:epc:id:sgtin:4098765.001234.IN-1"],
+            "outputEPCList": [f"https://id.gs1.org/01/{SUP_GTIN}/21/KIT-9"],
+            "transformationID": "urn:example:kitting:77",
+        }
+    ]
+    assert _capture(api, doc).status_code == 202
+    r = api.client.get(
+        "/trace", params={"gtin": SUP_GTIN, "serial": "IN-1", "direction": "forward"},
+        headers=api.h["viewer"],
+    )  # fmt: skip
+    steps = [(s["direction"], s["via"], s["via_id"], s["serial"]) for s in r.json()["steps"]]
+    assert ("forward", "transformation", "urn:example:kitting:77", "KIT-9") in steps
+    assert ("self", "self", None, "IN-1") in steps
+
+
 def test_cli_capture_and_export(
     api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

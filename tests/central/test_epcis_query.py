@@ -332,6 +332,14 @@ def test_bad_parameters_are_a_query_parameter_exception(
     assert p["type"] == "epcisException:QueryParameterException"
 
 
+def test_json_ld_when_asked(loaded: Api) -> None:
+    r = loaded.client.get(
+        "/epcis/events", headers={**loaded.h["viewer"], "Accept": "application/ld+json"}
+    )
+    assert r.headers["content-type"].startswith("application/ld+json")
+    assert _get(loaded, {}).headers["content-type"].startswith("application/json")
+
+
 def test_roles_and_tokens(loaded: Api) -> None:
     assert loaded.client.get("/epcis/events").status_code == 401
     bad = {"Authorization": "Bearer nope"}
