@@ -42,6 +42,17 @@ def _where(path: Any) -> str:
     return "/".join(str(p) for p in path) or "(document)"
 
 
+def _fast(schema: Any) -> Any | None:
+    """jsonschema-rs (in the ``[central]`` extra) for the common case, a valid document:
+    about ten times faster; a document it refuses is validated again by ``jsonschema``
+    for the messages. None when it is not installed."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.Draft7Validator(schema, validate_formats=True)
+
+
 def load_validator(path: str | Path | None = None) -> Validate | None:
     """A function that lists a document's schema errors (``where: what``, at most 20)."""
     p = schema_file(path)
@@ -56,8 +67,11 @@ def load_validator(path: str | Path | None = None) -> Validate | None:
             "rfc3986-validator and rfc3339-validator (the [central] extra has them)"
         )
     validator = Draft7Validator(schema, format_checker=checker)
+    fast = _fast(schema)
 
     def validate(doc: Any) -> list[str]:
+        if fast is not None and fast.is_valid(doc):
+            return []
         errors = sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.path])
         out = []
         for e in errors[:MAX_ERRORS]:
