@@ -277,23 +277,17 @@ def _unb64(s: str) -> bytes:
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
-def encode_token(
-    secret: bytes, query: EventQuery, after: Cursor, now: datetime
-) -> tuple[str, datetime]:
-    """An opaque token for the page after ``after`` (signed; binds the query); its expiry."""
+def sign(secret: bytes, kind: str, body: Mapping[str, Any], now: datetime) -> tuple[str, datetime]:
+    """An opaque page token: ``body`` with its kind and expiry, HMAC-SHA256 signed."""
     expires = (now + TOKEN_LIFETIME).astimezone(UTC).replace(microsecond=0)
-    body = {
-        "q": [[k, list(v)] for k, v in query.params],
-        "a": [after.event_time.astimezone(UTC).isoformat(), after.ref, after.source],
-        "x": int(expires.timestamp()),
-    }
-    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    payload = {**body, "k": kind, "x": int(expires.timestamp())}
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     sig = hmac.new(secret, raw, hashlib.sha256).digest()
     return f"{_b64(raw)}.{_b64(sig)}", expires
 
 
-def decode_token(secret: bytes, token: str, now: datetime) -> tuple[dict[str, list[str]], Cursor]:
-    """The query parameters and cursor of a token made by :func:`encode_token`."""
+def unsign(secret: bytes, kind: str, token: str, now: datetime) -> dict[str, Any]:
+    """The body of a token :func:`sign` made for ``kind`` (QueryParameterError otherwise)."""
     bad = QueryParameterError("nextPageToken: not a token this service issued (or altered)")
     if len(token) > 20_000 or token.count(".") != 1:
         raise bad
@@ -307,14 +301,36 @@ def decode_token(secret: bytes, token: str, now: datetime) -> tuple[dict[str, li
     try:
         body = json.loads(raw)
         expires = int(body["x"])
-        t, ref, src = body["a"]
-        params = {str(k): [str(x) for x in v] for k, v in body["q"]}
-        cursor = Cursor(datetime.fromisoformat(t), str(ref), str(src))
+        ok = isinstance(body, dict) and body["k"] == kind
     except (ValueError, KeyError, TypeError):
         raise bad from None
+    if not ok:
+        raise QueryParameterError("nextPageToken: a token of another listing")
     if expires < now.timestamp():
         raise QueryParameterError("nextPageToken: expired; run the query again")
-    return params, cursor
+    return dict(body)
+
+
+def encode_token(
+    secret: bytes, query: EventQuery, after: Cursor, now: datetime
+) -> tuple[str, datetime]:
+    """An opaque token for the page after ``after`` (signed; binds the query); its expiry."""
+    body = {
+        "q": [[k, list(v)] for k, v in query.params],
+        "a": [after.event_time.astimezone(UTC).isoformat(), after.ref, after.source],
+    }
+    return sign(secret, "events", body, now)
+
+
+def decode_token(secret: bytes, token: str, now: datetime) -> tuple[dict[str, list[str]], Cursor]:
+    """The query parameters and cursor of a token made by :func:`encode_token`."""
+    body = unsign(secret, "events", token, now)
+    try:
+        t, ref, src = body["a"]
+        params = {str(k): [str(x) for x in v] for k, v in body["q"]}
+        return params, Cursor(datetime.fromisoformat(t), str(ref), str(src))
+    except (ValueError, KeyError, TypeError):
+        raise QueryParameterError("nextPageToken: not a token of this query") from None
 
 
 # -- captured events -----------------------------------------------------------------------

@@ -473,14 +473,31 @@ def _job(r: Any) -> dict[str, Any]:
     return out
 
 
+_JOB_COLS = (
+    "id, capture_id, created_at, finished_at, running, success, error_behaviour, errors, "
+    "events_total, events_new, events_duplicate"
+)
+
+
+def capture_jobs(
+    conn: Connection, limit: int, before: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Capture jobs, newest first, and the id to continue before (None: no more)."""
+    rows = conn.execute(
+        text(
+            f"SELECT {_JOB_COLS} FROM epcis_captures "
+            "WHERE (CAST(:before AS bigint) IS NULL OR id < :before) ORDER BY id DESC LIMIT :n"
+        ),
+        {"before": before, "n": limit + 1},
+    ).fetchall()
+    more = len(rows) > limit
+    return [_job(r) for r in rows[:limit]], int(rows[limit - 1].id) if more else None
+
+
 def capture_job(conn: Connection, capture_id: str) -> dict[str, Any] | None:
     """The capture job ``capture_id`` (None when there is none)."""
     r = conn.execute(
-        text(
-            "SELECT capture_id, created_at, finished_at, running, success, error_behaviour, "
-            "errors, events_total, events_new, events_duplicate FROM epcis_captures "
-            "WHERE capture_id = :c"
-        ),
+        text(f"SELECT {_JOB_COLS} FROM epcis_captures WHERE capture_id = :c"),
         {"c": capture_id},
     ).fetchone()
     return None if r is None else _job(r)
@@ -845,6 +862,7 @@ __all__ = [
     "Row",
     "capture",
     "capture_job",
+    "capture_jobs",
     "epcis_document",
     "normalise_document",
     "page_secret",

@@ -31,6 +31,8 @@ from central.epcis.models import (
     encode_token,
     parse_query,
     problem,
+    sign,
+    unsign,
 )
 from central.epcis.schema import Validate
 
@@ -190,13 +192,45 @@ def router(
         actor = f"api:{who.name}"
         return capture_response(engine, bytes(body), ctype, actor, clock(), validator)
 
+    @api.get(
+        "/capture",
+        summary="Capture jobs, newest first (perPage, nextPageToken)",
+        openapi_extra={"parameters": QUERY_PARAMETERS[-2:]},
+    )
+    def list_captures(request: Request, _w: Annotated[Any, Depends(viewer)]) -> Response:
+        now = clock()
+        try:
+            pairs = request.query_params.multi_items()
+            unknown = sorted({k for k, _ in pairs} - {"perPage", "nextPageToken"})
+            if unknown:
+                raise QueryParameterError(f"unknown parameter {unknown[0][:60]!r}")
+            _q, per_page, token = parse_query(pairs)
+            before = None
+            if token is not None:
+                body = unsign(key(), "captures", token, now)
+                before = body.get("b")
+                if not isinstance(before, int):
+                    raise QueryParameterError("nextPageToken: not a token of this listing")
+            with engine.connect() as c:
+                jobs, nxt = service.capture_jobs(c, per_page, before)
+        except QueryParameterError as exc:
+            return _bad_query(str(exc))
+        headers = dict(VERSION_HEADERS)
+        if nxt is not None:
+            tok, expires = sign(key(), "captures", {"b": nxt}, now)
+            url = str(request.url_for("list_captures"))
+            link = url + "?" + urlencode({"perPage": per_page, "nextPageToken": tok})
+            headers["Link"] = f'<{link}>; rel="next"'
+            headers["GS1-Next-Page-Token-Expires"] = expires.isoformat().replace("+00:00", "Z")
+        return JSONResponse(jobs, headers=headers)
+
     @api.options("/capture", status_code=204, summary="Discover the capture interface's limits")
     def options_capture(_w: Annotated[Any, Depends(viewer)]) -> Response:
         return Response(
             status_code=204,
             headers={
                 **VERSION_HEADERS,
-                "Allow": "OPTIONS, POST",
+                "Allow": "GET, OPTIONS, POST",
                 "GS1-EPCIS-Capture-Limit": str(MAX_CAPTURE_EVENTS),
                 "GS1-EPCIS-Capture-File-Size-Limit": str(MAX_CAPTURE_BYTES),
                 "GS1-Capture-Error-Behaviour": "rollback",

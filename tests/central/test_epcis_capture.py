@@ -541,3 +541,28 @@ def test_the_fast_validator_agrees_with_the_reference(uri: str, when: str) -> No
     doc["epcisBody"]["eventList"][1]["epcList"] = [uri]
     doc["epcisBody"]["eventList"][0]["eventTime"] = when
     assert (validate(doc) == []) == (schema_check(doc) == []), (uri, when)
+
+
+def test_list_capture_jobs_newest_first_paged(api: Api) -> None:
+    assert _capture(api, supplier_document()).status_code == 202
+    bad = supplier_document()
+    bad["type"] = "EPCISDoc"
+    assert _capture(api, bad).status_code == 400
+    assert _capture(api, supplier_document()).status_code == 202
+    r = api.client.get("/epcis/capture", params={"perPage": 2}, headers=api.h["viewer"])
+    assert r.status_code == 200
+    assert [(j["captureID"], j["success"]) for j in r.json()] == [("cap-3", True), ("cap-2", False)]
+    link = r.headers["link"]
+    r2 = api.client.get(link[1 : link.index(">")], headers=api.h["viewer"])
+    assert [j["captureID"] for j in r2.json()] == ["cap-1"] and "link" not in r2.headers
+    # a token of the event query is not one of this listing, and vice versa
+    events = api.client.get("/epcis/events", params={"perPage": 1}, headers=api.h["viewer"])
+    ev_tok = events.headers["link"].split("nextPageToken=")[1].split(">")[0]
+    job_tok = link.split("nextPageToken=")[1].split(">")[0]
+    r = api.client.get("/epcis/capture", params={"nextPageToken": ev_tok}, headers=api.h["viewer"])
+    assert r.status_code == 400 and "another listing" in r.json()["detail"]
+    r = api.client.get("/epcis/events", params={"nextPageToken": job_tok}, headers=api.h["viewer"])
+    assert r.status_code == 400 and "another listing" in r.json()["detail"]
+    r = api.client.get("/epcis/capture", params={"MATCH_epc": "urn:x:y"}, headers=api.h["viewer"])
+    assert r.status_code == 400
+    assert api.client.get("/epcis/capture").status_code == 401
