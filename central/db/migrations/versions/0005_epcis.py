@@ -102,7 +102,8 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_epcis_corrections AFTER INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION epcis_note_corrections();
+    FOR EACH ROW WHEN (jsonb_typeof(NEW.payload -> 'corrects') = 'array')
+    EXECUTE FUNCTION epcis_note_corrections();
 INSERT INTO epcis_corrections (target, event_id, event_time, movement, reason, note, declared)
 SELECT t, e.event_id, e.event_time, e.movement, e.payload ->> 'correction_reason',
        e.payload ->> 'correction_note', e.payload ->> 'event_time'
