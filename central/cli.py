@@ -1,5 +1,5 @@
 """``traceway-central``: migrate, ingest, serve, import, trace, recall, hold, release, fsma204,
-check-config.
+epcis-export, epcis-capture, user, check-config.
 
 A config error exits 2 and a database that cannot be reached exits 3, each with one
 line naming the file and key or the database.
@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "central.api.cli",
     "central.web.cli",
     "central.fsma.cli",
+    "central.epcis.cli",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3

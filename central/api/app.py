@@ -21,6 +21,8 @@ from sqlalchemy import Connection, Engine, text
 from central import __version__
 from central.api import queries
 from central.api.tokens import Principal, Role, TokenStore, authenticate
+from central.epcis import views as epcis_views
+from central.epcis.schema import Validate, load_validator
 from central.fsma.model import FsmaError, check_range, parse_tlcs
 from central.fsma.queries import fsma_report
 from central.fsma.render import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
@@ -77,8 +79,13 @@ def create_app(
     *,
     on_change: Callable[[], object] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    epcis_validator: Validate | str | None = "default",
 ) -> FastAPI:
-    """The API over ``engine``; ``on_change`` runs after a hold/recall/release commits."""
+    """The API over ``engine``; ``on_change`` runs after a hold/recall/release commits.
+
+    ``epcis_validator`` checks captured EPCIS documents (default: the official schema
+    found by :func:`central.epcis.schema.load_validator`; None: capture is refused).
+    """
     app = FastAPI(
         title="traceway central",
         version=__version__,
@@ -113,6 +120,16 @@ def create_app(
     Admin = Annotated[Principal, Depends(need("admin"))]
     Conn = Annotated[Connection, Depends(conn)]
     Limit = Annotated[int, Query(ge=1, le=5000)]
+
+    app.include_router(
+        epcis_views.router(
+            engine,
+            need("viewer"),
+            need("recall-manager"),
+            clock=clock,
+            validator=load_validator() if isinstance(epcis_validator, str) else epcis_validator,
+        )
+    )
 
     @app.exception_handler(NotFound)
     async def _not_found(_r: Request, exc: NotFound) -> JSONResponse:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -292,4 +293,70 @@ cache_acks = Table(
     Column("request_id", String),
     Column("acked_at", DateTime(timezone=True), primary_key=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+#: 0005 (EPCIS): every capture job with the document as received (refused ones too).
+epcis_captures = Table(
+    "epcis_captures",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("capture_id", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("actor", Text, nullable=False),
+    Column("running", Boolean, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("error_behaviour", Text, nullable=False, server_default="rollback"),
+    Column("errors", JSONB, nullable=False),
+    Column("events_total", Integer, nullable=False, server_default="0"),
+    Column("events_new", Integer, nullable=False, server_default="0"),
+    Column("events_duplicate", Integer, nullable=False, server_default="0"),
+    Column("content_type", Text),
+    Column("sha256", Text, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+#: 0005 (EPCIS): captured events (their items and lineage are in event_items and the
+#: edge tables under ``ref``).
+epcis_events = Table(
+    "epcis_events",
+    metadata,
+    Column("ref", String(36), primary_key=True),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("capture_id", Text, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("record_time", DateTime(timezone=True), nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("action", Text),
+    Column("biz_step", Text),
+    Column("disposition", Text),
+    Column("biz_location", Text),
+    Column("read_point", Text),
+    Column("parent_gtin", String(14)),
+    Column("parent_serial", Text),
+    Column("parent_sscc", String(18)),
+    Column("parent_id", Text),
+    Column("payload", JSONB, nullable=False),
+)
+
+#: 0005 (EPCIS): server secrets (the key that signs nextPageToken).
+epcis_keys = Table(
+    "epcis_keys",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("secret", LargeBinary, nullable=False),
+)
+
+#: 0005 (EPCIS): which gateway event corrects which (kept by the trigger
+#: ``events_epcis_corrections`` on ``events``), for error declarations in query answers.
+epcis_corrections = Table(
+    "epcis_corrections",
+    metadata,
+    Column("target", String(36), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("movement", Text, nullable=False),
+    Column("reason", Text),
+    Column("note", Text),
+    Column("declared", Text, nullable=False),
 )
