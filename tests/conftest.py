@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# the one session-wide chromium (Playwright allows one sync instance per thread): defined
+# here so that every test module shares it
+from tests.browser import chromium  # noqa: F401
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""

@@ -24,7 +24,7 @@ pytest.importorskip("websockets")
 zxingcpp = pytest.importorskip("zxingcpp")
 from PIL import Image, ImageDraw  # noqa: E402
 
-from tests.browser import chromium, chromium_executable, screenshot_path  # noqa: E402, F401
+from tests.browser import chromium_executable, screenshot_path  # noqa: E402
 from tests.conftest import Broker, free_port  # noqa: E402
 from tests.gw_util import Collector, GatewayProcess, wait_listening  # noqa: E402
 
@@ -177,7 +177,7 @@ def _verdicts(page: Any) -> list[dict[str, str]]:
 def test_phone_pairs_scans_and_shows_the_gateways_verdict(
     tmp_path: Path,
     broker: Broker,
-    chromium: Any,  # noqa: F811 (the fixture imported above)
+    chromium: Any,
 ) -> None:
     frames: list[tuple[Image.Image, int]] = []
     blank = Image.new("L", (W, H), 255)

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 
 from central.custody.projection import store_events
 from central.masterdata.importer import import_master_data
-from tests.browser import chromium, screenshot_path  # noqa: F401 (fixture)
+from tests.browser import screenshot_path
 from tests.central.test_push_e2e import wait_until
 from tests.central.trace_day import Day, run_day
 from tests.conftest import Broker, free_port
@@ -141,7 +141,7 @@ def test_quality_manager_in_the_browser(
     stack: Stack,
     engine: Engine,
     broker: Broker,
-    chromium: Any,  # noqa: F811
+    chromium: Any,
 ) -> None:
     col = Collector(broker.port)
     col.start()
