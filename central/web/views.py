@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from central.api.tokens import Role
 from central.fsma.model import FsmaError, check_range, parse_tlcs
@@ -126,7 +127,6 @@ def mount_web(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     session_hours: float = 12.0,
     secure_cookie: bool = False,
-    extra_nav: tuple[tuple[str, str], ...] = (),
 ) -> None:
     """Add the web UI (pages under ``/ui``, static files under ``/ui/static``) to ``app``."""
     env = Environment(
@@ -136,7 +136,7 @@ def mount_web(
         lstrip_blocks=True,
     )
     env.filters.update(dt=_dt, qty=_qty)
-    env.globals.update(unit_url=unit_url, place=_place, nav_extra=extra_nav)
+    env.globals.update(unit_url=unit_url, place=_place)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
 
     def page(name: str, request: Request, status: int = 200, **ctx: Any) -> Response:
@@ -173,17 +173,30 @@ def mount_web(
         host = request.headers.get("host", "")
         return urlsplit(origin).netloc == host
 
-    async def form_of(request: Request, s: auth.Session | None) -> dict[str, str]:
-        """The POSTed form, after the CSRF and origin checks."""
+    async def read_form(request: Request) -> dict[str, str]:
+        """The POSTed form's text fields (checked by :func:`check_form`)."""
         form = await request.form()
-        data = {k: v for k, v in form.items() if isinstance(v, str)}
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def posted(handler: Callable[[Request, dict[str, str]], Response]) -> Any:
+        """An async endpoint that reads the form, then runs ``handler`` off the event loop
+        (database work, password hashing and waiting for a gateway's reply block)."""
+
+        async def endpoint(request: Request) -> Response:
+            data = await read_form(request)
+            return await run_in_threadpool(handler, request, data)
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    def check_form(request: Request, s: auth.Session | None, data: dict[str, str]) -> None:
+        """Refuse a form from another origin or without this session's CSRF token."""
         if not same_origin(request):
             raise Forbidden("the request came from another site")
         token = data.get("csrf", "")
         expected = s.csrf if s is not None else request.cookies.get(LOGIN_COOKIE, "")
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             raise Forbidden("the form expired or did not come from this site; reload the page")
-        return data
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:
@@ -194,7 +207,8 @@ def mount_web(
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
-        return page("error.html", request, 403, session=session_of(request), message=str(exc))
+        s = await run_in_threadpool(session_of, request)
+        return page("error.html", request, 403, session=s, message=str(exc))
 
     # -- login ------------------------------------------------------------------------------
 
@@ -218,9 +232,8 @@ def mount_web(
         )
         return resp
 
-    @app.post("/ui/login", include_in_schema=False)
-    async def login_post(request: Request) -> Response:
-        data = await form_of(request, None)
+    def login_post(request: Request, data: dict[str, str]) -> Response:
+        check_form(request, None, data)
         target = _safe_next(data.get("next"))
         with engine.begin() as c:
             got = auth.login(
@@ -260,16 +273,19 @@ def mount_web(
         ok.delete_cookie(LOGIN_COOKIE, path="/ui/login")
         return _secure(ok)
 
-    @app.post("/ui/logout", include_in_schema=False)
-    async def logout(request: Request) -> Response:
+    app.post("/ui/login", include_in_schema=False)(posted(login_post))
+
+    def logout(request: Request, data: dict[str, str]) -> Response:
         s = session_of(request)
         if s is not None:
-            await form_of(request, s)
+            check_form(request, s, data)
             with engine.begin() as c:
                 auth.logout(c, request.cookies.get(COOKIE, ""), clock())
         resp = RedirectResponse("/ui/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/")
         return _secure(resp)
+
+    app.post("/ui/logout", include_in_schema=False)(posted(logout))
 
     # -- home and search -------------------------------------------------------------------
 
@@ -306,7 +322,8 @@ def mount_web(
 
     @app.exception_handler(_BadRequest)
     async def _bad(request: Request, exc: _BadRequest) -> Response:
-        return page("error.html", request, 400, session=session_of(request), message=str(exc))
+        s = await run_in_threadpool(session_of, request)
+        return page("error.html", request, 400, session=s, message=str(exc))
 
     @app.exception_handler(NotFound)
     async def _nf(request: Request, exc: NotFound) -> Response:
@@ -314,7 +331,8 @@ def mount_web(
             from fastapi.responses import JSONResponse
 
             return JSONResponse({"detail": str(exc)}, status_code=404)
-        return page("error.html", request, 404, session=session_of(request), message=str(exc))
+        s = await run_in_threadpool(session_of, request)
+        return page("error.html", request, 404, session=s, message=str(exc))
 
     @app.get("/ui/unit", include_in_schema=False)
     def unit_page(request: Request, before_t: str = "", before_id: int = 0) -> Response:
@@ -361,10 +379,9 @@ def mount_web(
             found, more = wq.neighbours(c, key, dir)  # type: ignore[arg-type]
         return page("tree.html", request, session=s, found=found, more=more, dir=dir, key=key)
 
-    @app.post("/ui/reprint", include_in_schema=False)
-    async def reprint(request: Request) -> Response:
+    def reprint(request: Request, data: dict[str, str]) -> Response:
         s = need(request, "recall-manager")
-        data = await form_of(request, s)
+        check_form(request, s, data)
         key = _key_or_400(request)
         event_id = data.get("event_id", "")
         notice: str
@@ -397,6 +414,8 @@ def mount_web(
             can_reprint=True,
         )
 
+    app.post("/ui/reprint", include_in_schema=False)(posted(reprint))
+
     # -- recall desk -----------------------------------------------------------------------
 
     @app.get("/ui/recalls", include_in_schema=False)
@@ -409,10 +428,9 @@ def mount_web(
         prefill = {"gtin": gtin, "lot": lot, "serial": serial, "sscc": sscc}
         return page("recalls.html", request, session=s, blocks=rows, prefill=prefill, error=None)
 
-    @app.post("/ui/recalls", include_in_schema=False)
-    async def recall_start(request: Request) -> Response:
+    def recall_start(request: Request, data: dict[str, str]) -> Response:
         s = need(request, "recall-manager")
-        data = await form_of(request, s)
+        check_form(request, s, data)
         kind: Literal["recall", "hold"] = "hold" if data.get("kind") == "hold" else "recall"
         try:
             unit = Unit.parse(
@@ -446,6 +464,8 @@ def mount_web(
         if on_change is not None:
             on_change()
         return RedirectResponse(f"/ui/recalls/{res.block_id}", status_code=303)
+
+    app.post("/ui/recalls", include_in_schema=False)(posted(recall_start))
 
     def _recall_of(c: Any, st: dict[str, Any]) -> trace_model.Recall | None:
         u = st["unit"]
@@ -511,10 +531,10 @@ def mount_web(
             headers={"Content-Disposition": f'attachment; filename="{block_id}.xlsx"'},
         )
 
-    @app.post("/ui/recalls/{block_id}/release", include_in_schema=False)
-    async def recall_release(request: Request, block_id: str) -> Response:
+    def recall_release(request: Request, data: dict[str, str]) -> Response:
+        block_id = str(request.path_params["block_id"])
         s = need(request, "recall-manager")
-        data = await form_of(request, s)
+        check_form(request, s, data)
         try:
             with engine.begin() as c:
                 release_block(
@@ -544,6 +564,8 @@ def mount_web(
         if on_change is not None:
             on_change()
         return RedirectResponse(f"/ui/recalls/{block_id}", status_code=303)
+
+    app.post("/ui/recalls/{block_id}/release", include_in_schema=False)(posted(recall_release))
 
     # -- expiring stock and the fleet ------------------------------------------------------
 
