@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,6 +45,8 @@ COLUMNS = {
     ),
     "lots": ({"gtin", "lot"}, {"expiry", "status", "location", "quantity", *FSMA_LOT_COLUMNS}),
     "sites": ({"site", "name"}, set(PLACE_COLUMNS)),
+    "serials": ({"gtin", "serial"}, {"lot", "state", "location"}),
+    "despatch_advices": ({"sscc", "desadv", "gtin", "quantity"}, {"lot", "serial", "ship_to"}),
     "partners": ({"party", "name"}, set(PLACE_COLUMNS)),
 }
 MAX_TEXT = 200
@@ -205,6 +207,16 @@ def import_master_data(
     """
     prods = parse_products(_read(products), str(products)) if products else []
     lot_rows = parse_lots(_read(lots), str(lots)) if lots else []
+    store_master_data(conn, prods, lot_rows, str(lots))
+    return ImportCounts(len(prods), len(lot_rows))
+
+
+def store_master_data(
+    conn: Connection, prods: Sequence[Product], lot_rows: Sequence[Lot], lots: str = "lots.csv"
+) -> None:
+    """Upsert parsed products and lots in the caller's transaction.
+
+    A lot's GTIN must be a product given here or already stored (ImportProblems)."""
     if lot_rows:
         known = {p.gtin for p in prods} | {
             r[0]
@@ -263,7 +275,6 @@ def import_master_data(
                 for x in lot_rows
             ],
         )
-    return ImportCounts(len(prods), len(lot_rows))
 
 
 def _read(path: Path) -> str:
