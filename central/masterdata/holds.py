@@ -661,9 +661,10 @@ def site_snapshot(
     holds = [c["record"] for c in changes if c["entity"] == "hold"]
     recalls = [c["record"] for c in changes if c["entity"] == "recall"]
     serials = {(r["gtin"], r["serial"]): r for r in serial_records(conn)}
-    for c in changes:  # a recalled serial: the block's record wins
+    for c in changes:  # a recalled serial: the block's state wins (the lot stays)
         if c["entity"] == "serial":
-            serials[(c["record"]["gtin"], c["record"]["serial"])] = c["record"]
+            key = (c["record"]["gtin"], c["record"]["serial"])
+            serials[key] = {**serials.get(key, {}), **c["record"]}
     lots = {(r["gtin"], r["lot"]): r for r in lot_records(conn)}
     for b in blocks:
         if b[2] is not None and b[3] is not None and (b[2], b[3]) not in lots:
