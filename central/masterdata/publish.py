@@ -160,6 +160,15 @@ def publish_changes(
     snapshot_above: int = SNAPSHOT_ABOVE,
 ) -> Published:
     """Queue the changed master data for every site with a known gateway (see module)."""
+    advices = advice_records(conn, ssccs=ssccs) if ssccs else {}
+    records = (
+        len(gtins) + len(lots) + len(serials) + sum(len(r["items"]) for _, r in advices.values())
+    )
+    sites = sorted({site for _, site in known_gateways(conn)})
+    if not sites or records == 0:
+        return Published("none", records, {})
+    if records > snapshot_above:
+        return Published("snapshot", records, enqueue_snapshot(conn, sites, "import", now))
     common: list[dict[str, Any]] = []
     if gtins:
         common += [
@@ -171,13 +180,6 @@ def publish_changes(
         common += [
             {"op": "upsert", "entity": "serial", "record": r} for r in serial_records(conn, serials)
         ]
-    advices = advice_records(conn, ssccs=ssccs) if ssccs else {}
-    records = len(common) + sum(len(rec["items"]) for _, rec in advices.values())
-    sites = sorted({site for _, site in known_gateways(conn)})
-    if not sites or records == 0:
-        return Published("none", records, {})
-    if records > snapshot_above:
-        return Published("snapshot", records, enqueue_snapshot(conn, sites, "import", now))
     versions: dict[str, int] = {}
     for site, changes in site_changes(sites, common, advices, before or {}).items():
         for part in split_weighted(changes, change_weight, DELTA_WEIGHT):
