@@ -761,3 +761,32 @@ def test_a_commissioned_serial_is_expected_and_never_replaces_custody(store: Hot
         "NEW2": "destroyed",  # destroyed is this gateway's too: kept
         "NEW3": "expected",
     }
+
+
+def test_a_commissioned_serial_leaves_a_held_serial_alone_and_follows_a_lifted_recall(
+    store: HotStore,
+) -> None:
+    """Under a serial hold the state to restore stays the gateway's (in stock); a serial
+    recalled at central and lifted goes back to expected."""
+
+    def serial(sn: str, state: str) -> dict[str, Any]:
+        return {
+            "op": "upsert",
+            "entity": "serial",
+            "record": {"gtin": PUMP, "serial": sn, "state": state},
+        }
+
+    tx(store, lambda s: apply_snapshot(s, snapshot(1, products=PRODUCTS)))
+    steps = [
+        hold("H-1", gtin=PUMP, serial="SN1001"),
+        serial("SN1001", "commissioned"),
+        delete("hold", hold_id="H-1"),
+        serial("NEW1", "commissioned"),
+        serial("NEW1", "recalled"),
+        serial("NEW1", "commissioned"),
+    ]
+    for i, change in enumerate(steps, 1):
+        d = delta(i, i + 1, change, generated_at=ts(60 + i))
+        tx(store, lambda s, d=d: apply_delta(s, d))
+    assert store.serial(PUMP, "SN1001").state == "in_stock"  # type: ignore[union-attr]
+    assert store.serial(PUMP, "NEW1").state == "expected"  # type: ignore[union-attr]

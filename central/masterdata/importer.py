@@ -203,7 +203,8 @@ def import_master_data(
 ) -> ImportCounts:
     """Upsert products and lots from CSV files in the caller's transaction (all or nothing).
 
-    A lot's GTIN must be a product in the file or already in the database.
+    A lot's GTIN must be a product in the file or already in the database. Nothing is
+    queued for the gateways: :func:`central.masterdata.publish.import_all` does that.
     """
     prods = parse_products(_read(products), str(products)) if products else []
     lot_rows = parse_lots(_read(lots), str(lots)) if lots else []

@@ -20,8 +20,9 @@ What a snapshot replaces (master data) and what it keeps (local movements):
   not undone by a snapshot cut before it. Serials missing from it are kept. Deltas
   follow the same rule. (The comparison trusts the two clocks; see README.) A
   ``commissioned`` serial (central master data: known, not received) is recorded as
-  ``expected`` and never replaces a state this gateway's own movements gave it
-  (``in_stock``, ``picked``, ``shipped``, ``consumed``, ``destroyed``).
+  ``expected``, and only over a serial that is unknown, expected or recalled (a lifted
+  recall): never over a state this gateway's own movements or holds gave it
+  (``in_stock``, ``picked``, ``shipped``, ``consumed``, ``destroyed``, ``on_hold``).
 - holds and recalls: replaced.
 - despatch advices (what an expected pallet holds): replaced for pallets not yet
   received when the snapshot lists them (``despatch_advices``, schema 1.1); a
@@ -258,10 +259,11 @@ def _delete_lot(store: HotStore, gtin: str, lot: str) -> None:
     store.conn.execute("DELETE FROM lots WHERE gtin = ? AND lot = ?", (gtin, lot))
 
 
-#: An ``expected`` serial (central: ``commissioned``) never replaces a custody state.
+#: An ``expected`` serial (central: ``commissioned``) sets only a serial that is unknown,
+#: expected or recalled (a lifted recall): never one this gateway moved or holds.
+_EXPECTED_OVER = ("expected", "recalled")
 _NOT_OVER_CUSTODY = (
-    " AND (excluded.state <> 'expected' OR serials.state NOT IN "
-    "('in_stock', 'picked', 'shipped', 'consumed', 'destroyed'))"
+    " AND (excluded.state <> 'expected' OR serials.state IN ('expected', 'recalled'))"
 )
 
 
@@ -269,6 +271,12 @@ def _upsert_serial(store: HotStore, rec: Mapping[str, Any], cut: float) -> None:
     """Take the central state unless the serial moved locally at or after ``cut``."""
     gtin, serial = rec["gtin"], rec["serial"]
     state = SERIAL_STATE[rec["state"]]
+    if state == "expected":
+        row = store.conn.execute(
+            "SELECT state FROM serials WHERE gtin = ? AND serial = ?", (gtin, serial)
+        ).fetchone()
+        if row is not None and row[0] not in _EXPECTED_OVER:
+            return  # in stock, moved or held here: the gateway's own state stands
     held = store.conn.execute(
         "SELECT hold_id FROM sync_holds WHERE gtin = ? AND serial = ?", (gtin, serial)
     ).fetchone()
