@@ -152,6 +152,8 @@ def parse_products(data: str, name: str = "products.csv") -> list[Product]:
                 )
             if g in out:
                 raise ValueError(f"GTIN {g} repeats line {out[g][0]}")
+            if any(ord(c) < 32 or ord(c) == 127 for c in row.get("description", "")):
+                raise ValueError("description has a control character")
             fsma = _fsma(row, FSMA_PRODUCT_COLUMNS)
             out[g] = (
                 line,
@@ -176,6 +178,8 @@ def parse_lots(data: str, name: str = "lots.csv") -> list[Lot]:
             lot = row["lot"]
             if not lot or len(lot) > 20:
                 raise ValueError("lot must be 1 to 20 characters (an untracked row has no lot)")
+            if any(ord(c) < 32 or ord(c) == 127 for c in lot):
+                raise ValueError(f"lot {lot!r} has a control character")
             exp_text = row.get("expiry", "")
             try:
                 expiry = date.fromisoformat(exp_text) if exp_text else None

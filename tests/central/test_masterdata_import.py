@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from central.api.app import create_app
@@ -266,3 +268,61 @@ def test_rest_import_needs_admin_is_audited_and_names_bad_rows(api: Api, engine:
         {"serials": 3},
         {"despatch_advices": 2},
     ]
+
+
+def test_a_nul_in_any_cell_is_a_named_problem(api: Api) -> None:
+    client, h = api
+    _post(client, "/masterdata/products", PRODUCTS, h["admin"])
+    for kind, body in [
+        ("lots", f"gtin,lot\n{PARA},L\x00X\n"),
+        ("lots", f"gtin,lot,tlc_source\n{PARA},L1,a\x00\n"),
+        ("products", f"gtin,tracking,description\n{PARA},lot,a\x00b\n"),
+        ("serials", f"gtin,serial\n{PUMP},S\x00\n"),
+        ("despatch-advices", f"sscc,desadv,gtin,quantity\n{SSCC1},D\x00,{PARA},1\n"),
+    ]:
+        r = _post(client, f"/masterdata/{kind}", body, h["admin"])
+        assert r.status_code == 422, (kind, r.text)
+        assert r.json()["detail"][0].startswith(f"{kind}.csv:2: "), r.text
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kind=st.sampled_from(["products", "lots", "serials", "despatch-advices"]),
+    header=st.sampled_from(
+        [
+            "gtin,tracking,description",
+            "gtin,lot,expiry,status",
+            "gtin,serial,lot,state",
+            "sscc,desadv,gtin,lot,serial,quantity,ship_to",
+        ]
+    ),
+    cells=st.lists(
+        st.one_of(
+            st.text(max_size=24),
+            st.sampled_from(
+                [PUMP, PARA, BOX, SSCC1, "serial", "lot", "hold", "1", "0", "-1", "L\x00X", "é"]
+            ),
+        ),
+        min_size=1,
+        max_size=14,
+    ),
+)
+def test_rest_import_never_fails_with_a_500(
+    api: Api, kind: str, header: str, cells: list[str]
+) -> None:
+    """Any CSV body is imported (200) or refused with reasons (422), never a 500."""
+    client, h = api
+    _post(client, "/masterdata/products", PRODUCTS, h["admin"])
+    n = header.count(",") + 1
+    rows = [cells[i : i + n] for i in range(0, len(cells), n)]
+    body = header + "\n" + "".join(",".join(r + [""] * (n - len(r))) + "\n" for r in rows)
+    r = client.post(
+        f"/masterdata/{kind}",
+        content=body.encode("utf-8", "surrogatepass"),
+        headers={**h["admin"], "Content-Type": "text/csv"},
+    )
+    assert r.status_code in (200, 422), (r.status_code, r.text, body)
