@@ -703,7 +703,7 @@ def test_a_large_snapshot_is_applied_in_a_few_statements(store: HotStore) -> Non
     assert sn1001 is not None and (sn1001.state, sn1001.lot) == ("picked", "PUMPLOT1")
     assert store.serial(PUMP, "SN1002").state == "shipped"  # type: ignore[union-attr]
     s7 = store.serial(PUMP, "S7")
-    assert s7 is not None and (s7.state, s7.lot) == ("in_stock", "PL7")
+    assert s7 is not None and (s7.state, s7.lot) == ("expected", "PL7")  # known, not here
     assert status(store, PUMP, "PL7") == "active"
     assert tx(store, cache_counts)["serials"] == 5002
     assert (
@@ -712,3 +712,81 @@ def test_a_large_snapshot_is_applied_in_a_few_statements(store: HotStore) -> Non
         ).fetchall()
         == []
     )
+
+
+# -- central master data: a commissioned serial is expected, never over a custody state ------
+
+
+def test_a_commissioned_serial_is_expected_and_never_replaces_custody(store: HotStore) -> None:
+    """Central's serial list (``commissioned``: known, not received) makes a new serial
+    ``expected`` — receiving takes it — but never undoes what this gateway's own movements
+    say (SN1001 in stock, SN1002 shipped), by delta or by snapshot."""
+
+    def serial(gtin: str, sn: str, state: str) -> dict[str, Any]:
+        rec = {"gtin": gtin, "serial": sn, "lot": "PUMPLOT1", "state": state}
+        return {"op": "upsert", "entity": "serial", "record": rec}
+
+    tx(store, lambda s: apply_snapshot(s, snapshot(1, products=PRODUCTS)))
+    d = delta(
+        1,
+        2,
+        serial(PUMP, "SN1001", "commissioned"),
+        serial(PUMP, "SN1002", "commissioned"),
+        serial(PUMP, "NEW1", "commissioned"),
+        serial(PUMP, "NEW2", "destroyed"),
+        generated_at=ts(60),
+    )
+    tx(store, lambda s: apply_delta(s, d))
+    states = {sn: store.serial(PUMP, sn).state for sn in ("SN1001", "SN1002", "NEW1", "NEW2")}  # type: ignore[union-attr]
+    assert states == {
+        "SN1001": "in_stock",
+        "SN1002": "shipped",
+        "NEW1": "expected",
+        "NEW2": "destroyed",
+    }
+    rows = [dict(c["record"]) for c in d["changes"]]
+    for r in rows:
+        r["state"] = "commissioned"
+    rows.append({"gtin": PUMP, "serial": "NEW3", "state": "commissioned"})
+    snap = snapshot(3, products=PRODUCTS, serials=rows, generated_at=ts(120))
+    tx(store, lambda s: apply_snapshot(s, snap))
+    states = {
+        sn: store.serial(PUMP, sn).state  # type: ignore[union-attr]
+        for sn in ("SN1001", "SN1002", "NEW1", "NEW2", "NEW3")
+    }
+    assert states == {
+        "SN1001": "in_stock",
+        "SN1002": "shipped",
+        "NEW1": "expected",
+        "NEW2": "destroyed",  # destroyed is this gateway's too: kept
+        "NEW3": "expected",
+    }
+
+
+def test_a_commissioned_serial_leaves_a_held_serial_alone_and_follows_a_lifted_recall(
+    store: HotStore,
+) -> None:
+    """Under a serial hold the state to restore stays the gateway's (in stock); a serial
+    recalled at central and lifted goes back to expected."""
+
+    def serial(sn: str, state: str) -> dict[str, Any]:
+        return {
+            "op": "upsert",
+            "entity": "serial",
+            "record": {"gtin": PUMP, "serial": sn, "state": state},
+        }
+
+    tx(store, lambda s: apply_snapshot(s, snapshot(1, products=PRODUCTS)))
+    steps = [
+        hold("H-1", gtin=PUMP, serial="SN1001"),
+        serial("SN1001", "commissioned"),
+        delete("hold", hold_id="H-1"),
+        serial("NEW1", "commissioned"),
+        serial("NEW1", "recalled"),
+        serial("NEW1", "commissioned"),
+    ]
+    for i, change in enumerate(steps, 1):
+        d = delta(i, i + 1, change, generated_at=ts(60 + i))
+        tx(store, lambda s, d=d: apply_delta(s, d))
+    assert store.serial(PUMP, "SN1001").state == "in_stock"  # type: ignore[union-attr]
+    assert store.serial(PUMP, "NEW1").state == "expected"  # type: ignore[union-attr]

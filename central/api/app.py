@@ -2,8 +2,8 @@
 
 Every endpoint needs ``Authorization: Bearer <token>`` (401 without a valid one).
 Roles: ``viewer`` reads (and downloads the FSMA 204 spreadsheet); ``recall-manager`` also
-holds, recalls and releases; ``admin`` also reads the audit log and imports sites and
-partners (403 below the role). Query parameters are validated before
+holds, recalls and releases; ``admin`` also reads the audit log and imports master data
+(products, lots, serials, despatch advices, sites, partners; 403 below the role). Query parameters are validated before
 any SQL runs (GTIN/SSCC digits and check digit, GS1 set 82 for lots and serials, no
 control characters) and every statement binds its parameters.
 """
@@ -26,6 +26,7 @@ from central.epcis.schema import Validate, load_validator
 from central.fsma.model import FsmaError, check_range, parse_tlcs
 from central.fsma.queries import fsma_report
 from central.fsma.render import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
+from central.masterdata.catalog import parse_despatch_advices, parse_serials
 from central.masterdata.holds import (
     BlockError,
     NotFound,
@@ -35,8 +36,9 @@ from central.masterdata.holds import (
     release_block,
     start_block,
 )
-from central.masterdata.importer import ImportProblems
+from central.masterdata.importer import ImportProblems, parse_lots, parse_products
 from central.masterdata.parties import parse_places, store_places
+from central.masterdata.publish import Parsed, store_and_publish
 from central.trace import model as trace_model
 from central.trace import queries as trace_queries
 from gs1.keys import is_valid_gtin, is_valid_sscc
@@ -300,13 +302,44 @@ def create_app(
         report = _fsma(c, first, last, tlc)
         return _download(to_csv(report).encode("utf-8"), CSV_TYPE, first, last, report)
 
-    def _import_places(kind: str, body: bytes, who: Principal) -> dict[str, Any]:
+    def _csv_text(body: bytes) -> str:
         if len(body) > MAX_CSV_BYTES:
             raise HTTPException(413, f"at most {MAX_CSV_BYTES} bytes of CSV")
         try:
-            data = body.decode("utf-8")
+            return body.decode("utf-8")
         except UnicodeDecodeError:
             raise HTTPException(422, "the CSV is not UTF-8 text") from None
+
+    def _import_catalog(kind: str, body: bytes, who: Principal) -> dict[str, Any]:
+        data = _csv_text(body)
+        name = f"{kind.replace('_', '-')}.csv"
+        try:
+            if kind == "products":
+                parsed = Parsed(products=parse_products(data, name))
+            elif kind == "lots":
+                parsed = Parsed(lots=parse_lots(data, name))
+            elif kind == "serials":
+                parsed = Parsed(serials=parse_serials(data, name))
+            else:
+                parsed = Parsed(advices=parse_despatch_advices(data, name))
+            with engine.begin() as c:
+                done = store_and_publish(
+                    c, parsed, names=(name, name, name), who=f"api:{who.name}", now=clock()
+                )
+        except ImportProblems as exc:
+            raise HTTPException(422, exc.problems) from None
+        if on_change is not None and done.published.mode != "none":
+            on_change()
+        imported = {
+            "products": done.products,
+            "lots": done.lots,
+            "serials": done.serials,
+            "despatch_advices": done.despatch_advices,
+        }[kind]
+        return {"imported": imported, "gateways": done.published.as_dict()}
+
+    def _import_places(kind: str, body: bytes, who: Principal) -> dict[str, Any]:
+        data = _csv_text(body)
         try:
             places = parse_places(data, f"{kind}.csv", kind)
             with engine.begin() as c:
@@ -337,6 +370,25 @@ def create_app(
     @app.post("/masterdata/partners", summary="Import trading partners (admin, CSV)")
     def post_partners(body: CsvBody, who: Admin) -> dict[str, Any]:
         return _import_places("partners", body, who)
+
+    @app.post("/masterdata/products", summary="Import products (admin, CSV); pushed to gateways")
+    def post_products(body: CsvBody, who: Admin) -> dict[str, Any]:
+        return _import_catalog("products", body, who)
+
+    @app.post("/masterdata/lots", summary="Import lots (admin, CSV); pushed to gateways")
+    def post_lots(body: CsvBody, who: Admin) -> dict[str, Any]:
+        return _import_catalog("lots", body, who)
+
+    @app.post("/masterdata/serials", summary="Import serials (admin, CSV); pushed to gateways")
+    def post_serials(body: CsvBody, who: Admin) -> dict[str, Any]:
+        return _import_catalog("serials", body, who)
+
+    @app.post(
+        "/masterdata/despatch-advices",
+        summary="Import despatch advices: SSCC contents (admin, CSV); pushed to gateways",
+    )
+    def post_despatch_advices(body: CsvBody, who: Admin) -> dict[str, Any]:
+        return _import_catalog("despatch_advices", body, who)
 
     @app.get("/audit", summary="The audit log (admin)")
     def get_audit(_w: Admin, c: Conn, limit: Limit = 100) -> dict[str, Any]:

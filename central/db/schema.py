@@ -237,6 +237,37 @@ lots = Table(
 )
 
 
+#: 0007: serials known before any event (``expected``) or void (``destroyed``).
+serials = Table(
+    "serials",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("serial", Text, primary_key=True),
+    Column("lot", Text),
+    Column("state", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+#: 0007: despatch advices: what a pallet on its way holds, and the site it goes to (NULL: any).
+despatch_advices = Table(
+    "despatch_advices",
+    metadata,
+    Column("sscc", String(18), primary_key=True),
+    Column("desadv_id", Text, nullable=False),
+    Column("ship_to", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+despatch_advice_lines = Table(
+    "despatch_advice_lines",
+    metadata,
+    Column("sscc", String(18), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("gtin", String(14), nullable=False),
+    Column("lot", Text),
+    Column("serial", Text),
+    Column("quantity", Integer, nullable=False),
+)
+
+
 def _place_columns() -> list[Column[Any]]:
     return [
         Column("name", Text, nullable=False),

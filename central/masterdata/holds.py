@@ -23,29 +23,29 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, text
 
+from central.masterdata.records import (
+    advice_records,
+    effective_lot_status,
+    lot_records,
+    product_records,
+    serial_master_state,
+    serial_records,
+)
 from gs1.keys import is_valid_gtin, is_valid_sscc
 from mqtt_topics.cache import DELTA_SCHEMA, SNAPSHOT_SCHEMA, validate_delta
 from mqtt_topics.events import format_time
 
 Kind = Literal["hold", "recall"]
+T = TypeVar("T")
 GS1_TEXT = re.compile(r"^[!\"%-?A-Z_a-z]{1,20}$")
 NOTIFY_CHANNEL = "traceway_cache"
-#: Central lot status (master data) → cache lot status.
-LOT_STATUS = {
-    "active": "released",
-    "released": "released",
-    "quarantined": "quarantined",
-    "blocked": "blocked",
-    "recalled": "recalled",
-    "expired": "expired",
-}
 #: Projection serial state → cache serial state (what lifting a serial recall restores).
 SERIAL_STATE = {
     "at_site": "in_stock",
@@ -202,6 +202,28 @@ def build_delta(
     return payload
 
 
+def row_weight(table: str, row: Mapping[str, Any]) -> int:
+    """How much a record weighs in a chunk or delta: a despatch advice by its lines."""
+    return len(row["items"]) if table in ("despatch_advices", "despatch_advice") else 1
+
+
+def split_weighted(rows: Sequence[T], weight: Callable[[T], int], max_weight: int) -> list[list[T]]:
+    """``rows`` in order, cut into parts of at most ``max_weight`` (a heavier row alone)."""
+    parts: list[list[T]] = []
+    part: list[T] = []
+    w = 0
+    for row in rows:
+        rw = weight(row)
+        if part and w + rw > max_weight:
+            parts.append(part)
+            part, w = [], 0
+        part.append(row)
+        w += rw
+    if part:
+        parts.append(part)
+    return parts
+
+
 def chunk_snapshot(
     version: int,
     now: datetime,
@@ -209,10 +231,14 @@ def chunk_snapshot(
     tables: Mapping[str, Sequence[Mapping[str, Any]]],
     rows_per_chunk: int = 2000,
 ) -> list[dict[str, Any]]:
-    """The snapshot as chunks of at most ``rows_per_chunk`` rows (at least one chunk)."""
-    names = ("products", "lots", "serials", "holds", "recalls")
+    """The snapshot as chunks of at most ``rows_per_chunk`` rows (at least one chunk).
+
+    A despatch advice counts as many rows as it has lines. Every chunk lists
+    ``despatch_advices`` (central holds them all: a pallet not listed is no longer
+    expected)."""
+    names = ("products", "lots", "serials", "holds", "recalls", "despatch_advices")
     flat = [(t, row) for t in names for row in tables.get(t, [])]
-    parts = [flat[i : i + rows_per_chunk] for i in range(0, len(flat), rows_per_chunk)] or [[]]
+    parts = split_weighted(flat, lambda tr: row_weight(*tr), rows_per_chunk) or [[]]
     out = []
     for i, part in enumerate(parts):
         chunk: dict[str, Any] = {
@@ -226,16 +252,6 @@ def chunk_snapshot(
             chunk[t] = [dict(row) for tt, row in part if tt == t]
         out.append(chunk)
     return out
-
-
-def effective_lot_status(master: str | None, blocks: Iterable[str]) -> str:
-    """Cache status of a lot from its master-data status and the kinds of its active blocks."""
-    kinds = set(blocks)
-    if "recall" in kinds:
-        return "recalled"
-    if "hold" in kinds:
-        return "quarantined"
-    return LOT_STATUS.get(master or "active", "released")
 
 
 # -- SQL (in the caller's transaction) ------------------------------------------------------
@@ -300,8 +316,9 @@ def _serial_info(conn: Connection, gtin: str, serial: str) -> tuple[str, str | N
         text("SELECT state, lot FROM serial_state WHERE gtin = :g AND serial = :s"),
         {"g": gtin, "s": serial},
     ).first()
-    if row is None:
-        return "in_stock", None
+    if row is None:  # no event of it: its master-data state, if any
+        master = serial_master_state(conn, gtin, serial)
+        return master if master is not None else ("in_stock", None)
     return SERIAL_STATE.get(row[0], "in_stock"), row[1]
 
 
@@ -336,9 +353,11 @@ def _enqueue(
     conn: Connection,
     sites: Iterable[str],
     changes: Sequence[Mapping[str, Any]],
-    block_id: str,
+    block_id: str | None,
     action: str,
     now: datetime,
+    *,
+    notify: bool = True,
 ) -> dict[str, int]:
     out = {}
     for site in sorted(set(sites)):
@@ -360,7 +379,44 @@ def _enqueue(
             },
         )
         out[site] = version
+    if notify:
+        notify_pusher(conn)
+    return out
+
+
+def notify_pusher(conn: Connection) -> None:
+    """Wake a running pusher at commit (``NOTIFY``)."""
     conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+
+
+#: ``cache_outbox.action`` of a row that carries no delta: the site's gateways need a
+#: snapshot at this version (a large import). ``deltas_since`` never crosses it.
+SNAPSHOT_ACTION = "snapshot"
+
+
+def enqueue_snapshot(
+    conn: Connection, sites: Iterable[str], reason: str, now: datetime
+) -> dict[str, int]:
+    """Bump each site's version with a snapshot marker in the outbox (see SNAPSHOT_ACTION)."""
+    out = {}
+    for site in sorted(set(sites)):
+        version = _bump(conn, site)
+        conn.execute(
+            text(
+                "INSERT INTO cache_outbox(site, version, from_version, block_id, action, "
+                "payload, created_at) VALUES (:s, :v, :f, NULL, :a, CAST(:p AS jsonb), :t)"
+            ),
+            {
+                "s": site,
+                "v": version,
+                "f": version - 1,
+                "a": SNAPSHOT_ACTION,
+                "p": json.dumps({"snapshot": True, "reason": reason}),
+                "t": now,
+            },
+        )
+        out[site] = version
+    notify_pusher(conn)
     return out
 
 
@@ -562,14 +618,14 @@ def deltas_since(conn: Connection, site: str, have: int) -> list[dict[str, Any]]
         return None
     rows = conn.execute(
         text(
-            "SELECT from_version, version, payload FROM cache_outbox "
+            "SELECT from_version, version, payload, action FROM cache_outbox "
             "WHERE site = :s AND version > :v ORDER BY version"
         ),
         {"s": site, "v": have},
     ).all()
     expect = have
-    for frm, version, _ in rows:
-        if frm != expect:
+    for frm, version, _, action in rows:
+        if frm != expect or action == SNAPSHOT_ACTION:
             return None
         expect = version
     if expect != current:
@@ -582,20 +638,11 @@ def site_snapshot(
 ) -> list[dict[str, Any]]:
     """A full snapshot (chunks) for a gateway of ``site`` at the site's current version.
 
-    Products and lots come from master data; holds, recalls and recalled serials from
-    the active blocks sent to this site (or to every site).
+    Products, lots, serials and despatch advices come from master data
+    (:mod:`central.masterdata.records`); holds, recalls and recalled serials from the
+    active blocks sent to this site (or to every site).
     """
     version = site_version(conn, site)
-    products = [
-        {
-            "gtin": r[0],
-            "description": (r[1] or "")[:256],
-            "serialised": r[2] == "serial",
-            "lot_tracked": r[2] == "lot",
-            "active": True,
-        }
-        for r in conn.execute(text("SELECT gtin, description, tracking FROM products ORDER BY 1"))
-    ]
     blocks = conn.execute(
         text(
             """
@@ -613,30 +660,12 @@ def site_snapshot(
         changes += block_changes(b[1], b[0], unit, reason=b[6], since=b[7], lift=False)
     holds = [c["record"] for c in changes if c["entity"] == "hold"]
     recalls = [c["record"] for c in changes if c["entity"] == "recall"]
-    serials = {
-        (c["record"]["gtin"], c["record"]["serial"]): c["record"]
-        for c in changes
-        if c["entity"] == "serial"
-    }
-    lots = {
-        (r[0], r[1]): {
-            "gtin": r[0],
-            "lot": r[1],
-            "expiry": r[2],
-            "status": effective_lot_status(r[3], r[4] or []),
-        }
-        for r in conn.execute(
-            text(
-                """
-                SELECT l.gtin, l.lot, l.expiry::text, l.status, ARRAY(
-                    SELECT kind FROM blocks b WHERE b.gtin = l.gtin AND b.lot = l.lot
-                    AND b.released_at IS NULL)
-                FROM lots l ORDER BY 1, 2
-                """
-            )
-        )
-        if GS1_TEXT.match(r[1])
-    }
+    serials = {(r["gtin"], r["serial"]): r for r in serial_records(conn)}
+    for c in changes:  # a recalled serial: the block's state wins (the lot stays)
+        if c["entity"] == "serial":
+            key = (c["record"]["gtin"], c["record"]["serial"])
+            serials[key] = {**serials.get(key, {}), **c["record"]}
+    lots = {(r["gtin"], r["lot"]): r for r in lot_records(conn)}
     for b in blocks:
         if b[2] is not None and b[3] is not None and (b[2], b[3]) not in lots:
             lots[(b[2], b[3])] = _lot_record(conn, b[2], b[3])
@@ -645,11 +674,12 @@ def site_snapshot(
         now,
         request_id,
         {
-            "products": products,
+            "products": product_records(conn),
             "lots": list(lots.values()),
             "serials": list(serials.values()),
             "holds": holds,
             "recalls": recalls,
+            "despatch_advices": [rec for _, rec in advice_records(conn, site=site).values()],
         },
     )
 

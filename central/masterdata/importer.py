@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,6 +45,8 @@ COLUMNS = {
     ),
     "lots": ({"gtin", "lot"}, {"expiry", "status", "location", "quantity", *FSMA_LOT_COLUMNS}),
     "sites": ({"site", "name"}, set(PLACE_COLUMNS)),
+    "serials": ({"gtin", "serial"}, {"lot", "state", "location"}),
+    "despatch_advices": ({"sscc", "desadv", "gtin", "quantity"}, {"lot", "serial", "ship_to"}),
     "partners": ({"party", "name"}, set(PLACE_COLUMNS)),
 }
 MAX_TEXT = 200
@@ -150,6 +152,8 @@ def parse_products(data: str, name: str = "products.csv") -> list[Product]:
                 )
             if g in out:
                 raise ValueError(f"GTIN {g} repeats line {out[g][0]}")
+            if any(ord(c) < 32 or ord(c) == 127 for c in row.get("description", "")):
+                raise ValueError("description has a control character")
             fsma = _fsma(row, FSMA_PRODUCT_COLUMNS)
             out[g] = (
                 line,
@@ -174,6 +178,8 @@ def parse_lots(data: str, name: str = "lots.csv") -> list[Lot]:
             lot = row["lot"]
             if not lot or len(lot) > 20:
                 raise ValueError("lot must be 1 to 20 characters (an untracked row has no lot)")
+            if any(ord(c) < 32 or ord(c) == 127 for c in lot):
+                raise ValueError(f"lot {lot!r} has a control character")
             exp_text = row.get("expiry", "")
             try:
                 expiry = date.fromisoformat(exp_text) if exp_text else None
@@ -201,10 +207,21 @@ def import_master_data(
 ) -> ImportCounts:
     """Upsert products and lots from CSV files in the caller's transaction (all or nothing).
 
-    A lot's GTIN must be a product in the file or already in the database.
+    A lot's GTIN must be a product in the file or already in the database. Nothing is
+    queued for the gateways: :func:`central.masterdata.publish.import_all` does that.
     """
     prods = parse_products(_read(products), str(products)) if products else []
     lot_rows = parse_lots(_read(lots), str(lots)) if lots else []
+    store_master_data(conn, prods, lot_rows, str(lots))
+    return ImportCounts(len(prods), len(lot_rows))
+
+
+def store_master_data(
+    conn: Connection, prods: Sequence[Product], lot_rows: Sequence[Lot], lots: str = "lots.csv"
+) -> None:
+    """Upsert parsed products and lots in the caller's transaction.
+
+    A lot's GTIN must be a product given here or already stored (ImportProblems)."""
     if lot_rows:
         known = {p.gtin for p in prods} | {
             r[0]
@@ -263,7 +280,6 @@ def import_master_data(
                 for x in lot_rows
             ],
         )
-    return ImportCounts(len(prods), len(lot_rows))
 
 
 def _read(path: Path) -> str:

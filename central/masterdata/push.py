@@ -5,6 +5,7 @@ Thin shell over :mod:`central.masterdata.holds`. It subscribes to every gateway'
 database so a hold or recall committed by the API or the CLI is published at once:
 
 - a new outbox delta goes to every gateway known at its site (``cache/delta``, QoS 1);
+  a snapshot marker (a large master-data import) sends them a snapshot instead;
 - a gateway that reports an older version (it was offline) gets the deltas it missed,
   or a snapshot when they are no longer contiguous in the outbox;
 - a resync request is answered with the missing deltas (reason ``gap``) or a snapshot
@@ -35,6 +36,7 @@ from central.config import BrokerConfig
 from central.ingest.gapfill import GapFiller
 from central.masterdata.holds import (
     NOTIFY_CHANNEL,
+    SNAPSHOT_ACTION,
     deltas_since,
     record_ack,
     record_gateway_version,
@@ -160,11 +162,16 @@ class CachePusher:
         self.client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1)
 
     def publish_pending(self) -> int:
-        """Publish outbox deltas written since the last call; returns how many messages."""
+        """Publish outbox deltas written since the last call; returns how many messages.
+
+        A snapshot marker (a large import) sends the site's gateways a snapshot instead,
+        after the deltas before it; the site's later rows of the same pass are in it."""
+        snapshots: dict[tuple[str, str], None] = {}
         with self._lock, self.engine.connect() as c:
             rows = c.execute(
                 text(
-                    "SELECT o.id, o.site, o.version, o.payload, g.gateway_id FROM cache_outbox o "
+                    "SELECT o.id, o.site, o.version, o.payload, g.gateway_id, o.action "
+                    "FROM cache_outbox o "
                     "LEFT JOIN (SELECT gateway_id, site FROM cache_gateways UNION "
                     "SELECT gateway_id, site FROM gateways) g ON g.site = o.site "
                     "WHERE o.id > :c ORDER BY o.id, g.gateway_id"
@@ -172,14 +179,20 @@ class CachePusher:
                 {"c": self._cursor},
             ).all()
             sent = 0
-            for oid, site, version, payload, gateway in rows:
+            for oid, site, version, payload, gateway, action in rows:
                 self._cursor = max(self._cursor, int(oid))
-                if gateway is None:
+                if gateway is None or (site, gateway) in snapshots:
+                    continue
+                if action == SNAPSHOT_ACTION:
+                    snapshots[(site, gateway)] = None
                     continue
                 self._publish(self._topics(site, gateway).cache_delta, payload)
                 self._sent[gateway] = (int(version), time.monotonic())
                 sent += 1
-            return sent
+        for site, gateway in snapshots:
+            self._send_snapshot(site, gateway, None)
+            sent += 1
+        return sent
 
     def _listen(self) -> None:
         import psycopg

@@ -102,15 +102,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i = sub.add_parser(
         "import",
         parents=[db],
-        help="import products, lots, sites and partners from CSV (all or nothing)",
+        help="import products, lots, serials, despatch advices, sites and partners from CSV "
+        "(all or nothing); the gateways get the changes",
         description="Products (gtin,description,tracking,expiry_warning_days and the FSMA "
         "product_name,brand,commodity,variety,pack_size,pack_style) and lots "
         "(gtin,lot,expiry,status,tlc_source,tlc_source_reference) in the gateway's CSV format; "
+        "serials (gtin,serial,lot,state: expected|destroyed); despatch advices, one row per "
+        "line (sscc,desadv,gtin,lot,serial,quantity[,ship_to]); "
         "sites (site,name,gln,street,city,region,postal_code,country,phone) and partners "
-        "(party,name,...the same); rows are upserted.",
+        "(party,name,...the same); rows are upserted. Products, lots, serials and despatch "
+        "advices reach every site's gateways as cache deltas at commit, or as a snapshot "
+        "when more than --snapshot-above records changed.",
     )
     i.add_argument("--products", type=Path, metavar="FILE")
     i.add_argument("--lots", type=Path, metavar="FILE")
+    i.add_argument("--serials", type=Path, metavar="FILE", help="serials known before any event")
+    i.add_argument(
+        "--despatch-advices",
+        type=Path,
+        metavar="FILE",
+        help="what pallets on their way hold (sscc,desadv,gtin,lot,serial,quantity[,ship_to])",
+    )
+    i.add_argument(
+        "--snapshot-above",
+        type=_records,
+        default=None,
+        metavar="N",
+        help="send the gateways a snapshot instead of deltas above N records (default 5000)",
+    )
+    i.add_argument("--who", default=None, help="who imports, for the audit log (default: login)")
     i.add_argument("--sites", type=Path, metavar="FILE", help="our sites and their addresses")
     i.add_argument("--partners", type=Path, metavar="FILE", help="suppliers and customers")
     i.set_defaults(func=cmd_import)
@@ -126,6 +146,13 @@ def _depth(v: str) -> int:
     n = int(v)
     if not 1 <= n <= 1000:
         raise argparse.ArgumentTypeError("depth must be 1 to 1000")
+    return n
+
+
+def _records(v: str) -> int:
+    n = int(v)
+    if not 0 <= n <= 10_000_000:
+        raise argparse.ArgumentTypeError("must be 0 to 10000000")
     return n
 
 
@@ -450,23 +477,57 @@ def cmd_gateways(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from central.masterdata.importer import ImportProblems, import_master_data
-    from central.masterdata.parties import import_places
+    import getpass
+    from datetime import UTC, datetime
 
-    files = (args.products, args.lots, args.sites, args.partners)
+    from central.masterdata.importer import ImportProblems
+    from central.masterdata.parties import import_places
+    from central.masterdata.publish import SNAPSHOT_ABOVE, import_all
+
+    files = (
+        args.products,
+        args.lots,
+        args.serials,
+        args.despatch_advices,
+        args.sites,
+        args.partners,
+    )
     if all(f is None for f in files):
-        return _usage("give --products, --lots, --sites and/or --partners FILE")
+        return _usage(
+            "give --products, --lots, --serials, --despatch-advices, --sites and/or --partners FILE"
+        )
     try:
         with _connection(args) as conn:
             places = import_places(conn, args.sites, args.partners)
-            counts = import_master_data(conn, args.products, args.lots)
+            done = import_all(
+                conn,
+                products=args.products,
+                lots=args.lots,
+                serials=args.serials,
+                despatch_advices=args.despatch_advices,
+                who=str(args.who or f"cli:{getpass.getuser()}"),
+                now=datetime.now(UTC),
+                snapshot_above=(
+                    SNAPSHOT_ABOVE if args.snapshot_above is None else args.snapshot_above
+                ),
+            )
     except ImportProblems as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
         print(f"nothing imported ({len(exc.problems)} problem(s))", file=sys.stderr)
         return 1
-    said = f"imported {counts.products} product(s), {counts.lots} lot(s)"
+    said = f"imported {done.products} product(s), {done.lots} lot(s)"
+    if args.serials is not None or args.despatch_advices is not None:
+        said += f", {done.serials} serial(s), {done.despatch_advices} despatch advice(s)"
     if args.sites is not None or args.partners is not None:
         said += f", {places.sites} site(s), {places.partners} partner(s)"
     print(said)
+    pub = done.published
+    if pub.mode == "deltas":
+        print("gateways: deltas to " + ", ".join(f"{s} → v{v}" for s, v in pub.sites.items()))
+    elif pub.mode == "snapshot":
+        print(
+            f"gateways: {pub.records} records: a snapshot to "
+            + ", ".join(f"{s} → v{v}" for s, v in pub.sites.items())
+        )
     return 0

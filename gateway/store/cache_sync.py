@@ -18,7 +18,11 @@ What a snapshot replaces (master data) and what it keeps (local movements):
 - serials: the snapshot's state is taken unless the serial was moved locally at or
   after the snapshot's ``generated_at`` (``serials.updated_at``): a local ship is
   not undone by a snapshot cut before it. Serials missing from it are kept. Deltas
-  follow the same rule. (The comparison trusts the two clocks; see README.)
+  follow the same rule. (The comparison trusts the two clocks; see README.) A
+  ``commissioned`` serial (central master data: known, not received) is recorded as
+  ``expected``, and only over a serial that is unknown, expected or recalled (a lifted
+  recall): never over a state this gateway's own movements or holds gave it
+  (``in_stock``, ``picked``, ``shipped``, ``consumed``, ``destroyed``, ``on_hold``).
 - holds and recalls: replaced.
 - despatch advices (what an expected pallet holds): replaced for pallets not yet
   received when the snapshot lists them (``despatch_advices``, schema 1.1); a
@@ -73,9 +77,10 @@ LOT_STATUS = {
     "expired": "hold",
     "recalled": "recalled",
 }
-#: Central serial state → local state (decide.py moves only in_stock/picked).
+#: Central serial state → local state (decide.py moves only in_stock/picked). A
+#: ``commissioned`` serial is known but not here yet: ``expected`` (receiving takes it).
 SERIAL_STATE = {
-    "commissioned": "in_stock",
+    "commissioned": "expected",
     "in_stock": "in_stock",
     "returned": "in_stock",
     "picked": "picked",
@@ -254,10 +259,24 @@ def _delete_lot(store: HotStore, gtin: str, lot: str) -> None:
     store.conn.execute("DELETE FROM lots WHERE gtin = ? AND lot = ?", (gtin, lot))
 
 
+#: An ``expected`` serial (central: ``commissioned``) sets only a serial that is unknown,
+#: expected or recalled (a lifted recall): never one this gateway moved or holds.
+_EXPECTED_OVER = ("expected", "recalled")
+_NOT_OVER_CUSTODY = (
+    " AND (excluded.state <> 'expected' OR serials.state IN ('expected', 'recalled'))"
+)
+
+
 def _upsert_serial(store: HotStore, rec: Mapping[str, Any], cut: float) -> None:
     """Take the central state unless the serial moved locally at or after ``cut``."""
     gtin, serial = rec["gtin"], rec["serial"]
     state = SERIAL_STATE[rec["state"]]
+    if state == "expected":
+        row = store.conn.execute(
+            "SELECT state FROM serials WHERE gtin = ? AND serial = ?", (gtin, serial)
+        ).fetchone()
+        if row is not None and row[0] not in _EXPECTED_OVER:
+            return  # in stock, moved or held here: the gateway's own state stands
     held = store.conn.execute(
         "SELECT hold_id FROM sync_holds WHERE gtin = ? AND serial = ?", (gtin, serial)
     ).fetchone()
@@ -271,7 +290,8 @@ def _upsert_serial(store: HotStore, rec: Mapping[str, Any], cut: float) -> None:
         "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
         "VALUES (?, ?, ?, ?, '', ?) ON CONFLICT(gtin, serial) DO UPDATE SET "
         "lot = COALESCE(excluded.lot, serials.lot), state = excluded.state, "
-        "updated_at = excluded.updated_at WHERE serials.updated_at < excluded.updated_at",
+        "updated_at = excluded.updated_at WHERE serials.updated_at < excluded.updated_at"
+        + _NOT_OVER_CUSTODY,
         (gtin, serial, rec.get("lot"), state, cut),
     )
 
@@ -547,7 +567,8 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
         "SELECT gtin, serial, lot, state, '', ? FROM temp.sync_stage_serials WHERE true "
         "ORDER BY rowid ON CONFLICT(gtin, serial) DO UPDATE SET "
         "lot = COALESCE(excluded.lot, serials.lot), state = excluded.state, "
-        "updated_at = excluded.updated_at WHERE serials.updated_at < excluded.updated_at",
+        "updated_at = excluded.updated_at WHERE serials.updated_at < excluded.updated_at"
+        + _NOT_OVER_CUSTODY,
         (cut,),
     )
     _drop_stage(store)
