@@ -134,6 +134,54 @@ def test_snapshot_chunks_merge_in_any_order_and_restart_on_new_version() -> None
     assert validate_snapshot(merged) == []
 
 
+def test_assembled_chunks_keep_lots_and_serials_compact_and_apply_as_the_whole(
+    tmp_path: Path,
+) -> None:
+    lots = [
+        {"gtin": PARA, "lot": f"L{i}", "expiry": "2030-04-30", "status": "released"}
+        for i in range(5)
+    ] + [{"gtin": SALINE, "lot": "N1", "expiry": None, "status": "recalled"}]
+    sers = [
+        {
+            "gtin": PUMP,
+            "serial": f"S{i}",
+            "state": "commissioned",
+            **({"lot": "PL1"} if i % 2 else {}),
+        }
+        for i in range(6)
+    ] + [{"gtin": PUMP, "serial": "S9", "state": "destroyed"}]
+    whole = snapshot(5, products=PRODUCTS, lots=lots, serials=sers)
+    a = SnapshotAssembler()
+    assert (
+        a.add(snapshot(5, chunk={"index": 1, "count": 2}, lots=lots[3:], serials=sers[4:])) is None
+    )
+    merged = a.add(
+        snapshot(
+            5, chunk={"index": 0, "count": 2}, products=PRODUCTS, lots=lots[:3], serials=sers[:4]
+        )
+    )
+    assert merged is not None
+    assert all(isinstance(r, tuple) for r in merged["lots"] + merged["serials"])
+    assert merged["lots"][0] == (PARA, "L0", "2030-04-30", "released")
+    assert merged["serials"][-1] == (PUMP, "S9", None, "destroyed")
+
+    def applied(snap: dict[str, Any], name: str) -> tuple[list[Any], list[Any]]:
+        path = tmp_path / f"{name}.db"
+        open_database(path).dispose()
+        conn = connect(path)
+        st = HotStore(conn)
+        tx(st, lambda s: apply_snapshot(s, snap))
+        out = (
+            conn.execute("SELECT gtin, lot, expiry, status FROM lots ORDER BY 1, 2").fetchall(),
+            conn.execute("SELECT gtin, serial, lot, state FROM serials ORDER BY 1, 2").fetchall(),
+        )
+        conn.close()
+        return out
+
+    assert applied(merged, "chunked") == applied(whole, "whole")
+    assert len(applied(merged, "again")[1]) == 7
+
+
 # -- real SQLite -------------------------------------------------------------------------------
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[HotStore]:

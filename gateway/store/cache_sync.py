@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -144,7 +145,13 @@ def epoch(rfc3339: str) -> float:
 
 @dataclass
 class SnapshotAssembler:
-    """Collects the chunks of one snapshot; a chunk of another version starts over."""
+    """Collects the chunks of one snapshot; a chunk of another version starts over.
+
+    A snapshot can hold millions of lots and serials: each chunk's lots and serials are
+    kept as compact tuples (``LotRow``/``SerialRow`` order, repeated GTINs, lots and
+    states shared) rather than as the parsed JSON objects, about a third of the memory.
+    :func:`apply_snapshot` takes either form.
+    """
 
     key: tuple[int, str | None] | None = None
     chunks: dict[int, Mapping[str, Any]] = field(default_factory=dict)
@@ -154,7 +161,11 @@ class SnapshotAssembler:
         key = (int(chunk["version"]), chunk.get("request_id"))
         if key != self.key:
             self.key, self.chunks = key, {}
-        self.chunks[int(chunk["chunk"]["index"])] = chunk
+        self.chunks[int(chunk["chunk"]["index"])] = {
+            **chunk,
+            "lots": [lot_row(x) for x in chunk["lots"]],
+            "serials": [serial_row(x) for x in chunk["serials"]],
+        }
         count = int(chunk["chunk"]["count"])
         if len(self.chunks) < count:
             return None
@@ -167,6 +178,36 @@ class SnapshotAssembler:
             merged["despatch_advices"] = [r for p in parts for r in p.get("despatch_advices", [])]
         merged["chunk"] = {"index": 0, "count": 1}
         return merged
+
+
+#: A snapshot lot as a tuple: (gtin, lot, expiry, status); a serial: (gtin, serial, lot, state).
+LotRow = tuple[str, str, str | None, str]
+SerialRow = tuple[str, str, str | None, str]
+
+
+def lot_row(rec: Mapping[str, Any] | LotRow) -> LotRow:
+    """A snapshot lot record as a compact tuple (strings that repeat are shared)."""
+    if isinstance(rec, tuple):
+        return rec
+    return (
+        sys.intern(rec["gtin"]),
+        sys.intern(rec["lot"]),
+        rec.get("expiry"),
+        sys.intern(rec["status"]),
+    )
+
+
+def serial_row(rec: Mapping[str, Any] | SerialRow) -> SerialRow:
+    """A snapshot serial record as a compact tuple (GTIN, lot and state shared)."""
+    if isinstance(rec, tuple):
+        return rec
+    lot = rec.get("lot")
+    return (
+        sys.intern(rec["gtin"]),
+        rec["serial"],
+        None if lot is None else sys.intern(lot),
+        sys.intern(rec["state"]),
+    )
 
 
 # -- writing (inside the writer's transaction) ----------------------------------------------
@@ -527,7 +568,7 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
         conn.execute(f"CREATE TEMP TABLE {name}({cols})")
     conn.executemany(
         "INSERT OR REPLACE INTO temp.sync_stage_lots VALUES (?, ?, ?, ?)",
-        ((lot["gtin"], lot["lot"], lot["expiry"], lot["status"]) for lot in snapshot["lots"]),
+        (lot_row(lot) for lot in snapshot["lots"]),
     )
     # a lot missing from the snapshot goes, unless it holds local stock (see _delete_lot)
     gone = (
@@ -558,8 +599,8 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
     conn.executemany(
         "INSERT INTO temp.sync_stage_serials VALUES (?, ?, ?, ?)",
         (
-            (s["gtin"], s["serial"], s.get("lot"), SERIAL_STATE[s["state"]])
-            for s in snapshot["serials"]
+            (g, serial, lot, SERIAL_STATE[state])
+            for g, serial, lot, state in map(serial_row, snapshot["serials"])
         ),
     )
     conn.execute(
