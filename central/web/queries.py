@@ -66,8 +66,7 @@ def resolve(conn: Connection, lookups: tuple[Lookup, ...], limit: int = 50) -> l
                 p,
             ):
                 out.append(UnitKey("lot", gtin=r[0], lot=r[1]))
-    seen: set[UnitKey] = set()
-    return [u for u in out if not (u in seen or seen.add(u))]  # type: ignore[func-returns-value]
+    return list(dict.fromkeys(out))  # each unit once, in the order found
 
 
 # -- the unit page ---------------------------------------------------------------------------

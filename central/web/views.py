@@ -216,11 +216,11 @@ def mount_web(
     def root() -> Response:
         return RedirectResponse("/ui/", status_code=303)
 
-    @app.get("/ui/login", include_in_schema=False)
-    def login_form(request: Request, next: str = "/ui/") -> Response:
+    def login_page(request: Request, target: str, error: str | None, status: int = 200) -> Response:
+        """The login form with a fresh pre-session CSRF token (cookie + hidden field)."""
         token = secrets.token_urlsafe(24)
         resp = page(
-            "login.html", request, session=None, csrf=token, next=_safe_next(next), error=None
+            "login.html", request, status, session=None, csrf=token, next=target, error=error
         )
         resp.set_cookie(
             LOGIN_COOKIE,
@@ -232,6 +232,10 @@ def mount_web(
         )
         return resp
 
+    @app.get("/ui/login", include_in_schema=False)
+    def login_form(request: Request, next: str = "/ui/") -> Response:
+        return login_page(request, _safe_next(next), None)
+
     def login_post(request: Request, data: dict[str, str]) -> Response:
         check_form(request, None, data)
         target = _safe_next(data.get("next"))
@@ -240,25 +244,8 @@ def mount_web(
                 c, data.get("username", ""), data.get("password", ""), clock(), session_hours
             )
         if got is None:
-            token = secrets.token_urlsafe(24)
-            resp = page(
-                "login.html",
-                request,
-                401,
-                session=None,
-                csrf=token,
-                next=target,
-                error="Wrong user name or password (or the user is locked for a while).",
-            )
-            resp.set_cookie(
-                LOGIN_COOKIE,
-                token,
-                httponly=True,
-                samesite="strict",
-                secure=secure_cookie,
-                path="/ui/login",
-            )
-            return resp
+            why = "Wrong user name or password (or the user is locked for a while)."
+            return login_page(request, target, why, 401)
         secret, _session = got
         ok = RedirectResponse(target, status_code=303)
         ok.set_cookie(
