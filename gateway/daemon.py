@@ -836,8 +836,26 @@ class Gateway:
             log.info("udev monitor unavailable; unplugged scanners are retried with backoff")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop readers, drain the writer, publish offline, close."""
-        deadline = time.monotonic() + timeout
+        """Stop readers, drain the writer, publish offline, close — all within ``timeout``.
+
+        systemd kills the unit 15 s after SIGTERM (TimeoutStopSec); every wait here
+        takes its share of one deadline so the sum cannot exceed it, and a phase
+        that took long is named in the log.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        phases: list[tuple[str, float]] = []
+        mark = start
+
+        def left(reserve: float, cap: float, floor: float = 0.2) -> float:
+            return min(cap, max(floor, deadline - time.monotonic() - reserve))
+
+        def done(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            phases.append((name, now - mark))
+            mark = now
+
         if self.watcher is not None:
             self.watcher.stop()
         for reader in self.readers.values():
@@ -845,27 +863,41 @@ class Gateway:
                 reader.stop(1.0)
             except Exception:
                 log.exception("stopping a reader failed")
+        done("readers")
         if self.gates is not None:
             self.gates.stop()  # open gates go to the writer
         if self.expiry_check is not None:
             self.expiry_check.stop()  # before the writer: its checks go through it
         for worker in self.print_workers.values():
             worker.stop(2.0)  # before the writer: their state changes go through it
-        self.writer.stop(max(1.0, deadline - time.monotonic() - 2))
-        self.checkpointer.stop()
+        done("printers")
+        self.writer.stop(left(reserve=3.0, cap=timeout, floor=1.0))
+        done("writer")
+        self.checkpointer.stop(left(reserve=2.0, cap=5.0))
+        done("checkpoint")
         self._reports.put(None)  # after the last outcome: report everything, then stop
-        self._reporter.join(2.0)
+        self._reporter.join(left(reserve=1.0, cap=2.0))
         self.feedback.close()
         if self.metrics_loop is not None:
             self.metrics_loop.stop()
         if self.prometheus is not None:
             self.prometheus.close()
+        done("reports")
         if self.publisher is not None:
             self.publisher.stop(
-                self._status_message("offline", "shutdown"), max(0.5, deadline - time.monotonic())
+                self._status_message("offline", "shutdown"),
+                left(reserve=0.0, cap=timeout, floor=0.5),
             )
+        done("publisher")
         self.engine.dispose()
         self.stopped.set()
+        total = time.monotonic() - start
+        if total > timeout / 2:
+            log.warning(
+                "slow shutdown: %.1f s (%s)",
+                total,
+                ", ".join(f"{name} {secs:.1f} s" for name, secs in phases if secs >= 0.1),
+            )
 
     def replay_finished(self) -> bool:
         """True when every replay reader has reached the end of its file."""

@@ -791,7 +791,11 @@ def test_wall_clock_steps_back_and_forth(
         p.connect()
         i = 0
         for k, (spec, _) in enumerate(phases):
-            offset_file.write_text(spec + "\n")
+            # atomically: libfaketime re-reads the file on every call, and a
+            # truncated file read mid-write means "no offset"
+            staged = offset_file.with_suffix(".new")
+            staged.write_text(spec + "\n")
+            os.replace(staged, offset_file)
             time.sleep(1.0)  # libfaketime re-reads the file lazily; let every thread see it
             for _ in range(n):
                 p.send(serial_code(i))
@@ -816,8 +820,12 @@ def test_wall_clock_steps_back_and_forth(
 
     t = [datetime.fromisoformat(e["event_time"]).timestamp() for e in ordered]
     first, back, fwd = t[:n], t[n : 2 * n], t[2 * n :]
-    assert max(back) < min(first) - 3000, "the step back shows in event_time"
-    assert min(fwd) > max(first) + 6000, "the step forward shows in event_time"
+    # libfaketime re-parses the offset file on every clock call from every
+    # thread (FAKETIME_NO_CACHE) without a lock; a CI run once saw one call out
+    # of ~90 come back unshifted. What this test checks is seq order (above)
+    # and clock_synced (below); the shift itself only proves the fake worked.
+    assert sum(x < min(first) - 3000 for x in back) >= n - 2, "the step back shows"
+    assert sum(x > max(first) + 6000 for x in fwd) >= n - 2, "the step forward shows"
     synced = [bool(e["clock_synced"]) for e in ordered]
     assert all(synced[:n]), "before any step the (forced) kernel status says synchronized"
     assert not any(synced[n:]), "after a step clock_synced is false (60 s hold)"
