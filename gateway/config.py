@@ -159,6 +159,14 @@ class StorageConfig(_Strict):
     outbox_high_watermark: float = Field(default=0.8, gt=0, lt=1)
     outbox_low_watermark: float = Field(default=0.6, gt=0, lt=1)
     max_group: int = Field(default=256, ge=1, description="Most scans in one group commit.")
+    commit_delay_ms: float = Field(
+        default=6.0,
+        ge=0,
+        le=50,
+        description="While scans stream in (the previous one came at most this long ago), a "
+        "commit waits up to this long (and 1.5 gaps at most) for the next scan to share its "
+        "fsync; a lone scan commits at once; 0: never wait.",
+    )
     keep_published_hours: float = Field(
         default=168.0, ge=0, description="Published events are deleted after this many hours."
     )

@@ -84,6 +84,7 @@ class Gateway:
             on_committed=self._committed,
             on_failed=self._failed,
             on_rows=self._rows_committed,
+            commit_delay=cfg.storage.commit_delay_ms / 1000,
         )
         self.checkpointer = Checkpointer(cfg.storage.path)
         self.device_states: dict[str, DeviceStatus] = {}
@@ -356,15 +357,14 @@ class Gateway:
             if self.processor.outbox_alarm:
                 self.processor.check_outbox(store)
 
-        self.writer.submit(Task(mark, durable=False))
+        self.writer.defer(mark)  # rides along with the next scan's transaction
 
     def _committed(self, outcomes: list[Outcome]) -> None:
         """Runs in the writer thread after a commit: only wake-ups and a hand-off here."""
         self.committed_stations = dict(self.processor.stations)
         if self.storage_down_since is not None:
             self._storage_recovered()
-        if self.publisher is not None:
-            self.publisher.wake()
+        # the publisher was handed the committed rows already (``on_rows``)
         for printer in {o.print_job for o in outcomes if o.print_job}:
             worker = self.print_workers.get(printer)
             if worker is not None:
@@ -479,17 +479,8 @@ class Gateway:
         history_cutoff = time.time() - self.cfg.storage.history_days * 86400
 
         def prune(store: HotStore) -> int:
-            cur = store.conn.execute(
-                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE published_at "
-                "IS NOT NULL AND published_at < ? ORDER BY seq LIMIT 20000)",
-                (cutoff,),
-            )
-            store.conn.execute(  # the local history has its own retention (storage.history_days)
-                "DELETE FROM history WHERE id IN (SELECT id FROM history WHERE created_at < ? "
-                "ORDER BY id LIMIT 20000)",
-                (history_cutoff,),
-            )
-            return int(cur.rowcount)
+            store.prune_history(history_cutoff)  # its own retention (storage.history_days)
+            return store.prune_outbox(cutoff)
 
         self.writer.submit(Task(prune, durable=False))
 

@@ -5,6 +5,10 @@ The writer wakes, takes every waiting item (up to ``max_group``), runs them in O
 transaction — each in a savepoint so a failing item cannot spoil the others — and
 commits. Only after the commit are the outcomes reported (operator feedback, logs,
 publisher wake-up), so a scan is durable before anyone is told it was accepted.
+While scans stream in, a commit waits a few milliseconds for the next one
+(``commit_delay``), so two scans share an fsync. Writes that may be lost in a power cut without harm (PUBACK marks) are *deferred*:
+they ride along in the next group's transaction instead of costing one of their own,
+and run alone only when no group comes within ``defer_s``.
 The scan state in memory (station step, location, pending quantity, open pallet,
 duplicate tracker, ``seq``) follows the database: when a group or an item is rolled
 back, so is what it changed in memory.
@@ -18,6 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -47,6 +52,7 @@ class Task:
 
 
 _STOP = object()
+_WAKE = object()  # a deferred write waits: stop blocking forever on the queue
 
 
 class StorageFailure(Exception):
@@ -67,6 +73,8 @@ class Writer:
         on_committed: Callable[[list[Outcome]], None] | None = None,
         on_failed: Callable[[list[RawScan], str], None] | None = None,
         on_rows: Callable[[list[tuple[int, str, str]]], None] | None = None,
+        defer_s: float = 0.2,
+        commit_delay: float = 0.0,
     ) -> None:
         self.db_path = db_path
         self.processor = processor
@@ -86,6 +94,11 @@ class Writer:
         self.failed = False
         self._started = threading.Event()
         self._start_error: BaseException | None = None
+        #: deferred writes (see :meth:`defer`); appended from any thread, drained here
+        self._deferred: deque[Callable[[HotStore], None]] = deque()
+        self.defer_s = defer_s
+        self.commit_delay = commit_delay
+        self._last_scan_at = float("-inf")  # monotonic time of the latest scan taken
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +121,19 @@ class Writer:
     def submit(self, item: RawScan | Task | Gate) -> None:
         """Hand a scan or task to the writer (never blocks)."""
         self._q.put(item)
+
+    def defer(self, fn: Callable[[HotStore], None]) -> None:
+        """Run ``fn(store)`` in the next group's transaction, or alone within ``defer_s``.
+
+        Only for idempotent writes whose loss in a power cut is harmless (a PUBACK mark:
+        the event is sent again and consumers deduplicate by ``event_id``). At dock rates
+        this saves a transaction per published event; a failed group keeps them for the
+        next one.
+        """
+        idle = not self._deferred
+        self._deferred.append(fn)
+        if idle:
+            self._q.put(_WAKE)
 
     def call(self, fn: Callable[[HotStore], Any], timeout: float = 30.0) -> Any:
         """Run ``fn(store)`` in the writer's transaction and wait for its result."""
@@ -136,23 +162,70 @@ class Writer:
         self._started.set()
         stopping = False
         while not stopping:
-            first = self._q.get()
+            try:
+                first = self._q.get(timeout=self.defer_s if self._deferred else None)
+            except queue.Empty:
+                self._commit_group([])  # deferred writes alone (no fsync)
+                continue
+            if first is _WAKE:
+                continue  # wait again, now at most defer_s
             batch: list[object] = [first]
             while len(batch) < self.max_group:
                 try:
                     batch.append(self._q.get_nowait())
                 except queue.Empty:
                     break
-            items = [b for b in batch if b is not _STOP]
-            stopping = len(items) != len(batch)
-            if items:
+            self._linger(batch)
+            items = [b for b in batch if b is not _STOP and b is not _WAKE]
+            stopping = any(b is _STOP for b in batch)
+            if items or self._deferred:
                 self._commit_group(items)
             self.last_progress = time.monotonic()
+        if self._deferred:
+            self._commit_group([])
         assert self._conn is not None
         self._conn.close()
 
+    def _linger(self, batch: list[object]) -> None:
+        """Commit delay (as PostgreSQL's ``commit_delay``): while scans stream in — the
+        previous one came at most ``commit_delay`` ago — wait for the next one to share
+        this commit, up to ``commit_delay`` and 1.5 gaps. A lone scan (a handheld, a quiet
+        dock) commits at once; durability is unchanged, only the fsync is shared."""
+        if self.commit_delay <= 0:
+            return
+        scans = [b.monotonic for b in batch if isinstance(b, RawScan)]
+        if not scans:
+            return
+        gap = scans[0] - self._last_scan_at
+        self._last_scan_at = scans[-1]
+        if len(scans) > 1 or not 0 <= gap <= self.commit_delay:
+            return  # shared already, or no stream
+        if len(batch) >= self.max_group or _STOP in batch:
+            return
+        deadline = time.monotonic() + min(self.commit_delay, 1.5 * gap)
+        while len(batch) < self.max_group:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                item = self._q.get(timeout=left)
+            except queue.Empty:
+                return
+            batch.append(item)
+            if item is _STOP:
+                return
+            if isinstance(item, RawScan):
+                self._last_scan_at = item.monotonic
+                break  # one more shares the fsync: enough, do not stretch the wait
+        while len(batch) < self.max_group and batch[-1] is not _STOP:
+            try:
+                batch.append(self._q.get_nowait())
+            except queue.Empty:
+                return
+
     def _commit_group(self, items: list[object]) -> None:
-        """Run every item in one transaction (each in a savepoint) and commit once."""
+        """Run every item in one transaction (each in a savepoint) and commit once;
+        the deferred writes waiting now go first, in the same transaction."""
         store = self.store
         assert store is not None
         depth_before = store.depth
@@ -160,6 +233,7 @@ class Writer:
         store.fresh = []
         outcomes: list[Outcome] = []
         results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        deferred = [self._deferred.popleft() for _ in range(len(self._deferred))]
         relaxed = self.synchronous != "OFF" and all(
             isinstance(i, Task) and not i.durable for i in items
         )
@@ -167,6 +241,7 @@ class Writer:
             if relaxed:
                 store.conn.execute("PRAGMA synchronous=NORMAL")
             store.begin()
+            self._run_deferred(deferred, store)
             for item in items:
                 self._run_item(item, store, outcomes, results)
             if self.processor.seq != mark.seq:
@@ -174,6 +249,7 @@ class Writer:
             store.commit()
         except sqlite3.Error as exc:
             store.depth = depth_before
+            self._deferred.extendleft(reversed(deferred))  # idempotent: the next group
             self._fail(store, mark, items, exc)
             return
         finally:
@@ -196,6 +272,22 @@ class Writer:
                 self.on_committed(outcomes)
             except Exception:
                 log.exception("on_committed callback failed")
+
+    def _run_deferred(self, deferred: list[Callable[[HotStore], None]], store: HotStore) -> None:
+        """The deferred writes, each in a savepoint; a bug in one drops just that one."""
+        for fn in deferred:
+            depth = store.depth
+            store.savepoint()
+            try:
+                fn(store)
+            except sqlite3.OperationalError:
+                raise  # disk full, I/O error: the group fails as a whole
+            except Exception:
+                log.exception("a deferred write failed")
+                store.rollback_savepoint()
+                store.savepoint()
+                store.depth = depth
+            store.release()
 
     def _run_item(
         self,
@@ -251,8 +343,10 @@ class Writer:
         except sqlite3.Error:
             log.exception("rollback failed")
         self.processor.rollback_to(mark)
-        if not self.failed:
+        if not self.failed and scans:
             log.error("storage failure, %d scan(s) not recorded: %s", len(scans), exc)
+        elif not self.failed:
+            log.error("storage failure (no scan in this transaction): %s", exc)
         self.failed = True
         err = StorageFailure(str(exc))
         for item in items:

@@ -239,7 +239,9 @@ def test_reload_restarts_only_what_changed(rig: Rig) -> None:
 
 def test_published_events_are_pruned_unsent_never(rig: Rig) -> None:
     def seed(store: Any) -> None:
-        for seq, published in ((1001, 1.0), (1002, None), (1003, time.time())):
+        # what the rig published so far is old too (pruning walks in seq order)
+        store.conn.execute("UPDATE outbox SET published_at = 1.0 WHERE published_at IS NOT NULL")
+        for seq, published in ((1001, 1.0), (1002, None), (1003, time.time()), (1004, 1.0)):
             store.conn.execute(
                 "INSERT INTO outbox(seq, event_id, kind, topic, payload, created_at, published_at) "
                 "VALUES (?, ?, 'event', 't', '{}', 1.0, ?)",
@@ -249,6 +251,12 @@ def test_published_events_are_pruned_unsent_never(rig: Rig) -> None:
     rig.gw.writer.call(seed)
     rig.gw._prune_outbox()
     left = rig.gw.writer.call(
+        lambda s: [r[0] for r in s.conn.execute("SELECT seq FROM outbox WHERE published_at < 2")]
+    )
+    # old published rows gone up to the first recent one; the walk stops there (1004 waits
+    # for a later run); unsent and recent rows kept
+    assert left == [1004]
+    unsent = rig.gw.writer.call(
         lambda s: [r[0] for r in s.conn.execute("SELECT seq FROM outbox WHERE seq > 1000")]
     )
-    assert left == [1002, 1003]  # old published row gone; unsent and recent rows kept
+    assert unsent == [1002, 1003, 1004]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -270,6 +271,171 @@ def test_tasks_run_in_the_writer(h: Harness) -> None:
     fut: Future[int] = Future()
     h.writer.submit(Task(lambda s: s.outbox_depth() + 7, fut, durable=False))
     assert fut.result(5) == 7
+
+
+def _lot(n: int) -> str:
+    return f"]C1010950600013435217310228\x1d10CD{n:03d}"
+
+
+def test_commit_delay_pairs_streaming_scans_and_never_delays_a_lone_one(h: Harness) -> None:
+    """While scans stream in, the next one shares the commit (one fsync for two); a scan
+    after a quiet spell commits at once, without waiting for company."""
+    w = h.writer
+    w.commit_delay = 0.4
+    committed: list[tuple[float, list[Outcome]]] = []
+    w.on_committed = lambda outs: committed.append((time.monotonic(), outs))
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(committed) < n and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(committed) >= n
+
+    # a lone scan (nothing before it): committed at once
+    t0 = time.monotonic()
+    w.submit(RawScan(_lot(1), "sc", time.time(), t0))
+    wait_for(1)
+    assert committed[0][0] - t0 < 0.2
+    # the next came 0.1 s after it: a stream. It waits (up to 0.15 s) for a third one,
+    # sent 0.05 s later, and both commit together.
+    w.submit(RawScan(_lot(2), "sc", time.time(), t0 + 0.1))
+    time.sleep(0.05)
+    w.submit(RawScan(_lot(3), "sc", time.time(), t0 + 0.15))
+    wait_for(2)
+    assert [o.scan.text for o in committed[1][1]] == [_lot(2), _lot(3)]
+    # a scan 10 s after the last one: no stream, committed at once
+    t1 = time.monotonic()
+    w.submit(RawScan(_lot(4), "sc", time.time(), t0 + 10.15))
+    wait_for(3)
+    assert committed[2][0] - t1 < 0.2
+    assert [o.verdict for _, outs in committed for o in outs] == ["accept"] * 4
+
+
+def test_commit_delay_waits_at_most_its_limit(h: Harness) -> None:
+    w = h.writer
+    w.commit_delay = 0.1
+    committed: list[float] = []
+    w.on_committed = lambda outs: committed.append(time.monotonic())
+    t0 = time.monotonic()
+    w.submit(RawScan(_lot(1), "sc", time.time(), t0 - 0.09))  # opens the stream
+    deadline = time.monotonic() + 5
+    while not committed and time.monotonic() < deadline:
+        time.sleep(0.005)
+    t1 = time.monotonic()
+    w.submit(RawScan(_lot(2), "sc", time.time(), t0))  # 0.09 s later: waits for company
+    while len(committed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(committed) == 2
+    waited = committed[1] - t1
+    assert 0.08 <= waited < 0.6, waited  # min(0.1, 1.5 gaps) and then alone
+
+
+def test_deferred_writes_ride_the_next_scan_transaction(h: Harness) -> None:
+    """PUBACK marks cost no transaction of their own while scans keep coming."""
+    h.one(LOTC)
+    ran: list[int] = []
+    h.writer.defer_s = 60.0  # only a group can take it
+    h.writer.defer(lambda s: (s.mark_published([1], 1.0), ran.append(h.writer.commits))[-1])
+    commits = h.writer.commits
+    time.sleep(0.3)
+    assert ran == [] and h.writer.commits == commits  # waits for a group
+    h.one("]C1010950600013435217310228\x1d10LOTD")
+    assert ran == [commits]  # ran inside the scan's transaction, before its commit
+    assert h.writer.commits == commits + 1  # no extra transaction
+    assert h.writer.call(lambda s: s.outbox_depth()) == 1  # seq 1 published, seq 2 not
+
+
+def test_deferred_writes_run_alone_when_no_scan_comes(h: Harness) -> None:
+    h.one(LOTC)
+    h.writer.defer_s = 0.05
+    h.writer.defer(lambda s: s.mark_published([1], 1.0))
+    deadline = time.time() + 5
+    while h.writer.store is not None and h.writer.store.depth and time.time() < deadline:
+        time.sleep(0.02)
+    con = h.db()
+    assert con.execute("SELECT published_at FROM outbox WHERE seq = 1").fetchone()[0] == 1.0
+
+
+def test_a_failing_deferred_write_spoils_nothing(h: Harness) -> None:
+    h.writer.defer_s = 60.0
+    h.writer.defer(lambda s: (s.mark_published([999], 1.0), 1 / 0)[0])  # a bug
+    out = h.one(LOTC)
+    assert out.verdict == "accept"
+    assert h.writer.call(lambda s: s.outbox_depth()) == 1
+
+
+def test_deferred_writes_are_kept_when_the_group_fails(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    open_database(cfg.storage.path).dispose()
+    proc = ScanProcessor(cfg, lambda: True, today=lambda: TODAY)
+    w = Writer(cfg.storage.path, proc, defer_s=60.0)
+    w.start()
+    try:
+        calls: list[str] = []
+
+        def mark(store: object) -> None:
+            calls.append("mark")
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("database or disk is full")
+
+        w.defer(mark)
+        with pytest.raises(StorageFailure):
+            w.call(lambda s: None)  # its group fails with the deferred write
+        assert w.call(lambda s: 5) == 5  # the next group runs it again and commits
+        assert calls == ["mark", "mark"]
+    finally:
+        w.stop()
+
+
+def test_deferred_writes_are_flushed_at_stop(tmp_path: Path) -> None:
+    h = Harness(make_cfg(tmp_path))
+    h.one(LOTC)
+    h.writer.defer_s = 60.0
+    h.writer.defer(lambda s: s.mark_published([1], 2.0))
+    h.writer.stop()
+    con = sqlite3.connect(tmp_path / "gw.db")
+    assert con.execute("SELECT published_at FROM outbox WHERE seq = 1").fetchone()[0] == 2.0
+
+
+def test_pruning_walks_from_the_oldest_row_and_keeps_unsent(h: Harness) -> None:
+    def seed(store: Any) -> None:
+        rows = [(1, 1.0), (2, None), (3, 5.0), (4, 100.0), (5, 6.0)]  # (seq, published_at)
+        for seq, published in rows:
+            store.conn.execute(
+                "INSERT INTO outbox(seq, event_id, kind, topic, payload, created_at, "
+                "published_at) VALUES (?, ?, 'event', 't', '{}', 1.0, ?)",
+                (seq, f"e{seq}", published),
+            )
+            store.conn.execute(
+                "INSERT INTO history(id, seq, event_id, event_time, movement, biz_step, "
+                "station, created_at) VALUES (?, ?, ?, '', 'receive', 'receiving', 'ws', ?)",
+                (seq, seq, f"e{seq}", published if published is not None else 50.0),
+            )
+
+    h.writer.call(seed)
+    assert h.writer.call(lambda s: s.prune_outbox(cutoff=10.0)) == 2  # 1 and 3
+    assert h.writer.call(lambda s: s.prune_history(cutoff=10.0)) == 1  # 1; 2 is newer
+    con = h.db()
+    assert [r[0] for r in con.execute("SELECT seq FROM outbox ORDER BY seq")] == [2, 4, 5]
+    assert [r[0] for r in con.execute("SELECT id FROM history ORDER BY id")] == [2, 3, 4, 5]
+    assert h.writer.call(lambda s: s.prune_outbox(cutoff=10.0, limit=1)) == 0  # 2 is unsent
+
+
+def test_trace_queries_use_the_partial_history_indexes(h: Harness) -> None:
+    con = h.db()
+    for where, index in (
+        ("gtin = ? AND lot = ?", "ix_history_lot"),
+        ("gtin = ? AND serial = ?", "ix_history_serial"),
+        ("gtin = ? AND lot = ? AND serial IS NULL", "ix_history_lot"),
+        ("sscc = ? OR parent = ?", "ix_history_parent"),
+    ):
+        plan = " ".join(
+            str(r[3])
+            for r in con.execute(
+                f"EXPLAIN QUERY PLAN SELECT * FROM history WHERE {where}", ("a", "b")
+            )
+        )
+        assert index in plan, (where, plan)
 
 
 def test_storage_failure_reports_scans_and_recovers(tmp_path: Path) -> None:

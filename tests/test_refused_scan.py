@@ -358,6 +358,8 @@ def test_real_full_disk_rescan_is_received_with_its_quantity(tmp_path: Path) -> 
             ballast.write_bytes(b"\0" * max(0, free.f_bavail * free.f_frsize - 256 * 1024))
             i = 0
             refused_serial = refused_lot = None
+            # The serial first, then QTY + lot: a disk this full flaps (a checkpoint frees
+            # a little), and an item scan accepted after the refused lot would take the QTY.
             while refused_serial is None or refused_lot is None:
                 i += 1
                 assert i < 5000, "the filesystem never filled up"
@@ -367,16 +369,16 @@ def test_real_full_disk_rescan_is_received_with_its_quantity(tmp_path: Path) -> 
                     p.send(code)
                     if _wait_verdict(log, code, at).startswith("REJECT storage_error"):
                         refused_serial = code
-                if refused_lot is None:
-                    at = len(log.read_text())
-                    p.send("QTY:12")
-                    if not _wait_verdict(log, "QTY:12", at).startswith("ACCEPT"):
-                        continue  # refused itself: no quantity pending, try again
-                    code = f"]C1010950600013435217310228\x1d10FULL{i:05d}"
-                    at = len(log.read_text())
-                    p.send(code)
-                    if _wait_verdict(log, _shown(code), at).startswith("REJECT storage_error"):
-                        refused_lot = code  # QTY:12 was committed before: still pending
+                    continue
+                at = len(log.read_text())
+                p.send("QTY:12")
+                if not _wait_verdict(log, "QTY:12", at).startswith("ACCEPT"):
+                    continue  # refused itself: no quantity pending, try again
+                code = f"]C1010950600013435217310228\x1d10FULL{i:05d}"
+                at = len(log.read_text())
+                p.send(code)
+                if _wait_verdict(log, _shown(code), at).startswith("REJECT storage_error"):
+                    refused_lot = code  # QTY:12 was committed before: still pending
             ballast.unlink()  # space returns
             at = len(log.read_text())
             p.send(refused_lot)  # no new QTY: the one scanned before the refusal applies

@@ -238,7 +238,7 @@ class Publisher:
         #: Rows the writer just committed (seq, topic, payload): published from memory, so
         #: the steady state needs no database read; the outbox covers anything beyond it.
         self._fresh: deque[tuple[int, str, str]] = deque()
-        self.fresh_limit = 20_000
+        self.fresh_limit = 5_000  # ~5 MB; beyond it the outbox is read
         self._said_unreachable = False
         self._said_tls = ""  # the last TLS failure logged
         self._connected_at = 0.0  # monotonic time of the latest connect

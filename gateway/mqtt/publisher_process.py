@@ -325,8 +325,9 @@ class RemotePublisher:
         self._send(("wake",))
 
     def feed(self, rows: list[tuple[int, str, str]]) -> None:
-        """The child reads committed rows from the outbox itself; just wake it."""
-        self.wake()
+        """Committed outbox rows, in seq order: the child publishes them from memory (no
+        outbox read per commit); what it misses (a restart, a full buffer) it reads."""
+        self._send(("rows", rows))
 
     def publish_direct(
         self, topic: str, payload: dict[str, Any], *, qos: int = 1, retain: bool = False
@@ -481,6 +482,36 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+class AckBatch:
+    """PUBACKed seqs for the parent, sent at most every ``MAX_WAIT`` seconds (or per
+    ``MAX_SEQS``) instead of one message per PUBACK: the parent marks them in a deferred
+    write anyway, and a mark that comes later only means the event is sent again after a
+    crash (consumers deduplicate by ``event_id``)."""
+
+    MAX_WAIT = 0.05
+    MAX_SEQS = 1024
+
+    def __init__(self, send: Callable[[list[int]], None]) -> None:
+        self._send = send
+        self._seqs: list[int] = []
+        self._lock = threading.Lock()
+
+    def add(self, seqs: list[int]) -> None:
+        """Seqs the broker acknowledged (publisher thread)."""
+        with self._lock:
+            self._seqs.extend(seqs)
+            full = len(self._seqs) >= self.MAX_SEQS
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is pending (heartbeat thread, every ``MAX_WAIT``; or when full)."""
+        with self._lock:
+            seqs, self._seqs = self._seqs, []
+        if seqs:
+            self._send(seqs)
+
+
 def child_main(
     conn: Any,
     cfg: ClientSettings,
@@ -510,11 +541,12 @@ def child_main(
     def forward(m: Any) -> None:
         send(("msg", m.topic, bytes(m.payload), bool(m.retain), _props_to_dict(m.properties)))
 
+    acks = AckBatch(lambda seqs: send(("ack", seqs)))
     pub = Publisher(
         cfg,
         client_id,
         Path(db_path),
-        lambda seqs: send(("ack", seqs)),
+        acks.add,
         will=will,
         subscriptions=subscriptions,
         on_message=forward,
@@ -523,10 +555,15 @@ def child_main(
     pub.start()
 
     def heartbeat() -> None:
+        beat = 0.0
         while True:
-            s = pub.stats
-            send(("hb", pub.connected, s.published, s.failed, s.latencies[-256:]))
-            time.sleep(0.25)
+            acks.flush()
+            now = time.monotonic()
+            if now - beat >= 0.25:
+                beat = now
+                s = pub.stats
+                send(("hb", pub.connected, s.published, s.failed, s.latencies[-256:]))
+            time.sleep(AckBatch.MAX_WAIT)
 
     threading.Thread(target=heartbeat, name="hb", daemon=True).start()
     while True:
@@ -535,7 +572,9 @@ def child_main(
         except (EOFError, OSError):
             os._exit(0)  # the parent died: no DISCONNECT, so the broker sends our Will
         kind = msg[0]
-        if kind == "wake":
+        if kind == "rows":
+            pub.feed(msg[1])
+        elif kind == "wake":
             pub.wake()
         elif kind == "pub":
             _, topic, payload, qos, retain, props = msg
@@ -546,6 +585,7 @@ def child_main(
             _, topic, payload, timeout = msg
             offline = StatusMessage(topic, json.loads(payload)) if topic else None
             pub.stop(offline, timeout)
+            acks.flush()
             os._exit(0)
 
 

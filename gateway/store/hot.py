@@ -8,9 +8,10 @@ through ``sqlite3`` with ``?`` parameters, whose statement cache keeps them prep
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from gateway.rules.decide import LotInfo, ProductInfo, SerialInfo
 from gateway.rules.pallets import Content, PalletInfo
@@ -421,6 +422,35 @@ class HotStore:
         )
         self.depth -= max(0, cur.rowcount)
 
+    def prune_outbox(self, cutoff: float, limit: int = 20_000) -> int:
+        """Delete the oldest outbox rows published before ``cutoff`` (at most ``limit``).
+
+        Walks from the lowest seq and stops at the first row published after ``cutoff``,
+        so it reads at most ``limit`` rows whatever the table's size (seq order is
+        publishing order). Unsent rows on the way are skipped, never deleted.
+        """
+        rows = self.conn.execute(
+            "SELECT seq, published_at FROM outbox ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        last = _old_prefix_end(rows, lambda r: r[1] is None or r[1] < cutoff)
+        if last is None:
+            return 0
+        cur = self.conn.execute(
+            "DELETE FROM outbox WHERE seq <= ? AND published_at IS NOT NULL AND published_at < ?",
+            (last, cutoff),
+        )
+        return int(cur.rowcount)
+
+    def prune_history(self, cutoff: float, limit: int = 20_000) -> int:
+        """Delete the oldest history rows recorded before ``cutoff`` (insertion order)."""
+        rows = self.conn.execute(
+            "SELECT id, created_at FROM history ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        last = _old_prefix_end(rows, lambda r: r[1] < cutoff)
+        if last is None:
+            return 0
+        return int(self.conn.execute("DELETE FROM history WHERE id <= ?", (last,)).rowcount)
+
     def outbox_depth(self) -> int:
         row = self.conn.execute("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetchone()
         return int(row[0])
@@ -460,3 +490,13 @@ class HotStore:
             "UPDATE aggregations SET unpacked_at = ? WHERE parent_sscc = ? AND unpacked_at IS NULL",
             (now, parent),
         )
+
+
+def _old_prefix_end(rows: list[Any], is_old: Callable[[Any], bool]) -> Any:
+    """The key (first column) of the last row of the leading run of old rows, or None."""
+    last = None
+    for r in rows:
+        if not is_old(r):
+            break
+        last = r[0]
+    return last

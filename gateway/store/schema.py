@@ -122,11 +122,18 @@ history = Table(
     Column("to_id", String),
     Column("created_at", Float, nullable=False),
 )
-Index("ix_history_lot", history.c.gtin, history.c.lot)
-Index("ix_history_serial", history.c.gtin, history.c.serial)
-Index("ix_history_sscc", history.c.sscc)
-Index("ix_history_parent", history.c.parent)
-Index("ix_history_created", history.c.created_at)
+# Partial indexes: a movement item has a lot or a serial, seldom an SSCC or a parent,
+# and every index entry is pages written per scan. ``x = ?`` implies ``x IS NOT NULL``,
+# so the trace queries use them; retention deletes by id (insertion order), unindexed.
+Index("ix_history_lot", history.c.gtin, history.c.lot, sqlite_where=text("lot IS NOT NULL"))
+Index(
+    "ix_history_serial",
+    history.c.gtin,
+    history.c.serial,
+    sqlite_where=text("serial IS NOT NULL"),
+)
+Index("ix_history_sscc", history.c.sscc, sqlite_where=text("sscc IS NOT NULL"))
+Index("ix_history_parent", history.c.parent, sqlite_where=text("parent IS NOT NULL"))
 
 #: Every event and alert, written in the same transaction as the cache change that caused it.
 outbox = Table(
