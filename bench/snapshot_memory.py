@@ -3,8 +3,10 @@
 Generates a snapshot (``--serials`` serials of ``--lots`` lots of 2,000 products) as the
 central side sends it: chunks of 2,000 rows, each one JSON text. The chunks are made one
 at a time and each goes through what the gateway does with an MQTT message (``json.loads``,
-the contract check, :class:`SnapshotAssembler`), then the assembled snapshot is applied
-to a fresh gateway database in one transaction. Prints the time of each phase and the
+the contract check, :class:`SnapshotAssembler` staging each chunk's rows in the writer's
+TEMP tables, one transaction per chunk, as the gateway does), then the snapshot is applied
+to a fresh gateway database in one transaction. ``--in-memory`` keeps the rows in memory
+until the end instead (the way before staging). Prints the time of each phase and the
 peak RSS of the process (``ru_maxrss``); asserts nothing.
 
     .venv/bin/python bench/snapshot_memory.py --serials 1000000
@@ -106,6 +108,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serials", type=int, default=1_000_000)
     ap.add_argument("--lots", type=int, default=100_000)
+    ap.add_argument(
+        "--in-memory", action="store_true", help="assemble in memory (no staging; the old way)"
+    )
     args = ap.parse_args()
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
     with tempfile.TemporaryDirectory(prefix="traceway-snap-") as t:
@@ -115,7 +120,13 @@ def main() -> None:
         store = HotStore(conn)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.perf_counter()
-        assembler = SnapshotAssembler()
+
+        def in_writer(fn: Any) -> None:  # as the gateway's writer: a transaction per call
+            store.begin()
+            fn(store)
+            store.commit()
+
+        assembler = SnapshotAssembler(stager=None if args.in_memory else in_writer)
         snap = None
         n = 0
         for text in chunks(args.serials, args.lots, now):

@@ -182,6 +182,76 @@ def test_assembled_chunks_keep_lots_and_serials_compact_and_apply_as_the_whole(
     assert len(applied(merged, "again")[1]) == 7
 
 
+def test_staged_chunks_hold_nothing_in_memory_and_apply_as_the_whole(tmp_path: Path) -> None:
+    """As the gateway assembles: each chunk's rows go to the writer's TEMP staging tables
+    (one transaction per chunk); a chunk delivered twice, a newer snapshot's chunk and a
+    failing stage leave no stray rows; the result equals the whole snapshot applied."""
+    lots = [
+        {"gtin": PARA, "lot": f"L{i}", "expiry": "2030-04-30", "status": "released"}
+        for i in range(6)
+    ]
+    sers = [{"gtin": PUMP, "serial": f"S{i}", "state": "commissioned"} for i in range(8)]
+
+    def chunk(i: int, version: int = 5) -> dict[str, Any]:
+        return snapshot(
+            version,
+            chunk={"index": i, "count": 2},
+            products=PRODUCTS if i == 0 else [],
+            lots=lots[3 * i : 3 * i + 3],
+            serials=sers[4 * i : 4 * i + 4],
+        )
+
+    def fresh(name: str) -> HotStore:
+        path = tmp_path / f"{name}.db"
+        open_database(path).dispose()
+        return HotStore(connect(path))
+
+    st = fresh("staged")
+    calls: list[str] = []
+    fail = {"now": False}
+
+    def stager(fn: Callable[[HotStore], None]) -> None:
+        calls.append(getattr(fn, "__name__", "?"))
+        if fail["now"]:
+            raise sqlite3.OperationalError("database or disk is full")
+        tx(st, fn)
+
+    def staged(table: str) -> int:
+        return int(st.conn.execute(f"SELECT COUNT(*) FROM temp.{table}").fetchone()[0])
+
+    a = SnapshotAssembler(stager=stager)
+    assert a.add(chunk(0, version=4)) is None  # an older snapshot, left unfinished
+    assert a.add(chunk(1)) is None  # version 5 starts over: version 4's rows are dropped
+    assert staged("sync_stage_serials") == 4
+    assert a.add(chunk(1)) is None  # delivered again (QoS 1): replaces its first copy
+    assert staged("sync_stage_serials") == 4 and staged("sync_stage_lots") == 3
+    assert a.chunks[1]["lots"] == [] and a.chunks[1]["serials"] == []  # nothing in memory
+    merged = a.add(chunk(0))
+    assert merged is not None and merged["staged"] is True
+    assert merged["lots"] == [] and merged["serials"] == []
+    assert staged("sync_stage_serials") == 8 and staged("sync_stage_lots") == 6
+    tx(st, lambda s: apply_snapshot(s, merged))
+    assert st.conn.execute(
+        "SELECT COUNT(*) FROM sqlite_temp_master WHERE name LIKE 'sync_stage%'"
+    ).fetchone() == (0,)  # dropped with the apply
+
+    whole = fresh("whole")
+    tx(whole, lambda s: apply_snapshot(s, snapshot(5, products=PRODUCTS, lots=lots, serials=sers)))
+    for sql in (
+        "SELECT gtin, lot, expiry, status FROM lots ORDER BY 1, 2",
+        "SELECT gtin, serial, lot, state FROM serials ORDER BY 1, 2",
+        "SELECT gtin, tracking FROM products ORDER BY 1",
+    ):
+        assert st.conn.execute(sql).fetchall() == whole.conn.execute(sql).fetchall()
+
+    fail["now"] = True  # the disk is full while a chunk is staged
+    with pytest.raises(sqlite3.OperationalError):
+        a.add(chunk(0, version=6))
+    assert a.key is None and a.chunks == {}  # forgotten: the next resync starts over
+    fail["now"] = False
+    assert a.add(chunk(1, version=6)) is None and list(a.chunks) == [1]
+
+
 # -- real SQLite -------------------------------------------------------------------------------
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[HotStore]:
@@ -534,6 +604,11 @@ def test_invalid_and_failing_messages_are_nacked_and_change_nothing(store: HotSt
     assert send(boom, delta(1, 2)) == "failed"
     assert rec.on(TOPICS.cache_ack)[-1]["ok"] is False
     assert rec.on(TOPICS.cache_resync)[-1]["reason"] == "corrupt"
+    assert boom.held_version == 1 and tx(store, held_version) == 1
+    # a snapshot whose staging fails (disk full) is nacked with the reason, not applied
+    assert send(boom, snapshot(2, products=PRODUCTS, request_id="r-1")) == "failed"
+    nack = rec.on(TOPICS.cache_ack)[-1]
+    assert (nack["ok"], nack["version"]) == (False, 2) and "disk on fire" in nack["error"]
     assert boom.held_version == 1 and tx(store, held_version) == 1
     assert sync.on_message(TOPICS.commands, b"{}") is None  # not a cache topic
 

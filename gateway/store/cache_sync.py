@@ -44,6 +44,7 @@ touched: what it holds is known from its own movements.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -143,29 +144,56 @@ def epoch(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
+#: Runs a function in the writer's transaction and returns its result.
+Stager = Callable[[Callable[[HotStore], None]], None]
+
+
 @dataclass
 class SnapshotAssembler:
     """Collects the chunks of one snapshot; a chunk of another version starts over.
 
-    A snapshot can hold millions of lots and serials: each chunk's lots and serials are
-    kept as compact tuples (``LotRow``/``SerialRow`` order, repeated GTINs, lots and
-    states shared) rather than as the parsed JSON objects, about a third of the memory.
-    :func:`apply_snapshot` takes either form.
+    A snapshot can hold millions of lots and serials. With a ``stager`` (the writer),
+    each chunk's lots and serials go straight into TEMP staging tables of the writer's
+    connection (a temporary file, not memory), so a gateway holds one chunk at a time
+    whatever the snapshot's size; :func:`apply_snapshot` then applies the staging in one
+    transaction, all or nothing. Without one (tests, tools), they are kept in memory as
+    compact tuples. A chunk delivered twice replaces its first copy.
     """
 
     key: tuple[int, str | None] | None = None
     chunks: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    stager: Stager | None = None
+
+    def reset(self) -> None:
+        """Forget the snapshot being assembled (its staged rows too)."""
+        key, self.key, self.chunks = self.key, None, {}
+        if key is not None and self.stager is not None:
+            self.stager(_drop_stage)
 
     def add(self, chunk: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The merged snapshot when ``chunk`` completes it, else None."""
+        """The merged snapshot when ``chunk`` completes it, else None.
+
+        With a stager, the merged snapshot says ``staged`` and its lots and serials are
+        in the staging tables. A failing stager (disk full) forgets the snapshot and
+        raises: the sender's next resync starts it over."""
         key = (int(chunk["version"]), chunk.get("request_id"))
         if key != self.key:
-            self.key, self.chunks = key, {}
-        self.chunks[int(chunk["chunk"]["index"])] = {
-            **chunk,
-            "lots": [lot_row(x) for x in chunk["lots"]],
-            "serials": [serial_row(x) for x in chunk["serials"]],
-        }
+            self.reset()
+            if self.stager is not None:
+                self.stager(_create_stage)
+            self.key = key
+        index = int(chunk["chunk"]["index"])
+        lots = [lot_row(x) for x in chunk["lots"]]
+        serials = [serial_row(x) for x in chunk["serials"]]
+        if self.stager is not None:
+            again = index in self.chunks
+            try:
+                self.stager(lambda store: _stage_rows(store, index, lots, serials, again))
+            except BaseException:
+                self.key, self.chunks = None, {}
+                raise
+            lots, serials = [], []
+        self.chunks[index] = {**chunk, "lots": lots, "serials": serials}
         count = int(chunk["chunk"]["count"])
         if len(self.chunks) < count:
             return None
@@ -177,6 +205,8 @@ class SnapshotAssembler:
         if any("despatch_advices" in p for p in parts):  # schema 1.1; absent: unchanged
             merged["despatch_advices"] = [r for p in parts for r in p.get("despatch_advices", [])]
         merged["chunk"] = {"index": 0, "count": 1}
+        if self.stager is not None:
+            merged["staged"] = True
         return merged
 
 
@@ -532,8 +562,9 @@ def apply_delta(store: HotStore, delta: Mapping[str, Any], now: float | None = N
 
 _STAGE = {
     "sync_stage_lots": "gtin TEXT NOT NULL, lot TEXT NOT NULL, expiry TEXT, status TEXT NOT NULL, "
-    "PRIMARY KEY (gtin, lot)",
-    "sync_stage_serials": "gtin TEXT NOT NULL, serial TEXT NOT NULL, lot TEXT, state TEXT NOT NULL",
+    "chunk INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (gtin, lot)",
+    "sync_stage_serials": "gtin TEXT NOT NULL, serial TEXT NOT NULL, lot TEXT, "
+    "state TEXT NOT NULL, chunk INTEGER NOT NULL DEFAULT 0",
 }
 
 
@@ -542,13 +573,43 @@ def _drop_stage(store: HotStore) -> None:
         store.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
+def _create_stage(store: HotStore) -> None:
+    """Empty staging tables (TEMP: this connection only, in a temporary file)."""
+    _drop_stage(store)
+    for name, cols in _STAGE.items():
+        store.conn.execute(f"CREATE TEMP TABLE {name}({cols})")
+
+
+def _stage_rows(
+    store: HotStore,
+    index: int,
+    lots: Iterable[LotRow],
+    serials: Iterable[SerialRow],
+    again: bool = False,
+) -> None:
+    """One chunk's lots and serials into the staging tables (``again``: replace its copy)."""
+    conn = store.conn
+    if again:
+        for name in _STAGE:
+            conn.execute(f"DELETE FROM temp.{name} WHERE chunk = ?", (index,))
+    conn.executemany(
+        "INSERT OR REPLACE INTO temp.sync_stage_lots VALUES (?, ?, ?, ?, ?)",
+        ((*row, index) for row in lots),
+    )
+    conn.executemany(
+        "INSERT INTO temp.sync_stage_serials VALUES (?, ?, ?, ?, ?)",
+        ((g, serial, lot, SERIAL_STATE[state], index) for g, serial, lot, state in serials),
+    )
+
+
 def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | None = None) -> int:
     """Replace master data with a complete (merged) snapshot; returns its version.
 
     Stock quantities are never touched; see the module docstring for what is kept.
     Lots and serials (up to millions) go into TEMP staging tables (``executemany`` from
-    generators) and are applied with a few set-based statements, in the caller's
-    transaction (a failure rolls the staging back with everything else).
+    generators) — or are there already (``staged``: :class:`SnapshotAssembler` put them
+    there chunk by chunk) — and are applied with a few set-based statements, in the
+    caller's transaction; the staging is dropped at the end.
     """
     t = time.time() if now is None else now
     cut = epoch(snapshot["generated_at"])
@@ -563,13 +624,9 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
     for (hold_id,) in conn.execute("SELECT hold_id FROM sync_holds").fetchall():
         _lift_hold(store, hold_id, t)  # every hold is lifted: serials below see none
     conn.execute("DELETE FROM sync_recalls")
-    _drop_stage(store)
-    for name, cols in _STAGE.items():
-        conn.execute(f"CREATE TEMP TABLE {name}({cols})")
-    conn.executemany(
-        "INSERT OR REPLACE INTO temp.sync_stage_lots VALUES (?, ?, ?, ?)",
-        (lot_row(lot) for lot in snapshot["lots"]),
-    )
+    if not snapshot.get("staged"):
+        _create_stage(store)
+        _stage_rows(store, 0, map(lot_row, snapshot["lots"]), map(serial_row, snapshot["serials"]))
     # a lot missing from the snapshot goes, unless it holds local stock (see _delete_lot)
     gone = (
         "SELECT l.id FROM lots AS l WHERE NOT EXISTS (SELECT 1 FROM temp.sync_stage_lots AS k "
@@ -596,17 +653,10 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
         (t,),
     )
     # the central state, unless the serial moved locally at or after the cut (_upsert_serial)
-    conn.executemany(
-        "INSERT INTO temp.sync_stage_serials VALUES (?, ?, ?, ?)",
-        (
-            (g, serial, lot, SERIAL_STATE[state])
-            for g, serial, lot, state in map(serial_row, snapshot["serials"])
-        ),
-    )
     conn.execute(
         "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
         "SELECT gtin, serial, lot, state, '', ? FROM temp.sync_stage_serials WHERE true "
-        "ORDER BY rowid ON CONFLICT(gtin, serial) DO UPDATE SET "
+        "ORDER BY chunk, rowid ON CONFLICT(gtin, serial) DO UPDATE SET "
         "lot = COALESCE(excluded.lot, serials.lot), state = excluded.state, "
         "updated_at = excluded.updated_at WHERE serials.updated_at < excluded.updated_at"
         + _NOT_OVER_CUSTODY,
@@ -635,6 +685,12 @@ def apply_snapshot(store: HotStore, snapshot: Mapping[str, Any], now: float | No
             put_despatch_advice(store, a, t)
     _set_version(store, int(snapshot["version"]), t)
     return int(snapshot["version"])
+
+
+def rid_of(data: Mapping[str, Any]) -> str | None:
+    """The ``request_id`` of a snapshot chunk, when it is a string."""
+    rid = data.get("request_id")
+    return rid if isinstance(rid, str) else None
 
 
 def held_version(store: HotStore) -> int | None:
@@ -705,7 +761,7 @@ class CacheSync:
         self.max_pending = max_pending
         self.clock = clock
         self.monotonic = monotonic
-        self.assembler = SnapshotAssembler()
+        self.assembler = SnapshotAssembler(stager=run_in_writer)
         self.pending: dict[int, Mapping[str, Any]] = {}  # from_version -> delta
         self.outstanding: str | None = None  # request id of our last resync request
         self._reason = ""
@@ -809,7 +865,14 @@ class CacheSync:
             log.warning("invalid cache snapshot: %s", "; ".join(errors[:5]))
             self._ack("snapshot", self._version_of(data), "; ".join(errors), data.get("request_id"))
             return "invalid"
-        snap = self.assembler.add(data)
+        try:
+            snap = self.assembler.add(data)
+        except Exception as exc:  # staging failed (disk full): the snapshot starts over
+            log.exception("staging a chunk of cache snapshot %d failed", self._version_of(data))
+            self._ack(
+                "snapshot", self._version_of(data), f"{type(exc).__name__}: {exc}", rid_of(data)
+            )
+            return "failed"
         if snap is None:
             return "chunk"
         version, rid = int(snap["version"]), snap.get("request_id")
@@ -822,6 +885,9 @@ class CacheSync:
             counts = self._run(lambda s: (apply_snapshot(s, snap), cache_counts(s))[1])
         except Exception as exc:
             log.exception("applying cache snapshot %d failed", version)
+            if snap.get("staged"):
+                with contextlib.suppress(Exception):
+                    self._run(_drop_stage)  # the temporary file shrinks again
             self._ack("snapshot", version, f"{type(exc).__name__}: {exc}", rid)
             return "failed"
         self._held, self.outstanding = version, None
