@@ -6,9 +6,10 @@ transaction â€” each in a savepoint so a failing item cannot spoil the others â€
 commits. Only after the commit are the outcomes reported (operator feedback, logs,
 publisher wake-up), so a scan is durable before anyone is told it was accepted.
 While scans stream in, a commit waits a few milliseconds for the next one
-(``commit_delay``), so two scans share an fsync. Writes that may be lost in a power cut without harm (PUBACK marks) are *deferred*:
-they ride along in the next group's transaction instead of costing one of their own,
-and run alone only when no group comes within ``defer_s``.
+(``commit_delay``), so two scans share an fsync. Writes that may be lost in a power
+cut without harm (PUBACK marks) are *deferred*: they ride along in the next group's
+transaction instead of costing one of their own, and run alone only when no group
+comes within ``defer_s``.
 The scan state in memory (station step, location, pending quantity, open pallet,
 duplicate tracker, ``seq``) follows the database: when a group or an item is rolled
 back, so is what it changed in memory.
