@@ -203,7 +203,9 @@ def serial_code(serial: str) -> str:
     return f"]C101{SERIAL_GTIN}21{serial}"
 
 
-def write_config(d: Path, broker_port: int, scan_port: int, best_case: bool) -> Path:
+def write_config(
+    d: Path, broker_port: int, scan_port: int, best_case: bool, commit_delay_ms: float | None = None
+) -> Path:
     station = (
         'unknown_gtin = "accept"\nduplicate_window = 0\n'
         if best_case
@@ -220,6 +222,7 @@ host = "127.0.0.1"
 port = {broker_port}
 [storage]
 path = "{d / "bench.db"}"
+{"" if commit_delay_ms is None else f"commit_delay_ms = {commit_delay_ms}"}
 [logging]
 level = "{"WARNING" if best_case else "INFO"}"
 [stations.dock]
@@ -408,7 +411,9 @@ class Rig:
     def setup(self) -> None:
         a = self.args
         self.broker.start()
-        cfg = write_config(self.gw_dir, self.broker.port, self.scan_port, a.best_case)
+        cfg = write_config(
+            self.gw_dir, self.broker.port, self.scan_port, a.best_case, a.commit_delay_ms
+        )
         if a.best_case:
             self.ds = Dataset(
                 [f"L{k:05d}" for k in range(a.lots)], [f"S{k:08d}" for k in range(a.serials)]
@@ -681,6 +686,12 @@ def main() -> None:
     ap.add_argument("--serials", type=int, default=0, help="expected serials (default: enough)")
     ap.add_argument("--outage", type=float, default=10.0, help="broker outage, s (0: none)")
     ap.add_argument(
+        "--commit-delay-ms",
+        type=float,
+        default=None,
+        help="storage.commit_delay_ms for the gateway (default: the gateway's default)",
+    )
+    ap.add_argument(
         "--best-case",
         action="store_true",
         help="the flattering set-up: WARNING logging, empty cache, no duplicate window",
@@ -703,6 +714,8 @@ def main() -> None:
         if args.best_case
         else ("realistic: traceway run, INFO log, populated cache, default duplicate window")
     )
+    if args.commit_delay_ms is not None:
+        label += f", commit_delay_ms = {args.commit_delay_ms:g}"
     print(f"{label}; gateway from {args.gateway_root}; load {os.getloadavg()[0]:.2f}")
     results = []
     for i in range(args.runs):
