@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -84,6 +85,23 @@ class LeanClient(mqtt.Client):
     (MQTT 5, 3.4.2.1), so it is answered with shared, read-only objects; anything longer
     takes paho's own path. Our ``on_publish`` only reads ``is_failure`` from them.
     """
+
+    #: Called at the end of every round of paho's network loop (``inline`` publishers).
+    pump: Callable[[], None] | None = None
+
+    def loop_misc(self) -> MQTTErrorCode:
+        """paho's housekeeping, then our publishing round, in the network thread."""
+        rc = super().loop_misc()
+        if self.pump is not None and rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.pump()
+        return rc
+
+    def nudge(self) -> None:
+        """Wake the network loop from another thread (what paho's publish does)."""
+        w = self._sockpairW
+        if w is not None:
+            with contextlib.suppress(OSError):  # a wake-up is pending already / loop gone
+                w.send(b"0")
 
     def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
@@ -203,7 +221,13 @@ class StatusMessage:
 
 
 class Publisher:
-    """Moves outbox rows to the broker. Reads with its own connection, acks via ``mark``."""
+    """Moves outbox rows to the broker. Reads with its own connection, acks via ``mark``.
+
+    Threaded (the default): a publisher thread runs the publishing rounds and paho's
+    thread the network. ``inline`` (the publisher process): the rounds run in paho's
+    network thread itself, at the end of each loop (``LeanClient.pump``), so a commit
+    costs one wake-up of one thread and a PUBACK is handled where it is read.
+    """
 
     def __init__(
         self,
@@ -217,8 +241,10 @@ class Publisher:
         subscriptions: Iterable[tuple[str, int]] = (),
         on_message: Callable[[mqtt.MQTTMessage], None] | None = None,
         on_connected: Callable[[], None] | None = None,
+        inline: bool = False,
     ) -> None:
         self.cfg = cfg if isinstance(cfg, ClientSettings) else client_settings(cfg)
+        self.inline = inline
         self.client_id = client_id
         self.db_path = db_path
         self.mark = mark
@@ -244,11 +270,14 @@ class Publisher:
         self._connected_at = 0.0  # monotonic time of the latest connect
         self._retry_kind: RetryKind = "unreachable"
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._db: sqlite3.Connection | None = None  # inline: opened in the network thread
         self.client = self._make_client(will)
+        if inline:
+            self.client.pump = self._pump
         self.last_progress = time.monotonic()
 
     # -- paho set-up --------------------------------------------------------------------
-    def _make_client(self, will: StatusMessage | None) -> mqtt.Client:
+    def _make_client(self, will: StatusMessage | None) -> LeanClient:
         c = LeanClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -377,13 +406,15 @@ class Publisher:
             properties=props,
         )
         self.client.loop_start()
-        self._thread.start()
+        if not self.inline:
+            self._thread.start()
 
     def stop(self, offline: StatusMessage | None = None, timeout: float = 3.0) -> None:
         """Publish ``offline`` (if connected), disconnect and stop."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if not self.inline:
+            self._thread.join(timeout)
         if offline is not None and self._connected.is_set():
             try:
                 info = self.client.publish(
@@ -394,6 +425,9 @@ class Publisher:
                 pass
         self.client.disconnect()
         self.client.loop_stop()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def publish_direct(
         self, topic: str, payload: dict[str, Any], *, qos: int = 1, retain: bool = False
@@ -408,11 +442,11 @@ class Publisher:
         """Committed outbox rows, in seq order (called by the writer; never blocks)."""
         if len(self._fresh) < self.fresh_limit:
             self._fresh.extend(rows)  # deque.extend is thread-safe; no lock of ours
-        self._wake.set()
+        self._again()
 
     def wake(self) -> None:
         """New outbox rows were committed."""
-        self._wake.set()
+        self._again()
 
     @property
     def connected(self) -> bool:
@@ -420,6 +454,9 @@ class Publisher:
 
     @property
     def alive(self) -> bool:
+        if self.inline:
+            thread = self.client._thread
+            return thread is not None and thread.is_alive()
         return self._thread.is_alive()
 
     @property
@@ -427,22 +464,48 @@ class Publisher:
         return len(self._inflight)
 
     # -- the publishing loop --------------------------------------------------------------
-    def _run(self) -> None:
+    def _open_db(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.db_path), check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def _run(self) -> None:
+        conn = self._open_db()
         try:
             while not self._stop.is_set():
                 self._wake.wait(0.5)
                 self._wake.clear()
-                self.last_progress = time.monotonic()
-                self._drain_acks()
-                if self._reconnected.is_set():
-                    self._reconnected.clear()
-                    self._after_reconnect()
-                if self._connected.is_set():
-                    self._fill_window(conn)
+                self._round(conn)
         finally:
             conn.close()
+
+    def _pump(self) -> None:
+        """One publishing round in paho's network thread (``inline``)."""
+        if self._stop.is_set():
+            return
+        if self._db is None:
+            self._db = self._open_db()
+        self._wake.clear()
+        try:
+            self._round(self._db)
+        except Exception:  # never let it take paho's network thread down
+            log.exception("publishing round failed")
+
+    def _round(self, conn: sqlite3.Connection) -> None:
+        """Hand over acknowledged seqs, then fill paho's window from memory or the outbox."""
+        self.last_progress = time.monotonic()
+        self._drain_acks()
+        if self._reconnected.is_set():
+            self._reconnected.clear()
+            self._after_reconnect()
+        if self._connected.is_set():
+            self._fill_window(conn)
+
+    def _again(self) -> None:
+        """Run another round soon (more rows may be waiting)."""
+        self._wake.set()
+        if self.inline:
+            self.client.nudge()
 
     def _after_reconnect(self) -> None:
         # paho re-sends what it holds in flight (same mids, DUP flag); anything it lost
@@ -517,7 +580,7 @@ class Publisher:
                 continue
             self._publish_row(seq, topic, payload)
         if rows or (self._fresh and len(self._inflight) < self.cfg.max_inflight):
-            self._wake.set()  # more may be waiting
+            self._again()  # more may be waiting
 
     def _fresh_covers_cursor(self) -> bool:
         """True when the next row to send is waiting in memory."""

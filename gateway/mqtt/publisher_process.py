@@ -551,6 +551,7 @@ def child_main(
         subscriptions=subscriptions,
         on_message=forward,
         on_connected=lambda: send(("connected",)),
+        inline=True,  # this process does nothing else: publish in paho's network thread
     )
     pub.start()
 
