@@ -6,7 +6,7 @@
   when its 16-bit message ids run out, and its queue is lost on restart anyway. The
   outbox is the queue; paho is only the window.
 - A row is marked published only when its PUBACK reason code is a success. The mark is
-  written by the single writer (a ``Task``), never from here.
+  written by the single writer (a deferred write), never from here.
 - paho calls ``on_publish`` under its own lock: the callback only puts into a
   ``SimpleQueue``; no lock of ours is ever held around ``publish()``.
 - After every (re)connect, unacknowledged rows are sent again in ``seq`` order; the
