@@ -92,9 +92,11 @@ def _tokenize(data: str, today: date) -> tuple[list[Element], list[str], list[st
 
 def _strong_inside(value: str, today: date) -> str | None:
     """HRI of the first suffix of ``value`` that reads cleanly as element strings with a strong AI."""
-    for i in range(1, len(value) - 3):
-        if value[i : i + 2] not in _STRONG:
-            continue
+    n = len(value)
+    for i in range(1, n - 3):
+        ai = value[i : i + 2]
+        if ai not in _STRONG or n - i < PREDEFINED_LENGTH[ai]:
+            continue  # not a strong AI, or too short for its fixed length: cannot read
         elements, errors, _, ok = _tokenize(value[i:], today)
         if ok and not errors and elements[0].ai in _STRONG:
             return "".join(f"({e.ai}){e.value}" for e in elements)

@@ -393,6 +393,14 @@ def test_missing_separator_swallowed_gtin_in_serial() -> None:
     assert any(w.startswith("missing_separator") for w in r.warnings)
 
 
+def test_missing_separator_found_at_the_shortest_possible_length() -> None:
+    # the swallowed (17)251231 ends the serial exactly: 8 characters left at its start
+    r = parse("]C10109506000134352" + "21SER17251231")
+    assert any("(17)251231" in w for w in r.warnings), r.warnings
+    r = parse("]C10109506000134352" + "21SER1725123")  # one short: not an element
+    assert r.warnings == (), r.warnings
+
+
 def test_missing_separator_value_at_max_length() -> None:
     r = parse("]C10109506000134352" + "10" + "A" * 20 + "17251231")
     assert r.ok and r.lot == "A" * 20 and r.expiry == date(2025, 12, 31)
