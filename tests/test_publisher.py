@@ -233,3 +233,69 @@ def test_lean_client_answers_a_plain_puback_and_leaves_others_to_paho() -> None:
     c._handle_pubackcomp("PUBACK")  # a stale id: ignored, as paho does
     assert got == [(ok.mid, False, "Success"), (bad.mid, True, "Not authorized")]
     assert ok.mid not in c._out_messages and bad.mid not in c._out_messages  # window freed
+
+
+# -- inline: the publisher process's mode (rounds in paho's network thread) -------------------
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_publishing_to_a_real_broker_inline_and_threaded(
+    tmp_path: Path, broker: Any, inline: bool
+) -> None:
+    """Rows in the outbox and rows fed from memory reach a real mosquitto in seq order and
+    are marked once acknowledged; inline mode starts no thread of its own."""
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    db = tmp_path / "gw.db"
+    open_database(db).dispose()
+    store = HotStore(connect(db))
+    store.begin()
+    for seq in range(1, 4):  # committed before the publisher starts: read from the outbox
+        store.insert_outbox(seq, f"e{seq}", "event", "t/events", f'{{"seq":{seq}}}', 1.0)
+    store.commit()
+    got: list[int] = []
+    sub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda _c, _u, m: got.append(int(m.payload.decode().split(":")[1][:-1]))
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("t/events", qos=1)
+    sub.loop_start()
+    marked: list[int] = []
+    lock = threading.Lock()
+
+    def mark(seqs: list[int]) -> None:
+        with lock:
+            marked.extend(seqs)
+
+    cfg = BrokerConfig(host="127.0.0.1", port=broker.port)
+    pub = Publisher(cfg, f"inline-{inline}", db, mark, inline=inline)
+    try:
+        pub.start()
+        deadline = time.monotonic() + 10
+        while not pub.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the subscriber's SUBACK
+        store.begin()
+        rows = []
+        for seq in range(4, 51):
+            payload = f'{{"seq":{seq}}}'
+            store.insert_outbox(seq, f"e{seq}", "event", "t/events", payload, 1.0)
+            rows.append((seq, "t/events", payload))
+        store.commit()
+        pub.feed(rows[:20])
+        pub.feed(rows[20:])
+        while (len(marked) < 50 or len(got) < 50) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(marked) == list(range(1, 51))
+        assert got == list(range(1, 51))  # each once, in seq order
+        names = {t.name for t in threading.enumerate()}
+        assert ("publisher" in names) is not inline
+        assert pub.alive
+    finally:
+        pub.stop()
+        sub.loop_stop()
+        sub.disconnect()
+    assert pub._db is None  # the inline round's connection is closed with it
