@@ -117,3 +117,59 @@ def test_starting_on_a_current_database_does_not_load_alembic(tmp_path: Path) ->
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_lean_history_indexes_migrate_with_data_and_back(tmp_path: Path) -> None:
+    """0007 → 0008 on a database with history rows: partial indexes, no created_at index,
+    rows kept; and the downgrade restores the old indexes."""
+    from alembic import command
+
+    from gateway.store.db import _alembic_config, create_sqlite_engine
+
+    path = tmp_path / "gw.db"
+    engine = create_sqlite_engine(path)
+    cfg = _alembic_config()
+
+    def to(rev: str, down: bool = False) -> None:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, rev)
+
+    def indexes() -> dict[str, str]:
+        con = sqlite3.connect(path)
+        rows = con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history' "
+            "AND sql IS NOT NULL"
+        ).fetchall()
+        con.close()
+        return {name: sql for name, sql in rows}
+
+    to("0007")
+    con = sqlite3.connect(path)
+    con.executemany(
+        "INSERT INTO history(seq, event_id, event_time, movement, biz_step, station, gtin, lot, "
+        "serial, created_at) VALUES (?, ?, '', 'receive', 'receiving', 'ws', '09506000134352', "
+        "?, ?, 1.0)",
+        [(i, f"e{i}", "L1" if i % 2 else None, None if i % 2 else f"S{i}") for i in range(1, 101)],
+    )
+    con.commit()
+    con.close()
+    assert "ix_history_created" in indexes()
+    to("head")
+    after = indexes()
+    assert "ix_history_created" not in after
+    for name, column in (
+        ("ix_history_lot", "lot"),
+        ("ix_history_serial", "serial"),
+        ("ix_history_sscc", "sscc"),
+        ("ix_history_parent", "parent"),
+    ):
+        assert f"{column} IS NOT NULL" in after[name], after[name]
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT COUNT(*) FROM history").fetchone() == (100,)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+    to("0007", down=True)
+    back = indexes()
+    assert "ix_history_created" in back and "WHERE" not in back["ix_history_lot"]
+    engine.dispose()
