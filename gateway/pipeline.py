@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-import uuid6
-
 from drivers.scanners.escapes import make_visible
 from drivers.scanners.types import RawScan
 from gateway.config import GatewayConfig, StationConfig
+from gateway.ids import uuid7
 from gateway.outcome import Outcome
 from gateway.print_queue import new_job_row
 from gateway.rules.custody import LEAVES, CustodyContext, Leg
@@ -275,7 +274,7 @@ class ScanProcessor:
 
     def _next(self) -> tuple[int, str]:
         self.seq += 1
-        return self.seq, str(uuid6.uuid7())
+        return self.seq, uuid7()
 
     def _event_time(self, scan: RawScan | None) -> datetime:
         ts = scan.received_at if scan is not None else self.wall()

@@ -55,8 +55,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
-import uuid6
-
+from gateway.ids import uuid7
 from gateway.store.hot import HotStore
 from mqtt_topics.cache import (
     build_ack,
@@ -792,7 +791,7 @@ class CacheSync:
             and now - self._last_request < self.resync_interval
         ):
             return self.outstanding
-        rid = str(uuid6.uuid7())
+        rid = uuid7()
         self.outstanding, self._last_request, self._reason = rid, now, reason
         payload = build_resync_request(
             **self._ids(), request_id=rid, have_version=self.held_version, reason=reason
