@@ -26,6 +26,7 @@ from gateway.config import GatewayConfig, config_hash, load_config
 from gateway.config_files import seed_error
 from gateway.expiry_check import ExpiryCheck
 from gateway.feedback import Feedback, make_gpio
+from gateway.logsetup import line_handler
 from gateway.metrics import (
     DeviceBoard,
     Figures,
@@ -379,10 +380,14 @@ class Gateway:
             if outcomes is None:
                 return
             self.scan_counters.note(outcomes)
+            batch = line_handler(scan_log)  # one write for the commit's lines, when it can
+            lines: list[tuple[int, str]] = []
             for o in outcomes:
                 level = logging.INFO if o.verdict != "reject" else logging.WARNING
                 logged = scan_log.isEnabledFor(level)
-                if logged:
+                if logged and batch is not None:
+                    lines.append((level, o.line()))
+                elif logged:
                     scan_log.log(level, "%s", o.line())
                 if o.scan.scanner:
                     self.devices.seen(o.scan.scanner)
@@ -390,6 +395,8 @@ class Gateway:
                 if "." in o.scan.scanner:
                     reasons = [(r.code, r.message) for r in o.reasons]
                     self._tell_phone(o.scan, o.station, o.verdict, reasons, o.summary, o.seq)
+            if batch is not None and lines:
+                batch.emit_lines(lines, time.time())
 
     def _failed(self, scans: list[RawScan], why: str) -> None:
         """The database refused the group (disk full, I/O error): nothing was written."""

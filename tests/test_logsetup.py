@@ -36,3 +36,45 @@ def test_the_clock_follows_the_record_time() -> None:
     b.created, b.msecs = a.created + 61.0, 7.0
     assert fast.format(a) == STANDARD.format(a)
     assert fast.format(b) == STANDARD.format(b)
+
+
+def test_a_batch_of_lines_reads_as_the_same_lines_logged_one_by_one() -> None:
+    import io
+
+    from gateway.logsetup import LineHandler
+
+    lines = [(logging.INFO, "ACCEPT dock receive seq=1"), (logging.WARNING, "REJECT dock x")]
+    created = 1_795_000_000.25
+    batch = io.StringIO()
+    h = LineHandler(batch)
+    h.setFormatter(LineFormatter())
+    h.emit_lines(lines, created)
+    one_by_one = []
+    for level, msg in lines:
+        rec = logging.LogRecord("traceway.scan", level, __file__, 1, msg, None, None)
+        rec.created, rec.msecs = created, 250.0
+        one_by_one.append(STANDARD.format(rec))
+    assert batch.getvalue() == "".join(f"{line}\n" for line in one_by_one)
+
+
+def test_lines_are_batched_only_where_nothing_else_listens() -> None:
+    from gateway.logsetup import LineHandler, line_handler
+
+    root = logging.getLogger("batch-test-root")
+    root.propagate = False
+    child = root.getChild("scan")
+    h = LineHandler()
+    root.handlers[:] = [h]
+    try:
+        assert line_handler(child) is h
+        extra = logging.Handler()  # e.g. pytest's capture, or a second sink
+        root.addHandler(extra)
+        assert line_handler(child) is None
+        root.removeHandler(extra)
+        child.addFilter(lambda r: True)
+        assert line_handler(child) is None
+        child.filters.clear()
+        root.handlers[:] = [logging.StreamHandler()]  # not ours: log record by record
+        assert line_handler(child) is None
+    finally:
+        root.handlers.clear()
