@@ -46,6 +46,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit_lines(self, lines: list[tuple[int, str]], created: float) -> None:
         """Write ``(level, message)`` lines stamped ``created`` (one clock for the batch)."""
+        lines = [(level, message) for level, message in lines if level >= self.level]
         fmt = self.formatter
         if not isinstance(fmt, LineFormatter) or not lines:
             for level, message in lines:

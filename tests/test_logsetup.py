@@ -55,6 +55,11 @@ def test_a_batch_of_lines_reads_as_the_same_lines_logged_one_by_one() -> None:
         rec.created, rec.msecs = created, 250.0
         one_by_one.append(STANDARD.format(rec))
     assert batch.getvalue() == "".join(f"{line}\n" for line in one_by_one)
+    h.setLevel(logging.WARNING)  # the handler's own level still applies
+    quiet = io.StringIO()
+    h.setStream(quiet)
+    h.emit_lines(lines, created)
+    assert quiet.getvalue() == f"{one_by_one[1]}\n"
 
 
 def test_lines_are_batched_only_where_nothing_else_listens() -> None:
