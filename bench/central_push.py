@@ -43,6 +43,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from central.db.cluster import PrivateCluster  # noqa: E402
 from central.db.engine import migrate  # noqa: E402
+from tests.central.procs import stop_all  # noqa: E402
 from tests.central.test_two_sites_e2e import Gateway, central, wait_until, write_gateway  # noqa: E402
 from tests.conftest import free_port, make_broker  # noqa: E402
 from tests.gw_util import GatewayProcess, wait_listening  # noqa: E402
@@ -240,14 +241,7 @@ def main() -> int:
                 gw.proc.stop()
             if watcher is not None:
                 watcher.close()
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_all(procs)
             broker.stop()
             cluster.stop()
     return 1 if failures else 0

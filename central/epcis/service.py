@@ -241,15 +241,7 @@ def gateway_filters(b: _Binds, q: EventQuery) -> list[str]:
     if q.any_epc is not None:
         keys = [m for m in q.any_epc if m.kind in ("serial", "sscc")]
         w.append(_semi("e", _item_ids(b, ["item", "input", "output"], keys) + parents(q.any_epc)))
-    for col, ge, lt in (
-        ("e.event_time", q.ge_event_time, q.lt_event_time),
-        ("e.received_at", q.ge_record_time, q.lt_record_time),
-    ):
-        if ge is not None:
-            w.append(f"{col} >= {b(ge)}")
-        if lt is not None:
-            w.append(f"{col} < {b(lt)}")
-    return w
+    return w + _time_filters(b, q, "e.event_time", "e.received_at")
 
 
 def captured_filters(b: _Binds, q: EventQuery) -> list[str]:
@@ -301,9 +293,15 @@ def captured_filters(b: _Binds, q: EventQuery) -> list[str]:
         w.append(_semi("c", parents(q.parent_id)))
     if q.any_epc is not None:
         w.append(_semi("c", epcs(["item", "input", "output"], q.any_epc) + parents(q.any_epc)))
+    return w + _time_filters(b, q, "c.event_time", "c.record_time")
+
+
+def _time_filters(b: _Binds, q: EventQuery, event_time: str, record_time: str) -> list[str]:
+    """The query's event and record time ranges (``GE_`` inclusive, ``LT_`` exclusive)."""
+    w: list[str] = []
     for col, ge, lt in (
-        ("c.event_time", q.ge_event_time, q.lt_event_time),
-        ("c.record_time", q.ge_record_time, q.lt_record_time),
+        (event_time, q.ge_event_time, q.lt_event_time),
+        (record_time, q.ge_record_time, q.lt_record_time),
     ):
         if ge is not None:
             w.append(f"{col} >= {b(ge)}")

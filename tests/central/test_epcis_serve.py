@@ -3,7 +3,6 @@ the absolute ``Link`` the server sends, the captured event in trace."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.central.epcis_fixtures import (
     schema_check,
     supplier_document,
 )
+from tests.central.procs import start_central
 from tests.conftest import free_port
 from tests.gw_util import wait_listening
 
@@ -52,14 +52,7 @@ def test_serve_captures_and_answers_epcis(tmp_path: Path, engine: Engine) -> Non
         added = _central("token", "add", "--config", str(cfg), "--role", role, "--name", name)
         assert added.returncode == 0, added.stderr
         tokens[role] = {"Authorization": f"Bearer {added.stdout.splitlines()[1]}"}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "central", "serve", "--config", str(cfg), "--no-push"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    serve, log = start_central("serve", cfg, tmp_path / "serve.log", "--no-push")
     try:
         wait_listening(port)
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)

@@ -7,9 +7,6 @@ deltas the gateway applies; a large one reaches it as a snapshot.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from tests.central.procs import start_central
 from tests.central.test_masterdata_import import BOX, PARA, PUMP, sscc
-from tests.central.test_push_e2e import ROOT, central, wait_until
+from tests.central.test_push_e2e import central, wait_until
 from tests.conftest import Broker, free_port
 from tests.gw_util import Collector, GatewayProcess, Pusher, gateway_config, wait_listening
 
@@ -50,14 +48,7 @@ def test_an_import_reaches_a_gateway_in_sync_as_deltas_then_a_snapshot(
     added = central("token", "add", "--config", str(cfg), "--role", "admin", "--name", "md")
     assert added.returncode == 0, added.stderr
     auth = {"Authorization": f"Bearer {added.stdout.splitlines()[1]}", "Content-Type": "text/csv"}
-    log = open(tmp_path / "central.log", "wb")  # noqa: SIM115
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "central", "serve", "--config", str(cfg)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    serve, log = start_central("serve", cfg, tmp_path / "central.log")
     col = Collector(broker.port)
     col.start()
     scan_port = free_port()

@@ -6,7 +6,6 @@ private mosquitto and a private PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from tests.central.procs import start_central
 from tests.conftest import Broker, free_port
 from tests.gw_util import Collector, GatewayProcess, Pusher, gateway_config, wait_listening
 
@@ -69,14 +69,7 @@ def test_recall_at_central_makes_the_gateway_reject_the_lot(
     )
     assert added.returncode == 0, added.stderr
     token = added.stdout.splitlines()[1]
-    log = open(tmp_path / "central.log", "wb")  # noqa: SIM115
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "central", "serve", "--config", str(cfg)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    serve, log = start_central("serve", cfg, tmp_path / "central.log")
     col = Collector(broker.port)
     col.start()
     scan_port = free_port()

@@ -43,6 +43,7 @@ from sqlalchemy import Engine, text
 
 from gs1.keys import check_digit
 from mqtt_topics.topics import GatewayTopics
+from tests.central.procs import stop_all
 from tests.central.trace_day import GLN_A, GLN_B, GLN_C, SUPPLIER, _line_output
 from tests.conftest import Broker, free_port
 from tests.gw_util import Collector, GatewayProcess, Pusher, wait_listening
@@ -289,14 +290,7 @@ def rig(tmp_path: Path, broker: Broker, engine: Engine) -> Iterator[Rig]:
             gw.proc.stop()
         col.stop()
         api.close()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(procs)
     for name in ("ingest", "serve"):
         log = (tmp_path / f"central-{name}.log").read_text()
         assert "Traceback" not in log, log
