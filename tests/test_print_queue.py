@@ -208,7 +208,8 @@ def test_200_jobs_with_printer_faults_print_exactly_once(tmp_path: Path) -> None
             fake.faults.reset_after_print = True  # printed, then the link drops before confirm
             assert wait_for(lambda: not fake.faults.reset_after_print, 10)
             fake.faults.split_replies = True
-            assert wait_for(lambda: printed() >= 120)
+            split_at = printed()
+            assert wait_for(lambda: printed() >= split_at + 30, 60)
             fake.faults.split_replies = False
             fake.power_cycle()  # stored formats lost: must be downloaded again
             assert wait_for(lambda: states(engine)["confirmed"] == n, 60), states(engine)

@@ -158,9 +158,12 @@ class FakeZebra:
 
     def _reply(self, conn: socket.socket, data: bytes) -> None:
         if self.faults.split_replies:
+            # 3-byte pieces; a pause every 15 bytes so the reader sees partial lines
+            # without a reply taking as long as a whole label.
             for i in range(0, len(data), 3):
                 conn.sendall(data[i : i + 3])
-                time.sleep(0.002)
+                if i % 15 == 12:
+                    time.sleep(0.002)
         else:
             conn.sendall(data)
 
