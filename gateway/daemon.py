@@ -333,9 +333,17 @@ class Gateway:
     def _on_connected(self) -> None:
         self._republish_devices()
         if self.cache_sync is not None:
-            threading.Thread(
-                target=self.cache_sync.announce, name="cache-announce", daemon=True
-            ).start()
+            threading.Thread(target=self._announce, name="cache-announce", daemon=True).start()
+
+    def _announce(self) -> None:
+        """Report the cache version held; a busy or stopped writer only delays that to the
+        next connection (the central side asks again too)."""
+        assert self.cache_sync is not None
+        try:
+            self.cache_sync.announce()
+        except Exception as exc:  # a thread of its own: say it, never die with a traceback
+            why = str(exc) or type(exc).__name__
+            log.warning("cache version not announced (%s); again at the next connection", why)
 
     def figures(self) -> Figures:
         """Current counters and gauges for metrics and Prometheus."""

@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ class Task:
 
 _STOP = object()
 _WAKE = object()  # a deferred write waits: stop blocking forever on the queue
+
+
+class WriterStopped(RuntimeError):
+    """A call reached the writer after it stopped (shutdown): it was not run."""
 
 
 class StorageFailure(Exception):
@@ -137,10 +142,24 @@ class Writer:
             self._q.put(_WAKE)
 
     def call(self, fn: Callable[[HotStore], Any], timeout: float = 30.0) -> Any:
-        """Run ``fn(store)`` in the writer's transaction and wait for its result."""
+        """Run ``fn(store)`` in the writer's transaction and wait for its result.
+
+        Raises :class:`WriterStopped` as soon as the writer thread has ended (nothing would
+        ever run ``fn``), ``TimeoutError`` after ``timeout``.
+        """
         fut: Future[Any] = Future()
         self._q.put(Task(fn, fut))
-        return fut.result(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return fut.result(max(0.0, min(0.5, deadline - time.monotonic())))
+            except FutureTimeout:
+                if self._thread.ident is not None and not self._thread.is_alive():
+                    if fut.done():
+                        return fut.result()
+                    raise WriterStopped("the writer has stopped; nothing was run") from None
+                if time.monotonic() >= deadline:
+                    raise
 
     def backlog(self) -> int:
         return self._q.qsize()

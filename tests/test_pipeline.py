@@ -20,7 +20,7 @@ from gateway.outcome import Outcome
 from gateway.pipeline import ScanProcessor
 from gateway.store.cache_import import import_csv
 from gateway.store.db import open_database
-from gateway.writer import StorageFailure, Task, Writer
+from gateway.writer import StorageFailure, Task, Writer, WriterStopped
 from mqtt_topics.validation import validate
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "demo"
@@ -362,6 +362,16 @@ def test_a_failing_deferred_write_spoils_nothing(h: Harness) -> None:
     out = h.one(LOTC)
     assert out.verdict == "accept"
     assert h.writer.call(lambda s: s.outbox_depth()) == 1
+
+
+def test_a_call_after_the_writer_stopped_fails_at_once(h: Harness) -> None:
+    """Nothing would ever run it: the caller hears so at once, not after its timeout."""
+    assert h.writer.call(lambda s: 42) == 42
+    h.writer.stop()
+    t0 = time.monotonic()
+    with pytest.raises(WriterStopped, match="writer has stopped"):
+        h.writer.call(lambda s: 42, timeout=20)
+    assert time.monotonic() - t0 < 5
 
 
 def test_deferred_writes_are_kept_when_the_group_fails(tmp_path: Path) -> None:

@@ -97,14 +97,32 @@ def test_tail_timeout_and_unreachable_broker(broker: Broker) -> None:
     assert dead.returncode == 2 and "cannot connect" in dead.stderr
 
 
+# ``traceway tail`` with a stack dump on SIGUSR1, so a hang names the line it hangs on.
+_TAIL_WITH_STACKS = (
+    "import faulthandler, runpy, signal, sys; faulthandler.register(signal.SIGUSR1); "
+    "sys.argv = ['traceway', *sys.argv[1:]]; runpy.run_module('gateway.cli', run_name='__main__')"
+)
+
+
 def test_tail_exits_cleanly_on_ctrl_c(broker: Broker) -> None:
     import signal
 
-    proc = _tail(broker)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _TAIL_WITH_STACKS, "tail", "--port", str(broker.port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         _wait_subscribed(proc)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        try:
+            code = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            proc.kill()
+            _, err = proc.communicate(5)
+            raise AssertionError(f"tail did not stop on SIGINT; its stacks:\n{err}") from None
+        assert code == 0
         assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
