@@ -256,6 +256,45 @@ def test_group_commit_groups_and_a_bug_loses_nothing(
     con = h.db()
     assert con.execute("SELECT COUNT(*) FROM serials WHERE serial = 'HALF'").fetchone()[0] == 0
     assert h.writer.commits < 51  # grouped
+    events = [e for e in h.outbox() if e.get("kind") == "event" or "movement" in e]
+    assert sorted(e["seq"] for e in h.outbox()) == list(range(1, 52))  # each once
+    assert len({e["event_id"] for e in events}) == len(events) == 50
+
+
+def test_a_bug_is_not_run_again_and_clean_groups_need_no_savepoints(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scans run without savepoints; a bug sends the group round again with one per item,
+    where the failing scan is recorded as an internal error, not run a second time."""
+    statements: list[str] = []
+    h.writer.call(lambda s: s.conn.set_trace_callback(statements.append))
+    del statements[:2]  # the end of that task's own (careful) group
+    h.scan(*[f"]d2010950600013436921C{i}" for i in range(5)])
+    assert statements and not [x for x in statements if "SAVEPOINT" in x], statements[:2]
+    real = h.processor._apply
+    boom: list[str] = []
+
+    def flaky(store, interp, decision, st, lot_id, prev):  # type: ignore[no-untyped-def]
+        if interp.serial == "BOOM":
+            boom.append(interp.serial)
+            raise RuntimeError("bug")
+        return real(store, interp, decision, st, lot_id, prev)
+
+    monkeypatch.setattr(h.processor, "_apply", flaky)
+    statements.clear()
+    start = len(h.outcomes)
+    for i in range(20):  # one group: submitted before the writer wakes up
+        code = "]d2010950600013436921BOOM" if i == 10 else f"]d2010950600013436921D{i}"
+        h.writer.submit(RawScan(code, "sc", time.time(), 100.0 + i))
+    with h.cv:
+        assert h.cv.wait_for(lambda: len(h.outcomes) >= start + 20, 10)
+    outs = h.outcomes[start:]
+    assert boom == ["BOOM"]  # run once
+    assert [o.reasons[0].code for o in outs if o.reasons][:1] == ["internal_error"]
+    assert [o.verdict for o in outs].count("accept") == 19
+    assert [o.seq for o in outs] == list(range(6, 26))
+    assert any("SAVEPOINT" in x for x in statements)
+    h.writer.call(lambda s: s.conn.set_trace_callback(None))
 
 
 def test_tasks_run_in_the_writer(h: Harness) -> None:
