@@ -172,13 +172,14 @@ class HotStore:
         rows = self.conn.execute(
             "SELECT l.lot, l.expiry, CASE WHEN l.local_hold AND l.status = 'active' "
             "THEN 'hold' ELSE l.status END, SUM(x.q), MIN(x.t) FROM lots l JOIN ("
-            "  SELECT lot_id AS id, quantity AS q, received_at AS t FROM lot_stock "
-            f"  WHERE location NOT IN ({marks})"
-            "  UNION ALL SELECT l2.id, 1, z.updated_at FROM serials z JOIN lots l2 "
-            "  ON l2.gtin = z.gtin AND l2.lot = z.lot WHERE z.state = 'in_stock' "
-            f"  AND z.location NOT IN ({marks})"
+            "  SELECT s.lot_id AS id, s.quantity AS q, s.received_at AS t FROM lots l1 "
+            f"  JOIN lot_stock s ON s.lot_id = l1.id WHERE l1.gtin = ? AND s.location NOT IN ({marks})"
+            "  UNION ALL SELECT l2.id, z.n, z.t FROM (SELECT lot, COUNT(*) AS n, "
+            "  MIN(updated_at) AS t FROM serials WHERE gtin = ? AND lot IS NOT NULL "
+            f"  AND state = 'in_stock' AND location NOT IN ({marks}) GROUP BY lot) z "
+            "  JOIN lots l2 ON l2.gtin = ? AND l2.lot = z.lot"
             ") x ON x.id = l.id WHERE l.gtin = ? GROUP BY l.id HAVING SUM(x.q) > 0",
-            (*skip, *skip, gtin),
+            (gtin, *skip, gtin, *skip, gtin, gtin),
         ).fetchall()
         return tuple(LotInfo(gtin, r[0], _date(r[1]), r[2], int(r[3]), r[4]) for r in rows)
 

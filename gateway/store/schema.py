@@ -86,6 +86,7 @@ serials = Table(
     Column("held", Boolean, nullable=False, server_default="0"),  # HOLD scanned here
     UniqueConstraint("gtin", "serial", name="uq_serials_gtin_serial"),
 )
+Index("ix_serials_lot", serials.c.gtin, serials.c.lot, sqlite_where=text("lot IS NOT NULL"))
 
 #: Quantity of an untracked product (no lot, no serial) per storage location.
 item_stock = Table(

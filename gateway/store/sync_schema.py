@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, String, Table, Text
+from sqlalchemy import Column, Index, String, Table, Text, text
 
 from gateway.store.schema import metadata
 
@@ -36,6 +36,7 @@ sync_holds = Table(
     Column("serial_prev_state", String),
 )
 Index("ix_sync_holds_gtin", sync_holds.c.gtin, sync_holds.c.lot)
+Index("ix_sync_holds_sscc", sync_holds.c.sscc, sqlite_where=text("sscc IS NOT NULL"))
 
 sync_recalls = Table(
     "sync_recalls",
