@@ -197,6 +197,10 @@ def _move_stock(store: HotStore, gtin: str, lot_id: int | None, leg: Leg, now: f
         store.add_item_stock(gtin, leg.put_to, leg.quantity)
 
 
+#: One encoder for every payload (``json.dumps`` with options builds a new one per call).
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _quarantine_locations(cfg: GatewayConfig) -> frozenset[str]:
     """Every station's quarantine location: goods there are not pickable until released."""
     return frozenset(s.quarantine_location for s in cfg.stations.values() if s.quarantine_location)
@@ -226,6 +230,7 @@ class ScanProcessor:
         self.seq = 0  # last assigned seq; the writer loads and persists it
         self.outbox_alarm = False  # above the high watermark, until below the low one
         self._template_cache: dict[tuple[str, str], frozenset[str] | None] = {}
+        self._rules_memo: dict[str, tuple[StationState, GatewayConfig, StationRules]] = {}
 
     # -- transactions -------------------------------------------------------------------
     # Station states, the duplicate tracker, seq and the outbox alarm change while a scan
@@ -293,7 +298,7 @@ class ScanProcessor:
             str(payload["event_id"]),
             kind,
             topic,
-            json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+            _to_json(payload),
             self.wall(),
         )
         if not self.outbox_alarm:
@@ -459,8 +464,9 @@ class ScanProcessor:
             return Outcome(scan, station, "alert", "reject", (reason,), "scan refused")
         if scan.error is not None:
             return self._input_error(scan, station, store)
+        today = self.today()
         if interp is None:
-            interp = self.interpreter.interpret(scan.text, self.today())
+            interp = self.interpreter.interpret(scan.text, today)
         if interp.kind in ("location", "command") and not interp.errors:
             return self._control(scan, station, interp)
         st = self.stations[station]
@@ -505,21 +511,9 @@ class ScanProcessor:
                 None,
             )
             return self.reject(store, scan, station, d, interp=interp)
-        rules = StationRules(
-            step=st.step,
-            unknown_gtin=st_cfg.unknown_gtin,
-            fefo=st_cfg.fefo,
-            near_expiry=st_cfg.near_expiry,
-            default_quantity=st.next_quantity or st_cfg.default_quantity,
-            custody=_custody_context(st, st_cfg),
-            quarantine=self.quarantine,
-            counted=st.next_quantity if st.step == "cycle_counting" else None,
-            consumption=st_cfg.consumption,
-            reason=st.reason,
-            scrap_reasons=tuple(st_cfg.scrap_reasons),
-        )
+        rules = self._rules(station, st, st_cfg)
         view, lot_id = self._view(store, interp, st)
-        decision = decide(interp, rules, view, self.today())
+        decision = decide(interp, rules, view, today)
         if interp.gtin is not None:  # QTY:n and FROM:… apply to this one item scan
             self.stations[station] = st.after_item()
         if decision.movement is None:
@@ -544,6 +538,28 @@ class ScanProcessor:
             decision.movement,
             printer,
         )
+
+    def _rules(self, station: str, st: StationState, st_cfg: StationConfig) -> StationRules:
+        """The station's rules for the next item scan; built again only when the station's
+        state or the config changed (both immutable: compared by identity)."""
+        hit = self._rules_memo.get(station)
+        if hit is not None and hit[0] is st and hit[1] is self.cfg:
+            return hit[2]
+        rules = StationRules(
+            step=st.step,
+            unknown_gtin=st_cfg.unknown_gtin,
+            fefo=st_cfg.fefo,
+            near_expiry=st_cfg.near_expiry,
+            default_quantity=st.next_quantity or st_cfg.default_quantity,
+            custody=_custody_context(st, st_cfg),
+            quarantine=self.quarantine,
+            counted=st.next_quantity if st.step == "cycle_counting" else None,
+            consumption=st_cfg.consumption,
+            reason=st.reason,
+            scrap_reasons=tuple(st_cfg.scrap_reasons),
+        )
+        self._rules_memo[station] = (st, self.cfg, rules)
+        return rules
 
     def _print_on_accept(
         self,
