@@ -173,3 +173,56 @@ def test_lean_history_indexes_migrate_with_data_and_back(tmp_path: Path) -> None
     back = indexes()
     assert "ix_history_created" in back and "WHERE" not in back["ix_history_lot"]
     engine.dispose()
+
+
+def test_serial_lot_index_migrates_with_data_and_back(tmp_path: Path) -> None:
+    """0008 → 0009 on a database with serials: the lot index (partial) and the SSCC hold
+    index come, rows stay; the downgrade takes them away again."""
+    from alembic import command
+
+    from gateway.store.db import _alembic_config, create_sqlite_engine
+
+    path = tmp_path / "gw.db"
+    engine = create_sqlite_engine(path)
+    cfg = _alembic_config()
+
+    def to(rev: str, down: bool = False) -> None:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, rev)
+
+    def indexes() -> dict[str, str]:
+        con = sqlite3.connect(path)
+        rows = con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        ).fetchall()
+        con.close()
+        return {name: sql for name, sql in rows}
+
+    to("0008")
+    con = sqlite3.connect(path)
+    con.executemany(
+        "INSERT INTO serials(gtin, serial, lot, state) VALUES ('09506000134369', ?, ?, 'in_stock')",
+        [(f"S{i}", f"L{i % 3}" if i % 2 else None) for i in range(100)],
+    )
+    con.commit()
+    con.close()
+    assert "ix_serials_lot" not in indexes()
+    to("head")
+    after = indexes()
+    assert "lot IS NOT NULL" in after["ix_serials_lot"]
+    assert "sscc IS NOT NULL" in after["ix_sync_holds_sscc"]
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT COUNT(*) FROM serials").fetchone() == (100,)
+    plan = " ".join(
+        str(r[3])
+        for r in con.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM serials WHERE gtin = ? AND lot = ?",
+            ("09506000134369", "L1"),
+        )
+    )
+    assert "ix_serials_lot" in plan, plan
+    con.close()
+    to("0008", down=True)
+    assert "ix_serials_lot" not in indexes() and "ix_sync_holds_sscc" not in indexes()
+    engine.dispose()
