@@ -97,9 +97,12 @@ def test_tail_timeout_and_unreachable_broker(broker: Broker) -> None:
     assert dead.returncode == 2 and "cannot connect" in dead.stderr
 
 
-# ``traceway tail`` with a stack dump on SIGUSR1, so a hang names the line it hangs on.
+# ``traceway tail`` with a stack dump on SIGUSR1, so a hang names the line it hangs on, and
+# Ctrl-C's usual handler: a test run started in the background (``cmd &`` in a script)
+# ignores SIGINT, and Python then installs no KeyboardInterrupt for it.
 _TAIL_WITH_STACKS = (
     "import faulthandler, runpy, signal, sys; faulthandler.register(signal.SIGUSR1); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
     "sys.argv = ['traceway', *sys.argv[1:]]; runpy.run_module('gateway.cli', run_name='__main__')"
 )
 
