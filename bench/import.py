@@ -37,7 +37,7 @@ def gtin(n: int) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def generate(folder: Path, n_serials: int) -> tuple[Path, Path, Path]:
+def generate(folder: Path, n_serials: int, state: str = "expected") -> tuple[Path, Path, Path]:
     """Write products.csv, lots.csv and serials.csv into ``folder``."""
     p, lo, s = folder / "products.csv", folder / "lots.csv", folder / "serials.csv"
     with p.open("w") as f:
@@ -62,7 +62,9 @@ def generate(folder: Path, n_serials: int) -> tuple[Path, Path, Path]:
         while n < n_serials:
             i = (n // (per_lot * LOTS_PER_PRODUCT)) % SERIAL_PRODUCTS
             j = (n // per_lot) % LOTS_PER_PRODUCT
-            f.write(f"{gtin(i)},S{n:09d},L{i}-{j},expected,\n")
+            f.write(
+                f"{gtin(i)},S{n:09d},L{i}-{j},{state},{'D-01' if state == 'in_stock' else ''}\n"
+            )
             n += 1
     return p, lo, s
 
@@ -100,11 +102,17 @@ def main() -> int:
     ap.add_argument("--serials", type=int, default=1_000_000, help="serial rows to generate")
     ap.add_argument("--runs", type=int, default=3, help="fresh imports to time")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument(
+        "--state",
+        default="expected",
+        choices=["expected", "in_stock"],
+        help="state of the generated serials (in_stock: on a shelf, counted per lot)",
+    )
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="traceway-bench-import-"))
     try:
         t0 = time.perf_counter()
-        p, lo, s = generate(tmp, a.serials)
+        p, lo, s = generate(tmp, a.serials, a.state)
         print(f"generated {a.serials:,} serials in {time.perf_counter() - t0:.1f} s ({tmp})")
         files = ["--products", str(p), "--lots", str(lo), "--serials", str(s)]
         times, peaks = [], []

@@ -89,6 +89,17 @@ def test_per_scan_queries_do_not_grow_with_the_serials(
     assert b <= 2 * a + 20, f"{name}: {a} → {b} steps (×100) for 10× the serials"
 
 
+def test_fefo_candidates_of_a_serial_tracked_product_do_not_count_serials(
+    stores: tuple[HotStore, HotStore],
+) -> None:
+    """Their stock per lot comes from ``serial_stock`` (kept by triggers), not a count."""
+    small, big = stores
+    a = _steps(small, lambda s: s.lots_in_stock(SERIALISED, ["QUARANTINE"]))
+    b = _steps(big, lambda s: s.lots_in_stock(SERIALISED, ["QUARANTINE"]))
+    assert b <= 2 * a + 20, f"{a} → {b} steps (×100) for 10× the serials"
+    assert sum(x.on_hand for x in big.lots_in_stock(SERIALISED, ["QUARANTINE"])) == 20_000
+
+
 def test_fefo_candidates_of_a_serialised_lot_count_its_serials(tmp_path: Path) -> None:
     s = _store(tmp_path / "x.db", 1_000)
     lots = {x.lot: x.on_hand for x in s.lots_in_stock(SERIALISED, ["QUARANTINE"])}

@@ -166,7 +166,9 @@ class HotStore:
         return int(row[0]), LotInfo(gtin, lot, _date(row[1]), row[2], int(row[3]), row[4])
 
     def lots_in_stock(self, gtin: str, exclude: Iterable[str] = ()) -> tuple[LotInfo, ...]:
-        """Lots of a GTIN with stock outside the ``exclude`` locations (pickable stock)."""
+        """Lots of a GTIN with stock outside the ``exclude`` locations (pickable stock):
+        ``lot_stock`` for a lot-tracked product, ``serial_stock`` (in-stock serials per
+        lot and location, kept by triggers) for a serial-tracked one."""
         skip = sorted(set(exclude))
         marks = ",".join("?" * len(skip)) or "''"
         rows = self.conn.execute(
@@ -174,12 +176,11 @@ class HotStore:
             "THEN 'hold' ELSE l.status END, SUM(x.q), MIN(x.t) FROM lots l JOIN ("
             "  SELECT s.lot_id AS id, s.quantity AS q, s.received_at AS t FROM lots l1 "
             f"  JOIN lot_stock s ON s.lot_id = l1.id WHERE l1.gtin = ? AND s.location NOT IN ({marks})"
-            "  UNION ALL SELECT l2.id, z.n, z.t FROM (SELECT lot, COUNT(*) AS n, "
-            "  MIN(updated_at) AS t FROM serials WHERE gtin = ? AND lot IS NOT NULL "
-            f"  AND state = 'in_stock' AND location NOT IN ({marks}) GROUP BY lot) z "
-            "  JOIN lots l2 ON l2.gtin = ? AND l2.lot = z.lot"
+            "  UNION ALL SELECT l2.id, z.quantity, z.received_at FROM serial_stock z "
+            "  JOIN lots l2 ON l2.gtin = z.gtin AND l2.lot = z.lot "
+            f"  WHERE z.gtin = ? AND z.location NOT IN ({marks})"
             ") x ON x.id = l.id WHERE l.gtin = ? GROUP BY l.id HAVING SUM(x.q) > 0",
-            (gtin, *skip, gtin, *skip, gtin, gtin),
+            (gtin, *skip, gtin, *skip, gtin),
         ).fetchall()
         return tuple(LotInfo(gtin, r[0], _date(r[1]), r[2], int(r[3]), r[4]) for r in rows)
 

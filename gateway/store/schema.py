@@ -88,6 +88,19 @@ serials = Table(
 )
 Index("ix_serials_lot", serials.c.gtin, serials.c.lot, sqlite_where=text("lot IS NOT NULL"))
 
+#: In-stock serials per lot and location (the stock of a serial-tracked lot), kept by
+#: triggers on ``serials`` (migration 0010); ``received_at`` is the earliest arrival.
+serial_stock = Table(
+    "serial_stock",
+    metadata,
+    Column("gtin", String(14), primary_key=True),
+    Column("lot", String, primary_key=True),
+    Column("location", String, primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("received_at", Float),
+    sqlite_with_rowid=False,
+)
+
 #: Quantity of an untracked product (no lot, no serial) per storage location.
 item_stock = Table(
     "item_stock",
