@@ -922,16 +922,10 @@ class ScanProcessor:
         """What the decision needs; a known serial's lot comes from the cache, not the label."""
         if interp.gtin is None:
             return CacheView(), None
-        product = store.product(interp.gtin)
-        serial = store.serial(interp.gtin, interp.serial) if interp.serial else None
+        product, serial, lot_row, stock = store.scan_view(
+            interp.gtin, interp.serial or None, interp.lot or None
+        )
         lot_code = serial.lot if serial is not None and serial.lot else interp.lot
-        lot_row = store.lot(interp.gtin, lot_code) if lot_code else None
-        stock: dict[str, int] = {}
-        if not interp.serial:
-            if lot_row is not None:
-                stock = store.lot_stock_at(lot_row[0])
-            elif not lot_code:
-                stock = store.item_stock_at(interp.gtin)
         others: tuple[LotInfo, ...] = ()
         if st.step in ("picking", "shipping", "consuming") and lot_code:
             # FEFO looks at pickable stock only: not quarantined, not already picked here

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.store.db import open_database
 from gateway.store.hot import HotStore
@@ -105,3 +107,139 @@ def test_fefo_candidates_of_a_serialised_lot_count_its_serials(tmp_path: Path) -
     lots = {x.lot: x.on_hand for x in s.lots_in_stock(SERIALISED, ["QUARANTINE"])}
     assert len(lots) == 41 and lots["L5"] == 100 and sum(lots.values()) == 1_000
     assert s.lots_in_stock(SERIALISED, ["A"]) == ()  # all of them are at an excluded place
+
+
+# -- scan_view: one statement, the same answers as the separate reads ----------------------
+_GTINS = ("09506000134369", "09506000134352", "09506000134376")
+_CODES = (None, "", "A", "B")
+
+
+def _view_cache(con: sqlite3.Connection, data: dict[str, list[tuple[object, ...]]]) -> None:
+    con.execute("BEGIN")
+    for t in ("products", "serials", "lot_stock", "lots", "item_stock", "sync_holds"):
+        con.execute(f"DELETE FROM {t}")
+    con.execute("DELETE FROM sync_recalls")
+    con.execute("DELETE FROM sync_lot_status")  # the lots trigger derives status from it
+    con.executemany(
+        "INSERT OR IGNORE INTO products(gtin, description, tracking, local_hold) "
+        "VALUES (?, 'p', ?, ?)",
+        data["products"],
+    )
+    con.executemany(
+        "INSERT OR IGNORE INTO lots(gtin, lot, expiry, status, local_hold, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, 0)",
+        data["lots"],
+    )
+    con.executemany(
+        "INSERT OR IGNORE INTO serials(gtin, serial, lot, state, location, held) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        data["serials"],
+    )
+    con.executemany(
+        "INSERT OR IGNORE INTO lot_stock(lot_id, location, quantity, received_at) "
+        "SELECT id, ?, ?, ? FROM lots WHERE gtin = ? AND lot = ?",
+        data["lot_stock"],
+    )
+    con.executemany(
+        "INSERT OR IGNORE INTO item_stock(gtin, location, quantity) VALUES (?, ?, ?)",
+        data["item_stock"],
+    )
+    con.executemany(
+        "INSERT OR IGNORE INTO sync_recalls(recall_id, gtin, lot, since) VALUES (?, ?, '', 'x')",
+        data["recalls"],
+    )
+    con.execute("COMMIT")
+
+
+_gtin = st.sampled_from(_GTINS)
+_code = st.sampled_from(("A", "B", "C"))
+_place = st.sampled_from(("", "X", "Y"))
+_view_data = st.fixed_dictionaries(
+    {
+        "products": st.lists(
+            st.tuples(_gtin, st.sampled_from(("serial", "lot", "none")), st.booleans())
+        ),
+        "lots": st.lists(
+            st.tuples(
+                _gtin,
+                _code,
+                st.sampled_from((None, "2030-01-01", "2020-01-01")),
+                st.sampled_from(("active", "hold", "recalled")),
+                st.booleans(),
+            )
+        ),
+        "serials": st.lists(
+            st.tuples(
+                _gtin,
+                _code,
+                st.sampled_from((None, "", "A", "B")),
+                st.sampled_from(("expected", "in_stock", "picked", "shipped")),
+                _place,
+                st.booleans(),
+            )
+        ),
+        "lot_stock": st.lists(
+            st.tuples(_place, st.integers(0, 5), st.sampled_from((None, 1.0, 2.0)), _gtin, _code)
+        ),
+        "item_stock": st.lists(st.tuples(_gtin, _place, st.integers(0, 5))),
+        "recalls": st.lists(st.tuples(st.sampled_from(("r1", "r2")), _gtin)),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=_view_data,
+    gtin=_gtin,
+    serial=st.sampled_from((None, "A", "B", "C")),
+    lot=st.sampled_from(_CODES),
+)
+def test_scan_view_answers_as_the_separate_reads(
+    view_db: HotStore,
+    data: dict[str, list[tuple[object, ...]]],
+    gtin: str,
+    serial: str | None,
+    lot: str | None,
+) -> None:
+    s = view_db
+    _view_cache(s.conn, data)
+    product = s.product(gtin)
+    found = s.serial(gtin, serial) if serial else None
+    code = found.lot if found is not None and found.lot else lot
+    lot_row = s.lot(gtin, code) if code else None
+    stock: dict[str, int] = {}
+    if not serial:
+        if lot_row is not None:
+            stock = s.lot_stock_at(lot_row[0])
+        elif not code:
+            stock = s.item_stock_at(gtin)
+    assert s.scan_view(gtin, serial, lot) == (product, found, lot_row, stock)
+
+
+@pytest.fixture(scope="module")
+def view_db(tmp_path_factory: pytest.TempPathFactory) -> HotStore:
+    path = tmp_path_factory.mktemp("view") / "v.db"
+    open_database(path).dispose()
+    return HotStore(sqlite3.connect(path, isolation_level=None))
+
+
+def test_scan_view_takes_the_serials_own_lot_before_the_labels(view_db: HotStore) -> None:
+    """A known serial's lot comes from the cache, not from what its label says."""
+    g = _GTINS[0]
+    _view_cache(
+        view_db.conn,
+        {
+            "products": [(g, "serial", False)],
+            "lots": [(g, "A", "2030-01-01", "active", False), (g, "B", None, "hold", False)],
+            "serials": [(g, "S1", "A", "in_stock", "X", False)],
+            "lot_stock": [],
+            "item_stock": [],
+            "recalls": [],
+        },
+    )
+    _, serial, lot_row, stock = view_db.scan_view(g, "S1", "B")
+    assert serial is not None and serial.lot == "A"
+    assert lot_row is not None and lot_row[1].lot == "A" and lot_row[1].on_hand == 1
+    assert stock == {}
+    _, serial, lot_row, _ = view_db.scan_view(g, "S2", "B")  # unknown serial: the label's
+    assert serial is None and lot_row is not None and lot_row[1].status == "hold"

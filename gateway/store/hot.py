@@ -7,6 +7,7 @@ through ``sqlite3`` with ``?`` parameters, whose statement cache keeps them prep
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -82,6 +83,43 @@ class Checkpointer:
             pass  # busy or disk trouble: try again next time
 
 
+# Shared SQL of the per-scan reads (``scan_view`` joins them in one statement).
+_PRODUCT_STATUS = (
+    "CASE WHEN EXISTS (SELECT 1 FROM sync_recalls r WHERE r.gtin = p.gtin AND r.lot = '') "
+    "THEN 'recalled' WHEN p.local_hold OR EXISTS (SELECT 1 FROM sync_holds h "
+    "WHERE h.gtin = p.gtin AND h.lot IS NULL AND h.serial IS NULL) THEN 'hold' "
+    "ELSE 'active' END"
+)
+_SERIAL_HELD = (
+    "z.held OR EXISTS (SELECT 1 FROM aggregations a "
+    "JOIN pallets p ON p.sscc = a.parent_sscc WHERE a.gtin = z.gtin AND a.serial = "
+    "z.serial AND a.unpacked_at IS NULL AND (p.local_hold OR EXISTS (SELECT 1 FROM "
+    "sync_holds h WHERE h.sscc = p.sscc)))"
+)
+_LOT_COLUMNS = (
+    "l.id, l.lot, l.expiry, CASE WHEN l.local_hold AND l.status = 'active' "
+    "THEN 'hold' ELSE l.status END, "
+    "(SELECT COALESCE(SUM(s.quantity), 0) FROM lot_stock s WHERE s.lot_id = l.id) "
+    "+ (SELECT COUNT(*) FROM serials z2 WHERE z2.gtin = l.gtin AND z2.lot = l.lot "
+    "   AND z2.state IN ('in_stock', 'picked', 'on_hold', 'recalled')), "
+    "(SELECT MIN(s.received_at) FROM lot_stock s WHERE s.lot_id = l.id)"
+)
+#: HotStore.scan_view: one row from a one-row key (gtin, serial, lot) and LEFT JOINs.
+_SCAN_VIEW = (
+    "WITH k(gtin, serial, lot) AS (SELECT ?, ?, ?) "
+    f"SELECT p.gtin, p.description, p.tracking, p.expiry_warning_days, {_PRODUCT_STATUS}, "
+    f"z.lot, z.state, z.location, {_SERIAL_HELD}, {_LOT_COLUMNS}, "
+    "CASE WHEN k.serial IS NOT NULL THEN NULL "
+    "WHEN l.id IS NOT NULL THEN (SELECT json_group_object(location, quantity) "
+    "  FROM lot_stock WHERE lot_id = l.id AND quantity > 0) "
+    "WHEN COALESCE(z.lot, k.lot, '') = '' THEN (SELECT json_group_object(location, quantity) "
+    "  FROM item_stock WHERE gtin = k.gtin AND quantity > 0) END "
+    "FROM k LEFT JOIN products p ON p.gtin = k.gtin "
+    "LEFT JOIN serials z ON k.serial IS NOT NULL AND z.gtin = k.gtin AND z.serial = k.serial "
+    "LEFT JOIN lots l ON l.gtin = k.gtin AND l.lot = COALESCE(NULLIF(z.lot, ''), NULLIF(k.lot, ''))"
+)
+
+
 def _date(s: str | None) -> date | None:
     return date.fromisoformat(s) if s else None
 
@@ -133,11 +171,8 @@ class HotStore:
     def product(self, gtin: str) -> ProductInfo | None:
         """A product with its GTIN-level status (a recall or hold of every lot of it)."""
         row = self.conn.execute(
-            "SELECT gtin, description, tracking, expiry_warning_days, CASE "
-            "WHEN EXISTS (SELECT 1 FROM sync_recalls r WHERE r.gtin = p.gtin AND r.lot = '') "
-            "THEN 'recalled' WHEN p.local_hold OR EXISTS (SELECT 1 FROM sync_holds h "
-            "WHERE h.gtin = p.gtin AND h.lot IS NULL AND h.serial IS NULL) THEN 'hold' "
-            "ELSE 'active' END FROM products p WHERE gtin = ?",
+            "SELECT gtin, description, tracking, expiry_warning_days, "
+            f"{_PRODUCT_STATUS} FROM products p WHERE gtin = ?",
             (gtin,),
         ).fetchone()
         return ProductInfo(row[0], row[1], row[2], int(row[3]), row[4]) if row else None
@@ -152,18 +187,36 @@ class HotStore:
     def lot(self, gtin: str, lot: str) -> tuple[int, LotInfo] | None:
         """A lot and its total on hand (a local HOLD shows as status ``hold``)."""
         row = self.conn.execute(
-            "SELECT l.id, l.expiry, CASE WHEN l.local_hold AND l.status = 'active' "
-            "THEN 'hold' ELSE l.status END, "
-            "(SELECT COALESCE(SUM(s.quantity), 0) FROM lot_stock s WHERE s.lot_id = l.id) "
-            "+ (SELECT COUNT(*) FROM serials z WHERE z.gtin = l.gtin AND z.lot = l.lot "
-            "   AND z.state IN ('in_stock', 'picked', 'on_hold', 'recalled')), "
-            "(SELECT MIN(s.received_at) FROM lot_stock s WHERE s.lot_id = l.id) "
-            "FROM lots l WHERE l.gtin = ? AND l.lot = ?",
-            (gtin, lot),
+            f"SELECT {_LOT_COLUMNS} FROM lots l WHERE l.gtin = ? AND l.lot = ?", (gtin, lot)
         ).fetchone()
         if row is None:
             return None
-        return int(row[0]), LotInfo(gtin, lot, _date(row[1]), row[2], int(row[3]), row[4])
+        return int(row[0]), LotInfo(gtin, lot, _date(row[2]), row[3], int(row[4]), row[5])
+
+    def scan_view(
+        self, gtin: str, serial: str | None, lot: str | None
+    ) -> tuple[ProductInfo | None, SerialInfo | None, tuple[int, LotInfo] | None, dict[str, int]]:
+        """What an item scan's decision reads, in one statement: the product, the serial,
+        the lot (the serial's own lot in the cache before the label's) and the stock per
+        location (a lot's, or an untracked product's; none for a serial).
+
+        The same answers as :meth:`product`, :meth:`serial`, :meth:`lot` and
+        :meth:`lot_stock_at` / :meth:`item_stock_at` (a test holds them equal)."""
+        row = self.conn.execute(_SCAN_VIEW, (gtin, serial, lot)).fetchone()
+        product = (
+            ProductInfo(row[0], row[1], row[2], int(row[3]), row[4]) if row[0] is not None else None
+        )
+        found = (
+            SerialInfo(gtin, serial, row[5], row[6], row[7], bool(row[8]))
+            if serial is not None and row[6] is not None
+            else None
+        )
+        lot_row = None
+        if row[9] is not None:
+            info = LotInfo(gtin, row[10], _date(row[11]), row[12], int(row[13]), row[14])
+            lot_row = (int(row[9]), info)
+        stock = {str(k): int(v) for k, v in json.loads(row[15]).items()} if row[15] else {}
+        return product, found, lot_row, stock
 
     def lots_in_stock(self, gtin: str, exclude: Iterable[str] = ()) -> tuple[LotInfo, ...]:
         """Lots of a GTIN with stock outside the ``exclude`` locations (pickable stock):
@@ -187,10 +240,8 @@ class HotStore:
     def serial(self, gtin: str, serial: str) -> SerialInfo | None:
         """A serial; held when HOLD was scanned for it or for the pallet it is on."""
         row = self.conn.execute(
-            "SELECT z.lot, z.state, z.location, z.held OR EXISTS (SELECT 1 FROM aggregations a "
-            "JOIN pallets p ON p.sscc = a.parent_sscc WHERE a.gtin = z.gtin AND a.serial = "
-            "z.serial AND a.unpacked_at IS NULL AND (p.local_hold OR EXISTS (SELECT 1 FROM "
-            "sync_holds h WHERE h.sscc = p.sscc))) FROM serials z WHERE z.gtin = ? AND z.serial = ?",
+            f"SELECT z.lot, z.state, z.location, {_SERIAL_HELD} FROM serials z "
+            "WHERE z.gtin = ? AND z.serial = ?",
             (gtin, serial),
         ).fetchone()
         return SerialInfo(gtin, serial, row[0], row[1], row[2], bool(row[3])) if row else None
