@@ -5,8 +5,9 @@ The writer wakes, takes every waiting item (up to ``max_group``), runs them in O
 transaction and commits. A failing item cannot spoil the others: scans run without
 savepoints first (two statements fewer per scan); when one of them raises a bug, the
 transaction is rolled back and the group run again with a savepoint per item, the
-failing item recorded as an internal error without being run again. Only after the commit are the outcomes reported (operator feedback, logs,
-publisher wake-up), so a scan is durable before anyone is told it was accepted.
+failing item recorded as an internal error without being run again. Only after the
+commit are the outcomes reported (operator feedback, logs, publisher wake-up), so a
+scan is durable before anyone is told it was accepted.
 While scans stream in, a commit waits a few milliseconds for the next one
 (``commit_delay``), so two scans share an fsync. Writes that may be lost in a power
 cut without harm (PUBACK marks) are *deferred*: they ride along in the next group's
