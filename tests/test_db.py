@@ -119,30 +119,43 @@ def test_starting_on_a_current_database_does_not_load_alembic(tmp_path: Path) ->
     assert out.stdout.strip() == "False"
 
 
-def test_lean_history_indexes_migrate_with_data_and_back(tmp_path: Path) -> None:
-    """0007 → 0008 on a database with history rows: partial indexes, no created_at index,
-    rows kept; and the downgrade restores the old indexes."""
-    from alembic import command
+class _Alembic:
+    """Steps one database through Alembic revisions (the migration tests)."""
 
-    from gateway.store.db import _alembic_config, create_sqlite_engine
+    def __init__(self, path: Path) -> None:
+        from gateway.store.db import _alembic_config, create_sqlite_engine
 
-    path = tmp_path / "gw.db"
-    engine = create_sqlite_engine(path)
-    cfg = _alembic_config()
+        self.path = path
+        self.engine = create_sqlite_engine(path)
+        self.cfg = _alembic_config()
 
-    def to(rev: str, down: bool = False) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, rev)
+    def to(self, rev: str, down: bool = False) -> None:
+        from alembic import command
 
-    def indexes() -> dict[str, str]:
-        con = sqlite3.connect(path)
+        with self.engine.begin() as conn:
+            self.cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(self.cfg, rev)
+
+    def indexes(self, table: str | None = None) -> dict[str, str]:
+        """name → CREATE INDEX statement (of ``table``, or of every table)."""
+        con = sqlite3.connect(self.path)
         rows = con.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history' "
-            "AND sql IS NOT NULL"
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name = COALESCE(?, tbl_name)",
+            (table,),
         ).fetchall()
         con.close()
         return {name: sql for name, sql in rows}
+
+
+def test_lean_history_indexes_migrate_with_data_and_back(tmp_path: Path) -> None:
+    """0007 → 0008 on a database with history rows: partial indexes, no created_at index,
+    rows kept; and the downgrade restores the old indexes."""
+    db = _Alembic(tmp_path / "gw.db")
+    path, to = db.path, db.to
+
+    def indexes() -> dict[str, str]:
+        return db.indexes("history")
 
     to("0007")
     con = sqlite3.connect(path)
@@ -172,32 +185,14 @@ def test_lean_history_indexes_migrate_with_data_and_back(tmp_path: Path) -> None
     to("0007", down=True)
     back = indexes()
     assert "ix_history_created" in back and "WHERE" not in back["ix_history_lot"]
-    engine.dispose()
+    db.engine.dispose()
 
 
 def test_serial_lot_index_migrates_with_data_and_back(tmp_path: Path) -> None:
     """0008 → 0009 on a database with serials: the lot index (partial) and the SSCC hold
     index come, rows stay; the downgrade takes them away again."""
-    from alembic import command
-
-    from gateway.store.db import _alembic_config, create_sqlite_engine
-
-    path = tmp_path / "gw.db"
-    engine = create_sqlite_engine(path)
-    cfg = _alembic_config()
-
-    def to(rev: str, down: bool = False) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, rev)
-
-    def indexes() -> dict[str, str]:
-        con = sqlite3.connect(path)
-        rows = con.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        ).fetchall()
-        con.close()
-        return {name: sql for name, sql in rows}
+    db = _Alembic(tmp_path / "gw.db")
+    path, to, indexes = db.path, db.to, db.indexes
 
     to("0008")
     con = sqlite3.connect(path)
@@ -225,4 +220,38 @@ def test_serial_lot_index_migrates_with_data_and_back(tmp_path: Path) -> None:
     con.close()
     to("0008", down=True)
     assert "ix_serials_lot" not in indexes() and "ix_sync_holds_sscc" not in indexes()
-    engine.dispose()
+    db.engine.dispose()
+
+
+def test_serial_stock_is_filled_from_the_serials_and_dropped_again(tmp_path: Path) -> None:
+    """0009 → 0010 on a database with serials: ``serial_stock`` starts as their count per
+    lot and location (in-stock, with a lot), and its triggers keep it so; downgrade drops
+    both."""
+    db = _Alembic(tmp_path / "gw.db")
+    db.to("0009")
+    con = sqlite3.connect(db.path, isolation_level=None)
+    con.executemany(
+        "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
+        "VALUES ('09506000134369', ?, ?, ?, ?, ?)",
+        [
+            (f"S{i}", None if i % 5 == 0 else f"L{i % 2}", "in_stock" if i % 3 else "picked",
+             "A" if i < 50 else "B", float(i))
+            for i in range(100)
+        ],
+    )  # fmt: skip
+    db.to("head")
+    counted = con.execute(
+        "SELECT gtin, lot, location, COUNT(*), MIN(updated_at) FROM serials WHERE "
+        "state = 'in_stock' AND lot IS NOT NULL GROUP BY gtin, lot, location ORDER BY 1, 2, 3"
+    ).fetchall()
+    kept = "SELECT gtin, lot, location, quantity, received_at FROM serial_stock ORDER BY 1, 2, 3"
+    assert con.execute(kept).fetchall() == counted and len(counted) == 4
+    con.execute("UPDATE serials SET state = 'shipped', location = '' WHERE location = 'A'")
+    assert [r[2] for r in con.execute(kept)] == ["B", "B"]
+    con.close()
+    db.to("0009", down=True)
+    con = sqlite3.connect(db.path)
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    con.close()
+    assert "serial_stock" not in names and not {n for n in names if "serial_stock" in n}
+    db.engine.dispose()
