@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,22 @@ def tls_client(ca: Path) -> ssl.SSLContext:
 
 def connect(port: int, ca: Path, origin: str | None = None, **kw: Any) -> Any:
     """An open WebSocket to the phone server (sync client), checked against the CA."""
+    from websockets.exceptions import InvalidMessage
     from websockets.sync.client import connect as ws_connect
 
-    return ws_connect(
-        f"wss://127.0.0.1:{port}/ws",
-        ssl=tls_client(ca),
-        origin=origin if origin is not None else f"https://127.0.0.1:{port}",  # type: ignore[arg-type]
-        open_timeout=15,
-        **kw,
-    )
+    started = time.monotonic()
+    try:
+        return ws_connect(
+            f"wss://127.0.0.1:{port}/ws",
+            ssl=tls_client(ca),
+            origin=origin if origin is not None else f"https://127.0.0.1:{port}",  # type: ignore[arg-type]
+            open_timeout=15,
+            **kw,
+        )
+    except InvalidMessage as e:  # the server dropped the handshake: say after how long
+        # ~10 s: the server's open timeout ran out; at once: it aborted (an exception)
+        waited = time.monotonic() - started
+        raise AssertionError(f"handshake dropped by the server after {waited:.2f} s: {e}") from e
 
 
 def recv(ws: Any, timeout: float = 5) -> dict[str, Any]:
