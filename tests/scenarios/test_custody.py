@@ -338,6 +338,31 @@ def test_fefo_ignores_quarantined_stock(site: Site) -> None:
     assert site.verdicts("pick", lot_code(LOT_GTIN, "LATE", expiry="300101")) == [("accept", ())]
 
 
+def test_fefo_for_a_serial_tracked_product_counts_its_serials_per_lot(site: Site) -> None:
+    """Serials carry their lot: FEFO compares lots by the serials in stock of each."""
+
+    def unit(serial: str, lot: str, expiry: str) -> str:
+        return f"]d201{PUMP}17{expiry}10{lot}\x1d21{serial}"
+
+    early = [unit(f"E{i}", "PEARLY", "280131") for i in range(2)]
+    late = unit("L1", "PLATE", "300131")
+    assert site.verdicts("dock", *early, late) == [("accept", ())] * 3
+    out = site.scan("pick", "FROM:DOCK1", late)[-1]
+    assert (out.verdict, [r.code for r in out.reasons]) == ("warn", ["fefo_violation"])
+    assert "PEARLY" in out.reasons[0].message
+    con = site.db()
+    try:
+        kept = con.execute(
+            "SELECT lot, location, quantity FROM serial_stock WHERE gtin = ? ORDER BY lot",
+            (PUMP,),
+        ).fetchall()
+    finally:
+        con.close()
+    # picked (with the warning) is no longer in stock: the early lot's two serials are
+    assert kept == [("PEARLY", "DOCK1", 2), ("PL1", "C-01", 1)]
+    assert site.verdicts("pick", "FROM:DOCK1", *early) == [("accept", ())] * 2
+
+
 def test_fifo_by_receipt(tmp_path: Path) -> None:
     s = Site(
         tmp_path,
