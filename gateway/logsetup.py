@@ -19,12 +19,17 @@ class LineFormatter(logging.Formatter):
         self._second = -1
         self._clock = ""
 
-    def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
+    def clock(self, created: float) -> str:
+        """``HH:MM:SS`` of ``created``, built once a second."""
+        second = int(created)
         if second != self._second:  # a race here only recomputes the same text
             self._clock = time.strftime("%H:%M:%S", time.localtime(second))
             self._second = second
-        text = f"{self._clock}.{int(record.msecs):03d} {record.levelname:<7} {record.getMessage()}"
+        return self._clock
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = self.clock(record.created)
+        text = f"{clock}.{int(record.msecs):03d} {record.levelname:<7} {record.getMessage()}"
         if record.exc_info or record.exc_text or record.stack_info:
             record.message = record.getMessage()
             if record.exc_info and not record.exc_text:
@@ -52,11 +57,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             for level, message in lines:
                 self.handle(logging.LogRecord("traceway.scan", level, "", 0, message, None, None))
             return
-        second = int(created)
-        if second != fmt._second:
-            fmt._clock = time.strftime("%H:%M:%S", time.localtime(second))
-            fmt._second = second
-        stamp = f"{fmt._clock}.{int(created % 1 * 1000):03d}"
+        stamp = f"{fmt.clock(created)}.{int(created % 1 * 1000):03d}"
         text = "".join(
             f"{stamp} {logging.getLevelName(level):<7} {message}\n" for level, message in lines
         )

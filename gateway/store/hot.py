@@ -201,7 +201,7 @@ class HotStore:
         location (a lot's, or an untracked product's; none for a serial).
 
         The same answers as :meth:`product`, :meth:`serial`, :meth:`lot` and
-        :meth:`lot_stock_at` / :meth:`item_stock_at` (a test holds them equal)."""
+        :meth:`lot_stock_at` (a test holds them equal)."""
         row = self.conn.execute(_SCAN_VIEW, (gtin, serial, lot)).fetchone()
         product = (
             ProductInfo(row[0], row[1], row[2], int(row[3]), row[4]) if row[0] is not None else None
@@ -319,13 +319,6 @@ class HotStore:
         rows = self.conn.execute(
             "SELECT location, quantity FROM lot_stock WHERE lot_id = ? AND quantity > 0",
             (lot_id,),
-        ).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
-
-    def item_stock_at(self, gtin: str) -> dict[str, int]:
-        """Quantity of an untracked product per location."""
-        rows = self.conn.execute(
-            "SELECT location, quantity FROM item_stock WHERE gtin = ? AND quantity > 0", (gtin,)
         ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
