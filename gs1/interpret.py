@@ -160,37 +160,43 @@ def _result(
 ) -> Interpretation:
     first: dict[str, Element] = {}
     for e in elements:
-        first.setdefault(e.ai, e)
-
-    def raw(ai: str) -> str | None:
-        return first[ai].value if ai in first else None
-
-    def number(ai: str) -> int | None:
-        v = raw(ai)
-        return int(v) if v is not None and _DIGITS.fullmatch(v) else None
-
-    def digits(ai: str, n: int) -> str | None:
-        v = raw(ai)
-        return v if v is not None and len(v) == n and _DIGITS.fullmatch(v) else None
-
+        if e.ai not in first:
+            first[e.ai] = e
+    get = first.get
+    gtin = _digits_of(get("01"), 14) or _digits_of(get("02"), 14)
+    serial, lot, expiry, best_before = get("21"), get("10"), get("17"), get("15")
     return Interpretation(
         input=text,
         symbology=symbology,
         kind=kind,
-        gtin=digits("01", 14) or digits("02", 14),
-        sscc=digits("00", 18),
-        serial=raw("21"),
-        lot=raw("10"),
-        expiry=first["17"].date if "17" in first else None,
-        best_before=first["15"].date if "15" in first else None,
-        count=number("37"),
-        quantity=number("30"),
+        gtin=gtin,
+        sscc=_digits_of(get("00"), 18),
+        serial=serial.value if serial is not None else None,
+        lot=lot.value if lot is not None else None,
+        expiry=expiry.date if expiry is not None else None,
+        best_before=best_before.date if best_before is not None else None,
+        count=_number_of(get("37")),
+        quantity=_number_of(get("30")),
         ais=tuple((e.ai, e.value) for e in elements),
         value=value,
         pattern=pattern,
         errors=tuple(errors),
         warnings=tuple(warnings),
     )
+
+
+def _digits_of(e: Element | None, n: int) -> str | None:
+    """The element's value when it is exactly ``n`` digits."""
+    if e is None or len(e.value) != n or not _DIGITS.fullmatch(e.value):
+        return None
+    return e.value
+
+
+def _number_of(e: Element | None) -> int | None:
+    """The element's value as a number when it is all digits."""
+    if e is None or not _DIGITS.fullmatch(e.value):
+        return None
+    return int(e.value)
 
 
 def _kind_of(elements: Sequence[Element]) -> Kind:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 
 from biip import ParseError
 from biip.gs1_application_identifiers import GS1ApplicationIdentifier
@@ -114,10 +114,16 @@ def ai_info(ai: str) -> GS1ApplicationIdentifier | None:
 
 def extract_ai(text: str) -> str | None:
     """The known AI at the start of ``text``, if any."""
-    if not text[:1].isascii() or not text[:1].isdigit():
+    return _ai_at(text[:4])
+
+
+@lru_cache(maxsize=4096)
+def _ai_at(head: str) -> str | None:
+    """The known AI at the start of ``head`` (at most four characters: the longest AI)."""
+    if not head[:1].isascii() or not head[:1].isdigit():
         return None
     try:
-        return GS1ApplicationIdentifier.extract(text[:4]).ai
+        return GS1ApplicationIdentifier.extract(head).ai
     except ParseError:
         return None
 
@@ -140,8 +146,10 @@ def value_prefix_len(ai: str, value: str) -> int:
     return 0 if m is None else max(0, m.end() - len(ai))
 
 
+@lru_cache(maxsize=4096)
 def check_digit_error(label: str, digits: str) -> str | None:
-    """``check_digit`` error for a mod-10 number with a wrong last digit, else None."""
+    """``check_digit`` error for a mod-10 number with a wrong last digit, else None
+    (cached: the same GTINs and GLNs come back scan after scan)."""
     if not digits.isascii() or not digits.isdigit() or len(digits) < 2:
         return None
     want = check_digit(digits[:-1])
@@ -150,14 +158,16 @@ def check_digit_error(label: str, digits: str) -> str | None:
     return f"check_digit: {label} {digits} check digit should be {want}"
 
 
-def _date_errors(ai: str, value: str, today: date) -> tuple[date | None, list[str]]:
+@lru_cache(maxsize=1024)
+def _date_errors(ai: str, value: str, today: date) -> tuple[date | None, tuple[str, ...]]:
+    """The date an AI holds and what is wrong with it (cached: dates recur on labels)."""
     day_zero = DATE_AIS[ai]
     head = value[:6]
     if not (head.isascii() and head.isdigit() and len(head) == 6):
-        return None, []  # the format check reports it
+        return None, ()  # the format check reports it
     found = parse_yymmdd(head, today, day_zero=day_zero)
     if found is None:
-        return None, [f"invalid_date: AI ({ai}) {head} is not a valid date (YYMMDD)"]
+        return None, (f"invalid_date: AI ({ai}) {head} is not a valid date (YYMMDD)",)
     errors: list[str] = []
     tail = value[6:]
     if ai == "7007" and tail:
@@ -165,7 +175,7 @@ def _date_errors(ai: str, value: str, today: date) -> tuple[date | None, list[st
             errors.append(f"invalid_date: AI ({ai}) {tail} is not a valid date (YYMMDD)")
     elif _bad_time(ai, tail):
         errors.append(f"invalid_date: AI ({ai}) {tail} is not a valid time of day")
-    return (found if len(ai) == 2 else None), errors
+    return (found if len(ai) == 2 else None), tuple(errors)
 
 
 def _bad_time(ai: str, tail: str) -> bool:
@@ -183,7 +193,8 @@ def validate_element(ai: str, value: str, today: date) -> tuple[Element, list[st
     errors: list[str] = []
     when: date | None = None
     if ai in DATE_AIS:
-        when, errors = _date_errors(ai, value, today)
+        when, date_errors = _date_errors(ai, value, today)
+        errors.extend(date_errors)
     pat = _pattern(ai, anchored=True)
     if not errors and pat is not None and not pat.fullmatch(ai + value):
         info = ai_info(ai)
@@ -209,7 +220,10 @@ def _requirement(ai: str) -> tuple[str, ...]:
 
 def pairing_errors(elements: Sequence[Element]) -> list[str]:
     """``pairing`` errors: missing mandatory AIs, forbidden pairs, conflicting duplicates."""
-    present = {e.ai for e in elements}
+    ais = tuple(e.ai for e in elements)
+    if len(set(ais)) == len(ais):
+        return list(_pairing_of(ais))  # no AI twice: only which AIs are there matters
+    present = set(ais)
     errors: list[str] = []
     seen: dict[str, str] = {}
     for e in elements:
@@ -218,11 +232,29 @@ def pairing_errors(elements: Sequence[Element]) -> list[str]:
                 errors.append(f"pairing: AI ({e.ai}) occurs twice with different values")
             continue
         seen[e.ai] = e.value
-        need = _requirement(e.ai)
-        if need and not present.intersection(need):
-            alts = " or ".join(f"({a})" for a in need)
-            errors.append(f"pairing: AI ({e.ai}) requires {alts} in the same barcode")
-    for a, b in _EXCLUSIVE:
-        if a in present and b in present:
-            errors.append(f"pairing: AIs ({a}) and ({b}) must not occur together")
+        errors.extend(_missing(e.ai, present))
+    errors.extend(_forbidden(present))
     return errors
+
+
+@lru_cache(maxsize=512)
+def _pairing_of(ais: tuple[str, ...]) -> tuple[str, ...]:
+    """Missing mandatory AIs and forbidden pairs of these distinct AIs, in order."""
+    present = set(ais)
+    return (*(err for ai in ais for err in _missing(ai, present)), *_forbidden(present))
+
+
+def _missing(ai: str, present: set[str]) -> list[str]:
+    need = _requirement(ai)
+    if need and not present.intersection(need):
+        alts = " or ".join(f"({a})" for a in need)
+        return [f"pairing: AI ({ai}) requires {alts} in the same barcode"]
+    return []
+
+
+def _forbidden(present: set[str]) -> list[str]:
+    return [
+        f"pairing: AIs ({a}) and ({b}) must not occur together"
+        for a, b in _EXCLUSIVE
+        if a in present and b in present
+    ]
