@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 TIME_ERROR = 5  # adjtimex() return value when the clock is not synchronized
@@ -22,6 +23,20 @@ def _adjtimex_state() -> int | None:
         return int(libc.adjtimex(buf))
     except (AttributeError, OSError):
         return None
+
+
+_OFFSETS: dict[int, timezone] = {}
+
+
+def local_time(ts: float) -> datetime:
+    """``ts`` (Unix seconds) as an aware local time, with the UTC offset in force at that
+    instant (the C library's ``tm_gmtoff``: DST and zone changes included). The same as
+    ``datetime.fromtimestamp(ts).astimezone()`` at half the cost: one ``localtime`` call."""
+    off = time.localtime(ts).tm_gmtoff
+    tz = _OFFSETS.get(off)
+    if tz is None:
+        tz = _OFFSETS.setdefault(off, timezone(timedelta(seconds=off)))
+    return datetime.fromtimestamp(ts, tz)
 
 
 class ClockStatus:

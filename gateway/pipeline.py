@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from drivers.scanners.escapes import make_visible
 from drivers.scanners.types import RawScan
+from gateway.clock import local_time
 from gateway.config import GatewayConfig, StationConfig
 from gateway.ids import uuid7
 from gateway.outcome import Outcome
@@ -198,7 +199,9 @@ def _move_stock(store: HotStore, gtin: str, lot_id: int | None, leg: Leg, now: f
 
 
 #: One encoder for every payload (``json.dumps`` with options builds a new one per call).
-_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: No circular-reference check: a payload is a tree of fresh dicts and lists built here
+#: (a cycle would still fail, with RecursionError instead of ValueError: a bug either way).
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
 def _quarantine_locations(cfg: GatewayConfig) -> frozenset[str]:
@@ -283,7 +286,7 @@ class ScanProcessor:
 
     def _event_time(self, scan: RawScan | None) -> datetime:
         ts = scan.received_at if scan is not None else self.wall()
-        return datetime.fromtimestamp(ts).astimezone()
+        return local_time(ts)
 
     def _scan_obj(self, scan: RawScan, interp: Interpretation | None) -> dict[str, Any]:
         return {

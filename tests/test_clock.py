@@ -73,3 +73,33 @@ def test_unknown_kernel_state_falls_back_to_timesyncd(
     flag.touch()
     assert make(c).synced() is True
     assert ClockStatus(forced=True).synced() is True
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "UTC"]
+)
+def test_local_time_is_fromtimestamp_astimezone_across_dst(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every 7 minutes over two DST changes (and odd offsets: Lord Howe's half hour,
+    Kathmandu's +05:45) the cheap local time equals the standard library's."""
+    import time as _time
+    from datetime import datetime
+
+    monkeypatch.setenv("TZ", zone)
+    _time.tzset()
+    try:
+        # the 2026 changes: Europe (03-29, 10-25), New York (03-08, 11-01), Lord Howe
+        # (04-05, 10-04); each checked for 70 hours either side
+        for start in (1774746000, 1792886400, 1772953200, 1793512800, 1775311200, 1790956800):
+            for k in range(-600, 600, 3):
+                ts = start + k * 420 + 0.123
+                want = datetime.fromtimestamp(ts).astimezone()
+                got = clock.local_time(ts)
+                assert got == want and got.utcoffset() == want.utcoffset(), (zone, ts)
+                assert got.isoformat(timespec="milliseconds") == want.isoformat(
+                    timespec="milliseconds"
+                )
+    finally:
+        monkeypatch.delenv("TZ")
+        _time.tzset()
