@@ -390,6 +390,8 @@ class Gateway:
             self.scan_counters.note(outcomes)
             batch = line_handler(scan_log)  # one write for the commit's lines, when it can
             lines: list[tuple[int, str]] = []
+            for scanner in {o.scan.scanner for o in outcomes if o.scan.scanner}:
+                self.devices.seen(scanner)  # last seen: now, once per device and commit
             for o in outcomes:
                 level = logging.INFO if o.verdict != "reject" else logging.WARNING
                 logged = scan_log.isEnabledFor(level)
@@ -397,8 +399,6 @@ class Gateway:
                     lines.append((level, o.line()))
                 elif logged:
                     scan_log.log(level, "%s", o.line())
-                if o.scan.scanner:
-                    self.devices.seen(o.scan.scanner)
                 self.feedback.on_outcome(o, logged=logged)
                 if "." in o.scan.scanner:
                     reasons = [(r.code, r.message) for r in o.reasons]

@@ -27,6 +27,7 @@ from drivers.printers.templates import (
     load_templates,
     recall_format,
 )
+from drivers.scanners.escapes import _VISIBLE, make_visible
 from drivers.scanners.types import RawScan
 from gateway.feedback import console_line
 from gateway.outcome import Outcome
@@ -252,6 +253,10 @@ def test_label_from_a_scan_escapes_or_refuses(name: str, data: str, description:
 # ----------------------------------------------------------------------------- logs
 
 
+#: every hidden character alone, between two letters
+HIDDEN_ONE = [f"a{chr(o)}b" for o in sorted(_VISIBLE)]
+
+
 def outcome_for(text: str, station: StationRules, view: CacheView) -> Outcome:
     interp = interpret(text, PATTERNS, TODAY)
     d = decide(interp, station, view, TODAY)
@@ -282,6 +287,13 @@ def test_log_lines_escape_c1_controls_and_line_separators(evil: str) -> None:
     assert no_controls(line), repr(line)
     c = console_line("dock", "tunnel", o.verdict, [], None, f"]C0ABC{evil}")
     assert no_controls(c), repr(c)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x2100)) | st.sampled_from(HIDDEN_ONE))
+def test_make_visible_shortcut_changes_nothing(text: str) -> None:
+    """Text with no hidden character is returned as it is; any other is translated."""
+    assert make_visible(text) == text.translate(_VISIBLE)
 
 
 # ----------------------------------------------------------------------------- SQL + whole path

@@ -62,6 +62,9 @@ def _visible_table() -> dict[int, str]:
 
 
 _VISIBLE = _visible_table()
+#: Any character of the table: most text has none and is returned as it is (a regex scan
+#: in C instead of a dict lookup per character).
+_ANY_HIDDEN = re.compile("[" + "".join(re.escape(chr(o)) for o in sorted(_VISIBLE)) + "]")
 
 
 def make_visible(text: str) -> str:
@@ -70,4 +73,6 @@ def make_visible(text: str) -> str:
     C0 and C1 controls and the Unicode line/paragraph separators are made visible, so
     untrusted scan data can never start a new log line or send a terminal escape.
     """
+    if _ANY_HIDDEN.search(text) is None:
+        return text
     return text.translate(_VISIBLE)
