@@ -158,9 +158,8 @@ def check_digit_error(label: str, digits: str) -> str | None:
     return f"check_digit: {label} {digits} check digit should be {want}"
 
 
-@lru_cache(maxsize=1024)
 def _date_errors(ai: str, value: str, today: date) -> tuple[date | None, tuple[str, ...]]:
-    """The date an AI holds and what is wrong with it (cached: dates recur on labels)."""
+    """The date an AI holds and what is wrong with it."""
     day_zero = DATE_AIS[ai]
     head = value[:6]
     if not (head.isascii() and head.isdigit() and len(head) == 6):
@@ -188,8 +187,15 @@ def _bad_time(ai: str, tail: str) -> bool:
 
 def validate_element(ai: str, value: str, today: date) -> tuple[Element, list[str]]:
     """Check one element string: known AI, value format, date, check digit."""
+    element, errors = _validated(ai, value, today)
+    return element, list(errors)
+
+
+@lru_cache(maxsize=4096)
+def _validated(ai: str, value: str, today: date) -> tuple[Element, tuple[str, ...]]:
+    """:func:`validate_element`, cached: GTINs, dates and lots recur label after label."""
     if ai_info(ai) is None:
-        return Element(ai, value), [f"invalid_ai: ({ai}) is not a GS1 application identifier"]
+        return Element(ai, value), (f"invalid_ai: ({ai}) is not a GS1 application identifier",)
     errors: list[str] = []
     when: date | None = None
     if ai in DATE_AIS:
@@ -205,7 +211,7 @@ def validate_element(ai: str, value: str, today: date) -> tuple[Element, list[st
         err = check_digit_error(label, value[start:end])
         if err is not None:
             errors.append(err)
-    return Element(ai, value, when if not errors else None), errors
+    return Element(ai, value, when if not errors else None), tuple(errors)
 
 
 def _requirement(ai: str) -> tuple[str, ...]:
