@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
+    """The options, the same for the runs and for each run's fresh interpreter."""
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -44,7 +45,11 @@ def main() -> None:
     ap.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     ap.add_argument("--gateway-root", type=Path, default=ROOT, help="measure another checkout")
     ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = _parser().parse_args()
     per_scan: list[float] = []
     for _ in range(args.runs):
         # a fresh interpreter per run: caches and the heap start as a new gateway's
@@ -67,15 +72,7 @@ def main() -> None:
 
 def child(argv: list[str]) -> None:
     """One run (in a fresh interpreter)."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scans", type=int, default=6000)
-    ap.add_argument("--group", type=int, default=256)
-    ap.add_argument("--pace", type=float, default=0.0)
-    ap.add_argument("--spin", action="store_true")
-    ap.add_argument("--synchronous", default="FULL")
-    ap.add_argument("--gateway-root", type=Path, default=ROOT)
-    ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args(argv)
+    args = _parser().parse_args(argv)
     root = args.gateway_root.resolve()
     sys.path[:0] = [str(root), str(ROOT / "bench")]
     import pipeline as bp  # bench/pipeline.py: the same data set and scan mix
