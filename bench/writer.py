@@ -7,6 +7,10 @@ lot labels, a serial-tracked product with expected serials) into a fresh databas
 way the writer thread does, and prints the CPU time of this thread per scan (split
 into processing and commit). Nothing else runs: what it prints is the code's own cost.
 
+``--lot-serials N`` scans GTIN + lot + serial labels (as on pharma packs) of one lot
+that already has N serials in stock, instead of the mix: the lot's stock must not be
+counted serial by serial.
+
 ``--pace`` sleeps between transactions so that scans come at that rate (200: a
 transaction of two scans every 10 ms, as the commit delay groups them at 200 scans/s);
 ``--spin`` busy-waits instead of sleeping (does a sleeping CPU make the next scan
@@ -15,6 +19,7 @@ each commit costs.
 
     .venv/bin/python bench/writer.py [--scans 6000] [--group 256]
     .venv/bin/python bench/writer.py --group 2 --pace 200 [--spin] [--synchronous NORMAL]
+    .venv/bin/python bench/writer.py --lot-serials 200000 --group 50
     .venv/bin/python bench/writer.py --gateway-root /path/to/other/checkout   # before/after
 """
 
@@ -43,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--pace", type=float, default=0.0, help="scans per second (0: back to back)")
     ap.add_argument("--spin", action="store_true", help="busy-wait between transactions")
     ap.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    ap.add_argument(
+        "--lot-serials",
+        type=int,
+        default=0,
+        help="scan lot + serial labels of one lot with this many serials in stock",
+    )
     ap.add_argument("--gateway-root", type=Path, default=ROOT, help="measure another checkout")
     ap.add_argument("--runs", type=int, default=3)
     return ap
@@ -70,6 +81,19 @@ def main() -> None:
     )
 
 
+def _big_lot(d: Path, in_stock: int, n: int) -> list[str]:
+    """A serial-tracked product's lot BIG with ``in_stock`` serials at STORE and ``n``
+    more expected; the labels (GTIN, expiry, lot, serial) of the expected ones."""
+    gtin = "09506000134369"
+    (d / "products.csv").write_text(f"gtin,tracking,description\n{gtin},serial,big lot\n")
+    (d / "lots.csv").write_text(f"gtin,lot,expiry,status\n{gtin},BIG,2030-03-31,active\n")
+    with open(d / "serials.csv", "w") as f:
+        f.write("gtin,serial,lot,state,location\n")
+        f.writelines(f"{gtin},A{k:08d},BIG,in_stock,STORE\n" for k in range(in_stock))
+        f.writelines(f"{gtin},N{k:08d},BIG,expected,\n" for k in range(n))
+    return [f"]C101{gtin}17300331\x1d10BIG\x1d21N{k:08d}" for k in range(n)]
+
+
 def child(argv: list[str]) -> None:
     """One run (in a fresh interpreter)."""
     args = _parser().parse_args(argv)
@@ -86,7 +110,10 @@ def child(argv: list[str]) -> None:
         d = Path(td)
         n = args.scans + 200
         cfg_path = bp.write_config(d, 1883, 9, False)  # no broker, no scanner: not started
-        ds = bp.write_dataset(d, 2500, n)
+        if args.lot_serials:
+            codes = _big_lot(d, args.lot_serials, n)
+        else:
+            codes = bp.mixed(bp.write_dataset(d, 2500, n), n, 0)
         r = bp.cli(
             root, "cache", "import", "--config", str(cfg_path),
             "--products", str(d / "products.csv"), "--lots", str(d / "lots.csv"),
@@ -100,9 +127,7 @@ def child(argv: list[str]) -> None:
         proc.seq = int(store.get_meta("last_seq", "0") or 0)
         t0 = time.time()
         # 10 ms apart: a lot label comes back after the case debounce, as at a dock
-        scans = [
-            RawScan(c, "tunnel", t0 + i * 0.01, i * 0.01) for i, c in enumerate(bp.mixed(ds, n, 0))
-        ]
+        scans = [RawScan(c, "tunnel", t0 + i * 0.01, i * 0.01) for i, c in enumerate(codes)]
         process_s = commit_s = 0.0
 
         def transaction(batch: list[RawScan]) -> None:
@@ -140,8 +165,12 @@ def child(argv: list[str]) -> None:
         pace = (
             f"{args.pace:g} scans/s{' (spinning)' if args.spin else ''}" if gap else "back to back"
         )
+        what = f"lot + serial labels of a lot with {args.lot_serials} in stock, " * bool(
+            args.lot_serials
+        )
         print(
-            f"{k} scans, {args.group} per transaction, {pace}, synchronous={args.synchronous}: "
+            f"{k} scans, {what}{args.group} per transaction, {pace}, "
+            f"synchronous={args.synchronous}: "
             f"CPU {(process_s + commit_s) / k * 1e6:.0f} µs per scan = processing "
             f"{process_s / k * 1e6:.0f} + commit {commit_s / k * 1e6:.0f} "
             f"({commit_s / commits * 1e6:.0f} µs per commit); wall {wall:.1f} s"

@@ -109,6 +109,35 @@ def test_fefo_candidates_of_a_serialised_lot_count_its_serials(tmp_path: Path) -
     assert s.lots_in_stock(SERIALISED, ["A"]) == ()  # all of them are at an excluded place
 
 
+def test_a_serialised_lots_own_stock_is_read_without_counting_its_serials(
+    tmp_path: Path,
+) -> None:
+    """A pharma-style label (GTIN + lot + serial) reads its lot's stock and arrival from
+    ``serial_stock``: a lot of 100 and a lot of 10,100 in-stock serials cost the same
+    work (a COUNT over ``serials`` grew with the lot: 23 ms a scan at 200,000)."""
+    s = _store(tmp_path / "x.db", 100)
+    big = _store(tmp_path / "y.db", 100)
+    big.conn.executemany(
+        "INSERT INTO serials(gtin, serial, lot, state, location, updated_at) "
+        "VALUES (?, ?, 'L5', 'in_stock', 'B', 2.0)",
+        ((SERIALISED, f"T{i:08d}") for i in range(10_000)),
+    )
+    for name, query in [
+        ("lot", lambda h: h.lot(SERIALISED, "L5")),
+        ("scan_view", lambda h: h.scan_view(SERIALISED, "S00000005", "L5")),
+    ]:
+        a, b = _steps(s, query), _steps(big, query)
+        assert b <= 2 * a + 20, f"{name}: {a} → {b} steps (×100) for 100× the lot's serials"
+    small_lot, big_lot = s.lot(SERIALISED, "L5"), big.lot(SERIALISED, "L5")
+    assert small_lot is not None and big_lot is not None
+    assert (small_lot[1].on_hand, big_lot[1].on_hand) == (100, 10_100)
+    # its arrival (FIFO) is its serials' earliest, as for the other lots of the GTIN
+    assert big_lot[1].received_at == 0.0
+    others = {x.lot: x for x in big.lots_in_stock(SERIALISED, ["QUARANTINE"])}
+    assert others["L5"].received_at == big_lot[1].received_at
+    assert others["L5"].on_hand == big_lot[1].on_hand
+
+
 # -- scan_view: one statement, the same answers as the separate reads ----------------------
 _GTINS = ("09506000134369", "09506000134352", "09506000134376")
 _CODES = (None, "", "A", "B")

@@ -96,13 +96,19 @@ _SERIAL_HELD = (
     "z.serial AND a.unpacked_at IS NULL AND (p.local_hold OR EXISTS (SELECT 1 FROM "
     "sync_holds h WHERE h.sscc = p.sscc)))"
 )
+#: A lot's stock is ``lot_stock`` (lot-tracked) plus ``serial_stock`` (the in-stock serials
+#: of a serial-tracked lot, counted by triggers): both indexed by the lot, so a lot of
+#: 200,000 serials costs a scan no more than a lot of one (a COUNT over ``serials`` did:
+#: 23 ms a scan). The arrival (FIFO) is the earliest of either, as ``lots_in_stock`` has it.
 _LOT_COLUMNS = (
     "l.id, l.lot, l.expiry, CASE WHEN l.local_hold AND l.status = 'active' "
     "THEN 'hold' ELSE l.status END, "
     "(SELECT COALESCE(SUM(s.quantity), 0) FROM lot_stock s WHERE s.lot_id = l.id) "
-    "+ (SELECT COUNT(*) FROM serials z2 WHERE z2.gtin = l.gtin AND z2.lot = l.lot "
-    "   AND z2.state IN ('in_stock', 'picked', 'on_hold', 'recalled')), "
-    "(SELECT MIN(s.received_at) FROM lot_stock s WHERE s.lot_id = l.id)"
+    "+ (SELECT COALESCE(SUM(z2.quantity), 0) FROM serial_stock z2 "
+    "   WHERE z2.gtin = l.gtin AND z2.lot = l.lot), "
+    "(SELECT MIN(t) FROM (SELECT s.received_at AS t FROM lot_stock s WHERE s.lot_id = l.id "
+    "   UNION ALL SELECT z3.received_at FROM serial_stock z3 "
+    "   WHERE z3.gtin = l.gtin AND z3.lot = l.lot))"
 )
 #: HotStore.scan_view: one row from a one-row key (gtin, serial, lot) and LEFT JOINs.
 _SCAN_VIEW = (
@@ -185,7 +191,8 @@ class HotStore:
         )
 
     def lot(self, gtin: str, lot: str) -> tuple[int, LotInfo] | None:
-        """A lot and its total on hand (a local HOLD shows as status ``hold``)."""
+        """A lot, its stock on hand (lot_stock plus in-stock serials) and earliest arrival
+        (a local HOLD shows as status ``hold``)."""
         row = self.conn.execute(
             f"SELECT {_LOT_COLUMNS} FROM lots l WHERE l.gtin = ? AND l.lot = ?", (gtin, lot)
         ).fetchone()

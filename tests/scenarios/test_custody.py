@@ -432,3 +432,32 @@ def test_sell_by_counts_when_there_is_no_expiry_or_best_before(site: Site) -> No
     out = site.scan("pick", lot_code(LOT_GTIN, "LSB", expiry=None, extra="16240101"))[-1]
     assert (out.verdict, out.reasons[0].code) == ("reject", "lot_expired")
     assert "sell by" in out.reasons[0].message and "(16)" in out.reasons[0].message
+
+
+def test_fifo_for_a_serial_tracked_product_goes_by_the_serials_arrival(tmp_path: Path) -> None:
+    """FIFO compares a serial-tracked lot by when its serials arrived, as it does a lot's
+    stock: a unit of the first lot received is picked without a warning, one of a later
+    lot warns and names the first."""
+
+    def unit(serial: str, lot: str) -> str:
+        return f"]d201{PUMP}17301231 10{lot}\x1d21{serial}".replace(" ", "")
+
+    s = Site(
+        tmp_path,
+        {
+            "dock": {"step": "receiving", "location": "DOCK1"},
+            "pick": {"step": "picking", "location": "STAGE", "consumption": "fifo"},
+        },
+    )
+    try:
+        first = [unit(f"F{i}", "PFIRST") for i in range(2)]
+        second = [unit(f"S{i}", "PSECOND") for i in range(2)]
+        assert s.verdicts("dock", *first) == [("accept", ())] * 2
+        assert s.verdicts("dock", *second) == [("accept", ())] * 2
+        ok = s.scan("pick", "FROM:DOCK1", first[0])[-1]
+        assert (ok.verdict, ok.reasons) == ("accept", ())
+        late = s.scan("pick", "FROM:DOCK1", second[0])[-1]
+        assert (late.verdict, [r.code for r in late.reasons]) == ("warn", ["fifo_violation"])
+        assert "PFIRST" in late.reasons[0].message
+    finally:
+        s.close()
