@@ -7,12 +7,13 @@ through ``sqlite3`` with ``?`` parameters, whose statement cache keeps them prep
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from gateway.rules.decide import LotInfo, ProductInfo, SerialInfo
 from gateway.rules.pallets import Content, PalletInfo
@@ -222,7 +223,7 @@ class HotStore:
         if row[9] is not None:
             info = LotInfo(gtin, row[10], _date(row[11]), row[12], int(row[13]), row[14])
             lot_row = (int(row[9]), info)
-        stock = {str(k): int(v) for k, v in json.loads(row[15]).items()} if row[15] else {}
+        stock = {str(k): int(v) for k, v in orjson.loads(row[15]).items()} if row[15] else {}
         return product, found, lot_row, stock
 
     def lots_in_stock(self, gtin: str, exclude: Iterable[str] = ()) -> tuple[LotInfo, ...]:
