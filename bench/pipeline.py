@@ -17,7 +17,10 @@ Printed per run, then a table over all runs:
   utime + stime, with the kernel share) at 200 and 500 scans/s;
 - capacity: a burst of scans, events/s until the subscriber has the last one (the mix,
   and every scan a new serial), and raw paho QoS 1 (window 100) to the same broker in
-  the same run (to PUBACK and to the same subscriber), with the ratio;
+  the same run (to PUBACK and to the same subscriber), with the ratio. ``--rounds``
+  (default 3) repeats the three, one after the other: the median of each and the
+  median of the rounds' ratios (each round's bursts against its own raw paho figure),
+  with the range; one burst of each moved the ratio by ±0.15 from run to run;
 - broker outage: mosquitto stopped for ``--outage`` (+ a random fraction of a) seconds
   while scans go on; the time from the broker accepting connections again to the
   subscriber's first event.
@@ -39,6 +42,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -599,10 +603,12 @@ def one_run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             for rate in (200, 500):
                 n = int(rate * args.seconds)
                 res[f"rate{rate}"] = rig.run_phase(mixed(rig.ds, n, rig.lot_cursor), rate)
-            res["cap_mix"] = rig.run_phase(mixed(rig.ds, args.burst, rig.lot_cursor), None)
-            codes = [serial_code(s) for s in rig.ds.take_serials(args.burst)]
-            res["cap_serials"] = rig.run_phase(codes, None)
-            res["raw"] = rig.raw_paho(args.burst * 2)
+            res["cap"] = []
+            for _ in range(args.rounds):
+                mix = rig.run_phase(mixed(rig.ds, args.burst, rig.lot_cursor), None)
+                raw = rig.raw_paho(args.burst * 2)
+                codes = [serial_code(s) for s in rig.ds.take_serials(args.burst)]
+                res["cap"].append((mix, rig.run_phase(codes, None), raw))
             if args.outage > 0:
                 res["outage"] = rig.outage(args.outage)
             log = (rig.gw_dir / "gateway.log").read_text(errors="replace")
@@ -619,6 +625,14 @@ def fmt_rss(rss: dict[str, int]) -> str:
     total = sum(rss.values()) / 1024
     parts = ", ".join(f"{k} {v / 1024:.0f}" for k, v in sorted(rss.items()))
     return f"{total:.1f} MB ({parts})"
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """The median and, for more than one value, the range: ``0.84 (0.79–0.88)``."""
+    mid = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return mid
+    return f"{mid} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def report(res: dict[str, Any], label: str) -> list[tuple[str, str]]:
@@ -645,26 +659,31 @@ def report(res: dict[str, Any], label: str) -> list[tuple[str, str]]:
                 + ")",
             )
         )
-    raw = res["raw"]
-    mix: Phase = res["cap_mix"]
-    ser: Phase = res["cap_serials"]
-    rows.append(("capacity, mix (events/s)", f"{mix.events / mix.seconds:.0f}"))
-    rows.append(("capacity, new serials (events/s)", f"{ser.events / ser.seconds:.0f}"))
-    rows.append(("raw paho QoS 1 win 100 (msg/s)", f"{raw:.0f}"))
+    cap: list[tuple[Phase, Phase, float]] = res["cap"]
+    mixes = [m.events / m.seconds for m, _, _ in cap]
+    serials = [s.events / s.seconds for _, s, _ in cap]
+    raws = [r for _, _, r in cap]
+    rows.append(("capacity, mix (events/s)", spread(mixes, "{:.0f}")))
+    rows.append(("capacity, new serials (events/s)", spread(serials, "{:.0f}")))
+    rows.append(("raw paho QoS 1 win 100 (msg/s)", spread(raws, "{:.0f}")))
     rows.append(
         (
             "ratio capacity / raw",
-            f"{mix.events / mix.seconds / raw:.2f} (new serials {ser.events / ser.seconds / raw:.2f})",
+            spread([m / r for m, r in zip(mixes, raws, strict=True)], "{:.2f}")
+            + "; new serials "
+            + spread([s / r for s, r in zip(serials, raws, strict=True)], "{:.2f}"),
         )
     )
     if "outage" in res:
         first, last = res["outage"]
         rows.append(("broker back → first event", f"{first:.2f} s (backlog done {last:.1f} s)"))
     verdicts: dict[str, int] = {}
-    for key in ("rate200", "rate500", "cap_mix", "cap_serials"):
-        for k, v in res[key].verdicts.items():
-            verdicts[k] = verdicts.get(k, 0) + v
-    unmatched = sum(res[k].unmatched for k in ("rate200", "rate500", "cap_mix", "cap_serials"))
+    phases: list[Phase] = [res["rate200"], res["rate500"]]
+    phases += [ph for m, s, _ in cap for ph in (m, s)]
+    for ph in phases:
+        for verdict, count in ph.verdicts.items():
+            verdicts[verdict] = verdicts.get(verdict, 0) + count
+    unmatched = sum(ph.unmatched for ph in phases)
     rows.append(("verdicts", ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))))
     rows.append(("latency samples not matched to a scan", str(unmatched)))
     print(f"\n== {label}")
@@ -680,6 +699,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="independent runs (fresh broker, gateway)")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each fixed-rate phase")
     ap.add_argument("--burst", type=int, default=5000, help="scans per capacity burst")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="capacity rounds per run (a mix burst, raw paho, a new-serials burst)",
+    )
     ap.add_argument(
         "--lots", type=int, default=2500, help="distinct recurring lot labels (imported)"
     )
@@ -705,7 +730,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.serials <= 0:
         args.serials = int(
-            (200 + 500) * args.seconds / 2 + args.burst * 1.5 + 100 * (args.outage + 7) + 100
+            (200 + 500) * args.seconds / 2
+            + args.burst * 1.5 * args.rounds
+            + 100 * (args.outage + 7)
+            + 100
         )
     if 2 * args.lots < args.burst:
         print("note: --lots below burst/2: lot labels repeat within a burst (case debounce)")
