@@ -26,8 +26,10 @@ _SCALARS = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _TEXT
 def _tree(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.recursive(
         leaves,
-        lambda kids: st.lists(kids, max_size=4)
-        | st.dictionaries(_TEXT | st.integers(-1000, 1000), kids, max_size=4),
+        lambda kids: (
+            st.lists(kids, max_size=4)
+            | st.dictionaries(_TEXT | st.integers(-1000, 1000), kids, max_size=4)
+        ),
         max_leaves=25,
     )
 
