@@ -81,10 +81,9 @@ def main() -> None:
     )
 
 
-def _big_lot(d: Path, in_stock: int, n: int) -> list[str]:
-    """A serial-tracked product's lot BIG with ``in_stock`` serials at STORE and ``n``
+def _big_lot(d: Path, gtin: str, in_stock: int, n: int) -> list[str]:
+    """Lot BIG of the serial-tracked ``gtin`` with ``in_stock`` serials at STORE and ``n``
     more expected; the labels (GTIN, expiry, lot, serial) of the expected ones."""
-    gtin = "09506000134369"
     (d / "products.csv").write_text(f"gtin,tracking,description\n{gtin},serial,big lot\n")
     (d / "lots.csv").write_text(f"gtin,lot,expiry,status\n{gtin},BIG,2030-03-31,active\n")
     with open(d / "serials.csv", "w") as f:
@@ -111,7 +110,7 @@ def child(argv: list[str]) -> None:
         n = args.scans + 200
         cfg_path = bp.write_config(d, 1883, 9, False)  # no broker, no scanner: not started
         if args.lot_serials:
-            codes = _big_lot(d, args.lot_serials, n)
+            codes = _big_lot(d, bp.SERIAL_GTIN, args.lot_serials, n)
         else:
             codes = bp.mixed(bp.write_dataset(d, 2500, n), n, 0)
         r = bp.cli(

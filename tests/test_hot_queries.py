@@ -131,7 +131,8 @@ def test_a_serialised_lots_own_stock_is_read_without_counting_its_serials(
     small_lot, big_lot = s.lot(SERIALISED, "L5"), big.lot(SERIALISED, "L5")
     assert small_lot is not None and big_lot is not None
     assert (small_lot[1].on_hand, big_lot[1].on_hand) == (100, 10_100)
-    # its arrival (FIFO) is its serials' earliest, as for the other lots of the GTIN
+    # its arrival (FIFO) is its serials' earliest (the first 100 at 0.0, the rest at 2.0),
+    # as for the other lots of the GTIN
     assert big_lot[1].received_at == 0.0
     others = {x.lot: x for x in big.lots_in_stock(SERIALISED, ["QUARANTINE"])}
     assert others["L5"].received_at == big_lot[1].received_at

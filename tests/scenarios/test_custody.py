@@ -440,7 +440,7 @@ def test_fifo_for_a_serial_tracked_product_goes_by_the_serials_arrival(tmp_path:
     lot warns and names the first."""
 
     def unit(serial: str, lot: str) -> str:
-        return f"]d201{PUMP}17301231 10{lot}\x1d21{serial}".replace(" ", "")
+        return f"]d201{PUMP}1730123110{lot}\x1d21{serial}"
 
     s = Site(
         tmp_path,
