@@ -114,6 +114,7 @@ class Gateway:
                 self.writer.submit,
                 self.processor,
                 next(iter(cfg.stations)),  # as disk_full: the gateway's first station
+                cfg.storage.path,
             )
         self.prometheus: Any = None
         if cfg.broker.enabled:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -9,9 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.expiry_check import check_expiry
+from gateway.expiry_check import ExpiryCheck, check_expiry
 from gateway.pipeline import ScanProcessor
 from gateway.rules.expiry import ExpiryAlert, LotStock, classify, expiry_alerts
+from gateway.store import expiry as expiry_sql
 from gateway.writer import Writer
 from tests.scenarios.site import LOT_GTIN, PUMP, SALINE, TODAY, Site, lot_code
 
@@ -248,5 +252,55 @@ def test_stock_that_left_is_not_alerted(tmp_path: Path) -> None:
         assert verdicts == [("warn", ("near_expiry",))], verdicts
         assert run_check(site) == 1
         assert raised(site) == [("expiry_warning", LOT_GTIN, "SOON", "A2", 1, 50)]
+    finally:
+        site.close()
+
+
+def test_the_due_stock_is_read_beside_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduled check counts the due stock on its own connection, in its own thread
+    (the writer commits scans meanwhile), and raises the same alerts as a check that
+    reads in the writer."""
+    site = Site(tmp_path, {"dock": {"step": "receiving"}}, lots=LOTS + PUMP_LOTS, serials=SERIALS)
+    readers: list[str] = []
+    real = expiry_sql.lots_due
+
+    def spy(conn: sqlite3.Connection, today: date) -> list[LotStock]:
+        readers.append(threading.current_thread().name)
+        return real(conn, today)
+
+    monkeypatch.setattr(expiry_sql, "lots_due", spy)
+    try:
+        check = ExpiryCheck(3600, site.writer.submit, site.processor, "dock", site.cfg.storage.path)
+        assert check.run_once().result(timeout=10) == 5
+        assert readers == [threading.current_thread().name]  # not the writer's thread
+        assert [a[0] for a in raised(site)] == ["expired_in_stock"] + ["expiry_warning"] * 4
+        assert check.run_once().result(timeout=10) == 0  # the same day: nothing again
+    finally:
+        site.close()
+
+
+def test_a_stock_read_of_another_day_is_read_again_in_the_writer(tmp_path: Path) -> None:
+    site = Site(tmp_path, {"dock": {"step": "receiving"}}, lots=LOTS + PUMP_LOTS, serials=SERIALS)
+    try:
+        stale = (TODAY - timedelta(days=1), [])  # read before midnight: nothing due then
+        n = site.writer.call(lambda s: check_expiry(site.processor, s, "dock", stale))
+        assert n == 5
+    finally:
+        site.close()
+
+
+def test_a_failed_read_beside_the_writer_leaves_it_to_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = Site(tmp_path, {"dock": {"step": "receiving"}}, lots=LOTS + PUMP_LOTS, serials=SERIALS)
+    try:
+        missing = tmp_path / "no-such.db"
+        check = ExpiryCheck(3600, site.writer.submit, site.processor, "dock", missing)
+        with caplog.at_level(logging.WARNING):
+            assert check.run_once().result(timeout=10) == 5
+        assert "reading the stock beside the writer failed" in caplog.text
+        assert not missing.exists()  # no empty database made on the way
     finally:
         site.close()
