@@ -42,6 +42,7 @@ from gateway.mqtt.publisher_process import RemotePublisher
 from gateway.outcome import Outcome
 from gateway.pipeline import ScanProcessor
 from gateway.readers import make_reader
+from gateway.retention import PRUNE_CHUNK, PruneSchedule
 from gateway.rules.gates import Gate, GateAssembler, GateWorker, NoReadStats
 from gateway.store.cache_import import ImportError_, cache_is_empty, import_csv
 from gateway.store.db import open_database
@@ -488,17 +489,18 @@ class Gateway:
             )
         )
 
-    def _prune_outbox(self) -> None:
-        """Delete published events older than ``storage.keep_published_hours`` (bounded disk)."""
-        keep = self.cfg.storage.keep_published_hours * 3600
-        cutoff = time.time() - keep
-        history_cutoff = time.time() - self.cfg.storage.history_days * 86400
-
-        def prune(store: HotStore) -> int:
-            store.prune_history(history_cutoff)  # its own retention (storage.history_days)
-            return store.prune_outbox(cutoff)
-
-        self.writer.submit(Task(prune, durable=False))
+    def prune_once(self) -> Future[bool]:
+        """Delete a chunk of published events older than ``storage.keep_published_hours``
+        and of history older than ``storage.history_days`` (bounded disk), in the writer.
+        The future is True when a chunk came back full (more may be waiting)."""
+        now = time.time()
+        cutoff = now - self.cfg.storage.keep_published_hours * 3600
+        history_cutoff = now - self.cfg.storage.history_days * 86400
+        fut: Future[bool] = Future()
+        self.writer.submit(
+            Task(lambda store: store.prune(cutoff, history_cutoff, PRUNE_CHUNK), fut, durable=False)
+        )
+        return fut
 
     def _device_status(self, st: DeviceStatus) -> None:
         """A reader or printer changed state: log it, publish it (retained), alarm if needed."""
@@ -952,11 +954,10 @@ def run_gateway(
             watchdog.start()
         except ImportError:
             pass
-        next_prune = time.monotonic() + 60
+        pruning = PruneSchedule(time.monotonic())
         while not stop.wait(0.2):
-            if time.monotonic() >= next_prune:
-                gw._prune_outbox()
-                next_prune = time.monotonic() + 600
+            if pruning.due(time.monotonic()):
+                pruning.started(gw.prune_once())
             if exit_after_replay and gw.replay_finished() and gw.writer.backlog() == 0:
                 _drain(gw, drain_timeout)
                 break

@@ -483,27 +483,42 @@ class HotStore:
         so it reads at most ``limit`` rows whatever the table's size (seq order is
         publishing order). Unsent rows on the way are skipped, never deleted.
         """
+        return self._prune_outbox(cutoff, limit)[0]
+
+    def _prune_outbox(self, cutoff: float, limit: int) -> tuple[int, bool]:
         rows = self.conn.execute(
             "SELECT seq, published_at FROM outbox ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
         last = _old_prefix_end(rows, lambda r: r[1] is None or r[1] < cutoff)
         if last is None:
-            return 0
+            return 0, False
         cur = self.conn.execute(
             "DELETE FROM outbox WHERE seq <= ? AND published_at IS NOT NULL AND published_at < ?",
             (last, cutoff),
         )
-        return int(cur.rowcount)
+        return int(cur.rowcount), len(rows) == limit and last == rows[-1][0]
 
     def prune_history(self, cutoff: float, limit: int = 20_000) -> int:
         """Delete the oldest history rows recorded before ``cutoff`` (insertion order)."""
+        return self._prune_history(cutoff, limit)[0]
+
+    def _prune_history(self, cutoff: float, limit: int) -> tuple[int, bool]:
         rows = self.conn.execute(
             "SELECT id, created_at FROM history ORDER BY id LIMIT ?", (limit,)
         ).fetchall()
         last = _old_prefix_end(rows, lambda r: r[1] < cutoff)
         if last is None:
-            return 0
-        return int(self.conn.execute("DELETE FROM history WHERE id <= ?", (last,)).rowcount)
+            return 0, False
+        deleted = int(self.conn.execute("DELETE FROM history WHERE id <= ?", (last,)).rowcount)
+        return deleted, len(rows) == limit and last == rows[-1][0]
+
+    def prune(self, outbox_cutoff: float, history_cutoff: float, limit: int) -> bool:
+        """One chunk of retention: published outbox rows before ``outbox_cutoff`` and
+        history rows before ``history_cutoff``, at most ``limit`` of each. True when a
+        walk read a whole chunk of old rows: more may be waiting (run again soon)."""
+        _, more_history = self._prune_history(history_cutoff, limit)
+        _, more_outbox = self._prune_outbox(outbox_cutoff, limit)
+        return more_history or more_outbox
 
     def outbox_depth(self) -> int:
         row = self.conn.execute("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetchone()
