@@ -68,3 +68,16 @@ def test_a_backlog_beyond_a_chunk_goes_in_several_and_keeps_unsent_and_recent(
     assert outbox == [7, *range(12_001, 18_001)]  # the unsent one and the recent ones
     history = store.conn.execute("SELECT MIN(seq), COUNT(*) FROM history").fetchone()
     assert history == (12_001, 6_000)
+
+
+def test_a_chunk_of_unsent_rows_is_not_walked_again_soon(tmp_path: Path) -> None:
+    """The broker is away: the oldest rows wait to be sent, and pruning cannot pass them
+    (it walks in seq order). That is no backlog to catch up on every half second."""
+    store = _store(tmp_path / "u.db")
+    store.conn.executemany(
+        "INSERT INTO outbox(seq, event_id, kind, topic, payload, created_at, published_at) "
+        "VALUES (?, ?, 'event', 't', '{}', 1.0, NULL)",
+        [(i, f"e{i}") for i in range(1, 6_001)],
+    )
+    assert store.prune(1_000.0, 1_000.0, 5_000) is False
+    assert store.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 6_000

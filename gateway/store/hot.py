@@ -496,7 +496,10 @@ class HotStore:
             "DELETE FROM outbox WHERE seq <= ? AND published_at IS NOT NULL AND published_at < ?",
             (last, cutoff),
         )
-        return int(cur.rowcount), len(rows) == limit and last == rows[-1][0]
+        deleted = int(cur.rowcount)
+        # more only when this chunk deleted something: a chunk of unsent rows (the broker
+        # is away) stays until they are sent, and walking it again soon would find the same
+        return deleted, deleted > 0 and len(rows) == limit and last == rows[-1][0]
 
     def prune_history(self, cutoff: float, limit: int = 20_000) -> int:
         """Delete the oldest history rows recorded before ``cutoff`` (insertion order)."""
