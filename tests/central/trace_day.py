@@ -9,6 +9,7 @@ transformation, not its outputs), ships pallet X and 20 of N1 to customer C.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +54,12 @@ class Day:
 
 def _ok(verdicts: list[tuple[str, tuple[str, ...]]]) -> None:
     assert all(v == ("accept", ()) for v in verdicts), verdicts
+    # The next step of the day comes in a later millisecond. A trace's time windows
+    # include their bounds (an event in the packing's own millisecond is on both sides
+    # of it: a recall errs on the side of more), and the gateway is fast enough to
+    # handle two of these scans within one millisecond: the consumption right after the
+    # packing then counted among the pallet's sources (seen once in CI).
+    time.sleep(0.002)
 
 
 def run_day(tmp: Path) -> Day:
