@@ -142,7 +142,9 @@ def _spell_out_pallets(conn: Connection, lines: list[Line]) -> list[Line]:
             "FROM unnest(CAST(:s AS text[]), CAST(:t AS timestamptz[]), CAST(:n AS int[])) "
             "AS x(sscc, t, n) "
             "JOIN aggregation_edges a ON a.parent_sscc = x.sscc AND a.added_at <= x.t "
-            "AND (a.removed_at IS NULL OR a.removed_at > x.t) "
+            # what was unpacked in the shipment's own millisecond was on it too (event
+            # times are milliseconds; the records err on the side of more, as recall does)
+            "AND (a.removed_at IS NULL OR a.removed_at >= x.t) "
             "LEFT JOIN serial_state ss ON a.serial IS NOT NULL AND ss.gtin = a.gtin "
             "AND ss.serial = a.serial ORDER BY x.n, a.id"
         ),

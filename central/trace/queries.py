@@ -196,7 +196,10 @@ def trace(
 # ``units``: the recalled lot or serials, the serials of every affected lot (``member``)
 # and, recursively, whatever was made of them (``transformation``: downstream).
 # ``held``: every pallet that held an affected unit, nested pallets too, with the span
-# in which the whole chain held it (``hi`` = infinity: it still does).
+# in which the whole chain held it (``hi`` = infinity: it still does). A shipment in the
+# span's first or last millisecond counts (event times are milliseconds: what happened
+# in the same one as the packing or unpacking cannot be ordered, and a recall errs on the
+# side of more, as the trace's windows do).
 RECALL_SQL = f"""
 WITH RECURSIVE
 start (k, gtin, lot, serial) AS (
@@ -304,7 +307,7 @@ SELECT * FROM (
            h.downstream
       FROM held h JOIN event_items i
         ON i.sscc = h.sscc AND i.gtin IS NULL AND i.to_type = 'party' AND NOT i.corrected
-       AND i.event_time >= h.lo AND i.event_time < h.hi
+       AND i.event_time >= h.lo AND i.event_time <= h.hi
      WHERE NOT EXISTS (
         SELECT 1 FROM event_items x
          WHERE x.event_id = i.event_id AND x.gtin = h.gtin AND x.to_type = 'party'

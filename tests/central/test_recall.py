@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 
 from central.cli import main
 from central.custody.projection import store_events
+from central.fsma.columns import SHIPPING
+from central.fsma.queries import fsma_report
 from central.masterdata.importer import import_master_data
 from central.trace.model import CSV_COLUMNS, Recall, RecallRow, recall_csv, unit_key
 from central.trace.queries import recall
@@ -205,6 +207,44 @@ def test_unpacked_goods_are_not_on_the_pallet_any_more(engine: Engine) -> None:
         r = recall(c, lot=unit_key(gtin=LOT_GTIN, lot="LU"))
     assert pallets(r) == recipients(r) == []
     assert lots(r) == [(LOT_GTIN, "LU", examples.SITE, "D", 3, None, False)]
+
+
+def _shipped_as_it_was_unpacked() -> list[dict[str, Any]]:
+    """Lot LT packed on pallet X; X shipped by its SSCC alone and unpacked in the same
+    millisecond (event times are milliseconds: the two cannot be ordered)."""
+    item: Any = {"gtin": LOT_GTIN, "lot": "LT", "quantity": 3, "uom": "EA"}
+    d: Any = {"type": "location", "id": "D"}
+    ev = examples.event
+    ship = ev(3, "ship", [{"sscc": X, "from": d, "to": {"type": "party", "id": "CUST"}}], 2)
+    unpack = ev(4, "unpack", [], 2, parent={"sscc": X})
+    unpack["event_time"] = ship["event_time"]
+    return [
+        ev(1, "receive", [{**item, "from": {"type": "party", "id": "S"}, "to": d}], 0),
+        ev(2, "pack", [{**item, "from": d, "to": d}], 1, parent={"sscc": X}),
+        ship,
+        unpack,
+    ]
+
+
+def test_a_pallet_shipped_in_the_millisecond_it_was_unpacked_still_names_the_recipient(
+    engine: Engine,
+) -> None:
+    """The goods count as shipped on the pallet: a recall errs on the side of more. A
+    millisecond later they do not (the test above)."""
+    with engine.begin() as c:
+        store_events(c, _shipped_as_it_was_unpacked(), NOW)
+        r = recall(c, lot=unit_key(gtin=LOT_GTIN, lot="LT"))
+    assert recipients(r) == [("CUST", LOT_GTIN, "LT", None, 3, examples.SITE, X, False)]
+
+
+def test_the_fsma_shipping_record_of_that_pallet_lists_the_lot(engine: Engine) -> None:
+    events = _shipped_as_it_was_unpacked()
+    with engine.begin() as c:
+        store_events(c, events, NOW)
+    day = datetime.fromisoformat(events[2]["event_time"]).date()
+    with engine.connect() as c:
+        rows = fsma_report(c, day, day).rows[SHIPPING]
+    assert [(r[0], r[1]) for r in rows] == [(f"{LOT_GTIN}+LT", 3)]
 
 
 def test_recall_csv_is_one_row_per_answer_row(db: Engine) -> None:

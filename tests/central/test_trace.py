@@ -325,3 +325,22 @@ def test_cli_without_database_is_a_config_error(
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert main(["trace", "--sscc", X]) == 2
     assert "DATABASE_URL" in capsys.readouterr().err
+
+
+def test_a_shipment_in_the_packings_own_millisecond_is_not_lost(engine: Engine, day: Day) -> None:
+    """Event times are milliseconds: a pallet shipped in the millisecond it was packed
+    (a gate reads both labels at once) still takes the lot with it in the trace. The
+    windows include their bounds; a trace errs on the side of more."""
+    events = json.loads(json.dumps(day.all))
+    pack = next(e for e in events if e["movement"] == "pack" and e["items"][0].get("lot") == "L1")
+    ship = next(
+        e for e in events if e["movement"] == "ship" and any(i.get("sscc") == X for i in e["items"])
+    )
+    ship["event_time"] = pack["event_time"]
+    with engine.begin() as c:
+        assert store_events(c, events, NOW).stored == len(events)
+    with engine.connect() as c:
+        t = trace(c, unit_key(gtin=LOT_GTIN, lot="L1"))
+    pallet_ship = [s for s in t.part("self") if s.unit == PX]
+    assert [(s.movement, s.via, s.recipient) for s in pallet_ship] == [("ship", "pallet", GLN_C)]
+    assert GLN_C in t.recipients
