@@ -202,13 +202,15 @@ def _project(
             conn.execute(
                 text(
                     "INSERT INTO serial_state AS s (gtin, serial, lot, site, location, holder, "
-                    "state, last_event_time, last_event_id) VALUES (:gtin, :serial, :lot, :site, "
-                    ":location, :holder, :state, :t, :eid) ON CONFLICT (gtin, serial) DO UPDATE "
+                    "state, last_event_time, last_event_id, last_gateway_id, last_seq) VALUES "
+                    "(:gtin, :serial, :lot, :site, :location, :holder, :state, :t, :eid, :gw, "
+                    ":seq) ON CONFLICT (gtin, serial) DO UPDATE "
                     "SET lot = COALESCE(s.lot, EXCLUDED.lot), site = EXCLUDED.site, "
                     "location = EXCLUDED.location, holder = EXCLUDED.holder, "
                     "state = EXCLUDED.state, last_event_time = EXCLUDED.last_event_time, "
-                    "last_event_id = EXCLUDED.last_event_id "
-                    "WHERE s.last_event_time <= EXCLUDED.last_event_time"
+                    "last_event_id = EXCLUDED.last_event_id, "
+                    "last_gateway_id = EXCLUDED.last_gateway_id, last_seq = EXCLUDED.last_seq "
+                    f"WHERE {_NOT_OLDER.format(r='s')}"
                 ),
                 {
                     "gtin": r.gtin,
@@ -220,10 +222,11 @@ def _project(
                     "state": place.state,
                     "t": t,
                     "eid": ev["event_id"],
+                    **_by(ev),
                 },
             )
         elif r.sscc is not None and r.gtin is None:
-            _pallet_place(conn, r.sscc, place, t)
+            _pallet_place(conn, r.sscc, place, t, ev)
     parent = ev.get("parent", {}).get("sscc") if ev.get("parent") else None
     if parent and ev.get("event_type") == "AggregationEvent":
         if ev.get("action") == "ADD":
@@ -233,7 +236,7 @@ def _project(
                 (p for p in (unit_place(mv, site, r) for r in rows) if p and p.site), None
             )
             if packed_at is not None:
-                _pallet_place(conn, parent, packed_at, t)
+                _pallet_place(conn, parent, packed_at, t, ev)
             for r in rows:
                 conn.execute(
                     text(
@@ -285,16 +288,20 @@ def _project(
     # holds its contents at the customer); trace follows them by SSCC.
 
 
-def _pallet_place(conn: Connection, sscc: str, place: UnitPlace, t: datetime) -> None:
+def _pallet_place(
+    conn: Connection, sscc: str, place: UnitPlace, t: datetime, ev: Mapping[str, Any]
+) -> None:
     """Where a pallet is now (``sscc_state``), unless a later event said otherwise."""
     conn.execute(
         text(
             "INSERT INTO sscc_state AS p (sscc, site, location, holder, state, "
-            "last_event_time) VALUES (:sscc, :site, :location, :holder, :state, :t) "
+            "last_event_time, last_gateway_id, last_seq) VALUES (:sscc, :site, :location, "
+            ":holder, :state, :t, :gw, :seq) "
             "ON CONFLICT (sscc) DO UPDATE SET site = EXCLUDED.site, "
             "location = EXCLUDED.location, holder = EXCLUDED.holder, "
-            "state = EXCLUDED.state, last_event_time = EXCLUDED.last_event_time "
-            "WHERE p.last_event_time <= EXCLUDED.last_event_time"
+            "state = EXCLUDED.state, last_event_time = EXCLUDED.last_event_time, "
+            "last_gateway_id = EXCLUDED.last_gateway_id, last_seq = EXCLUDED.last_seq "
+            f"WHERE {_NOT_OLDER.format(r='p')}"
         ),
         {
             "sscc": sscc,
@@ -303,8 +310,31 @@ def _pallet_place(conn: Connection, sscc: str, place: UnitPlace, t: datetime) ->
             "holder": place.holder,
             "state": place.state,
             "t": t,
+            **_by(ev),
         },
     )
+
+
+#: When an event may set a unit's current state (``{r}``: the row held). A later event
+#: always; one in the same millisecond unless the row came from the same gateway with a
+#: higher seq (the gateway's order: the later event was stored first, in another batch
+#: or before a redelivery); at a tie between gateways, or without seqs, the event stored
+#: last, as before seqs were kept.
+_NOT_OLDER = (
+    "({r}.last_event_time < EXCLUDED.last_event_time OR ({r}.last_event_time = "
+    "EXCLUDED.last_event_time AND ({r}.last_gateway_id IS DISTINCT FROM "
+    "EXCLUDED.last_gateway_id OR {r}.last_seq IS NULL OR EXCLUDED.last_seq IS NULL "
+    "OR {r}.last_seq <= EXCLUDED.last_seq)))"
+)
+
+
+def _by(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """The gateway and seq of ``ev`` (None when it has none: a captured EPCIS event)."""
+    seq = ev.get("seq")
+    return {
+        "gw": ev.get("gateway_id"),
+        "seq": int(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None,
+    }
 
 
 def _undo(

@@ -95,6 +95,9 @@ serial_state = Table(
     Column("state", String, nullable=False),  # at_site | shipped | consumed | destroyed
     Column("last_event_time", DateTime(timezone=True), nullable=False),
     Column("last_event_id", String(36), nullable=False),
+    # which gateway event put it here: a tie at the millisecond goes by the gateway's seq
+    Column("last_gateway_id", String),
+    Column("last_seq", BigInteger),
 )
 
 #: Quantity of each lot (or untracked GTIN, lot '') per site and location (sum of deltas).
@@ -118,6 +121,8 @@ sscc_state = Table(
     Column("holder", String),
     Column("state", String, nullable=False),  # at_site | shipped | consumed
     Column("last_event_time", DateTime(timezone=True), nullable=False),
+    Column("last_gateway_id", String),
+    Column("last_seq", BigInteger),
 )
 
 #: Lineage: a parent pallet holds a child (serial, lot quantity or pallet) from..until.

@@ -67,6 +67,39 @@ def test_a_late_older_event_does_not_move_a_serial_back(engine: Engine) -> None:
     assert tuple(row) == ("shipped", "CUST", None)
 
 
+def test_a_tie_at_the_millisecond_goes_by_the_gateways_seq(engine: Engine) -> None:
+    """Event times are milliseconds: a put-away and the shipment right after it can share
+    one. The shipment (the higher seq) was stored first, the put-away in a later batch:
+    the serial and the pallet stay shipped."""
+    serial = {"gtin": G, "serial": "S7", "quantity": 1, "uom": "EA"}
+    sscc = "340123450000000017"
+    putaway = event(
+        5, "putaway", [{**serial, "from": loc("DOCK"), "to": loc("A1")},
+                       {"sscc": sscc, "from": loc("DOCK"), "to": loc("A1")}], 10
+    )  # fmt: skip
+    ship = event(
+        6, "ship", [{**serial, "from": loc("A1"), "to": party("CUST")},
+                    {"sscc": sscc, "from": loc("A1"), "to": party("CUST")}], 10
+    )  # fmt: skip
+    putaway["event_time"] = ship["event_time"]
+    with engine.begin() as c:
+        store_events(c, [ship], NOW)
+    with engine.begin() as c:
+        store_events(c, [putaway], NOW)  # redelivered late
+    with engine.connect() as c:
+        unit = c.execute(text("SELECT state, holder, last_seq FROM serial_state")).one()
+        pallet = c.execute(text("SELECT state, holder, last_seq FROM sscc_state")).one()
+    assert tuple(unit) == tuple(pallet) == ("shipped", "CUST", 6)
+    # from another gateway, the same millisecond cannot be ordered: the one stored last
+    other = event(1, "return", [{**serial, "from": party("CUST"), "to": loc("R1")}], 10)
+    other.update(gateway_id="gw-other", event_time=ship["event_time"])
+    with engine.begin() as c:
+        store_events(c, [other], NOW)
+    with engine.connect() as c:
+        unit = c.execute(text("SELECT state, location FROM serial_state")).one()
+    assert tuple(unit) == ("at_site", "R1")
+
+
 def test_gaps_are_recorded_and_closed_by_late_events(engine: Engine) -> None:
     evs = {n: event(n, "receive", [lot_item("L", 1, party("S"), loc("D"))], n) for n in range(1, 8)}
     with engine.begin() as c:
