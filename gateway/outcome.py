@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from drivers.scanners.escapes import make_visible
 from drivers.scanners.types import RawScan
 from gateway.rules.decide import Reason
 from gs1.interpret import Interpretation
+from gs1.value import value_type
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Outcome:
     """What processing a scan produced; reported to the operator after commit."""
 

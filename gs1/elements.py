@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date
 
 from gs1.rules import (
@@ -17,6 +16,7 @@ from gs1.rules import (
     validate_element,
     value_prefix_len,
 )
+from gs1.value import value_type
 
 #: AIs whose valid value is strong evidence of a real element string inside other data.
 _STRONG = frozenset({"00", "01", "02", "11", "13", "15", "16", "17"})
@@ -24,7 +24,7 @@ _HRI = re.compile(r"(?:\([0-9]{2,4}\)[^()]*)+", re.ASCII)
 _HRI_PART = re.compile(r"\(([0-9]{2,4})\)([^()]*)", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Parsed:
     """Elements read from one barcode plus what was wrong with them.
 

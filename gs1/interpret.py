@@ -61,6 +61,7 @@ from biip.upc import Upc
 from gs1.digital_link import looks_like_digital_link, parse_digital_link
 from gs1.elements import Parsed, looks_like_hri, parse_element_string, parse_hri
 from gs1.rules import Element, check_digit_error
+from gs1.value import value_type
 
 Kind = Literal["gs1", "gtin", "sscc", "digital_link", "location", "command", "unknown"]
 
@@ -83,7 +84,7 @@ class BarcodePattern:
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Interpretation:
     """What one scanned barcode means."""
 

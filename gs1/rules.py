@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 
@@ -17,6 +16,7 @@ from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 
 from gs1.dates import parse_yymmdd, valid_hhmm
 from gs1.keys import check_digit
+from gs1.value import value_type
 
 GS = "\x1d"
 
@@ -88,7 +88,7 @@ _EXCLUSIVE = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Element:
     """One GS1 element string: AI, raw value, and the date it holds (AIs 11-17)."""
 

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from gs1.value import value_type
+
 #: Input errors a reader can report instead of a barcode. They become rejected scans.
 InputError = Literal["input_overrun", "frame_too_long", "no_read", "decode_error"]
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class RawScan:
     """One complete code as a reader delivered it, before interpretation.
 

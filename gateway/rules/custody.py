@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from gs1.value import value_type
 from mqtt_topics.events import Place as PlacePayload
 
 PlaceType = Literal["location", "party"]
@@ -47,7 +48,7 @@ PACK = "pack"
 LEAVES = frozenset({"ship", "consume", "scrap"})
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Place:
     """A storage location at this site, or a party (supplier, customer, another site)."""
 
@@ -71,7 +72,7 @@ class CustodyContext:
     insufficient_stock: Literal["reject", "warn"] = "reject"
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Leg:
     """One item's custody change: from, to, quantity, and the stock rows it touches."""
 

@@ -72,6 +72,7 @@ from gateway.rules.custody import (
     plan_serial,
 )
 from gs1.interpret import Interpretation
+from gs1.value import value_type
 from mqtt_topics.movements import STEP_MOVEMENT
 
 __all__ = ["INBOUND", "IN_PLACE", "OUTBOUND", "RELOCATE"]
@@ -105,7 +106,7 @@ STRICT_EXPIRY = frozenset({"pick", "ship", "pack"})
 ON_SITE = frozenset({"in_stock", "picked", "on_hold", "recalled"})
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Reason:
     """A stable reason code and a sentence for people."""
 
@@ -113,7 +114,7 @@ class Reason:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class ProductInfo:
     """What the cache knows about a GTIN."""
 
@@ -125,7 +126,7 @@ class ProductInfo:
     status: Literal["active", "hold", "recalled"] = "active"
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class LotInfo:
     """A lot (unique per GTIN + lot) and how much of it the site holds."""
 
@@ -138,7 +139,7 @@ class LotInfo:
     received_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class SerialInfo:
     """A serialised unit (unique per GTIN + serial)."""
 
@@ -150,7 +151,7 @@ class SerialInfo:
     held: bool = False  # HOLD scanned at this gateway (lifted by RELEASE)
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class CacheView:
     """The part of the cache a decision needs, fetched by the writer before deciding."""
 
@@ -184,7 +185,7 @@ class StationRules:
     scrap_reasons: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Decision:
     """The outcome of deciding one scan."""
 
