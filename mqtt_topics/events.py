@@ -57,11 +57,6 @@ def tz_offset(dt: datetime) -> str:
     return f"{sign}{total // 3600:02d}:{(total % 3600) // 60:02d}"
 
 
-_ROW_LISTS = frozenset(
-    {"biz_transactions", "sources", "destinations", "inputs", "outputs"}
-)  # copied row by row
-
-
 def _dicts(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
     return [dict(r) for r in rows] if rows is not None else None
 
@@ -147,27 +142,20 @@ def build_event(
     optional: tuple[tuple[str, Any], ...] = (
         ("location", location),
         ("from_location", from_location),
-        ("biz_transactions", biz_transactions),
-        ("sources", sources),
-        ("destinations", destinations),
-        ("parent", parent),
-        ("inputs", inputs),
-        ("outputs", outputs),
+        ("biz_transactions", _dicts(biz_transactions)),
+        ("sources", _dicts(sources)),
+        ("destinations", _dicts(destinations)),
+        ("parent", dict(parent) if parent is not None else None),
+        ("inputs", _dicts(inputs)),
+        ("outputs", _dicts(outputs)),
         ("transformation_id", transformation_id),
-        ("corrects", corrects),
+        ("corrects", list(corrects) if corrects is not None else None),
         ("correction_reason", correction_reason),
         ("correction_note", correction_note),
     )
     for key, value in optional:
-        if value is None:
-            continue
-        if key == "parent":
-            value = dict(value)
-        elif key == "corrects":
-            value = list(value)
-        elif key in _ROW_LISTS:
-            value = _dicts(value)
-        payload[key] = value
+        if value is not None:
+            payload[key] = value
     if extra:
         payload.update(extra)
     return payload
